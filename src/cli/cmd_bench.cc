@@ -1,0 +1,160 @@
+// `kvbits bench`: prefill tokens/s and decode ms/token at several depths, as JSON, with the
+// memory-bandwidth roofline (protocol: docs/protocols.md, "Decode latency").
+//
+// For each depth D the cache is filled once with D prompt tokens (fixed-seed random ids), then
+// `runs` times: decode `n_gen` greedy tokens, record the mean ms/token, and truncate the cache back
+// to D. The reported figure is the median run. The roofline is the bytes one decode step must read
+// (all weight matrices + one embedding row + the KV cache at the run's mean depth) divided by the
+// measured read bandwidth.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/memory_bandwidth.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "ops/matmul.h"
+#include "util/error.h"
+#include "util/version.h"
+
+namespace kvbits::cli {
+
+namespace {
+struct BenchFlags {
+  ModelFlags model;
+  std::string depths = "0,512,2048,8192";
+  int64_t n_gen = 128;
+  int runs = 3;
+  int64_t prefill_tokens = 512;
+  std::string out;
+};
+
+std::vector<int64_t> parse_depths(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used != item.size() || item.empty() || v < 0) throw Error("--depth: '" + item + "' is not a depth in tokens");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error("--depth: no depths given");
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+int bench(const BenchFlags& f) {
+  using clock = std::chrono::steady_clock;
+  const std::vector<int64_t> depths = parse_depths(f.depths);
+  LoadedModel m = load_model(f.model);
+  const LlamaConfig& c = m.model->config();
+  const int64_t max_depth = *std::max_element(depths.begin(), depths.end());
+  SessionOptions so;
+  so.threads = f.model.threads;
+  so.context = std::max<int64_t>({max_depth + f.n_gen, f.prefill_tokens, 1});
+  if (so.context > c.context_length) {
+    throw Error("depth " + std::to_string(max_depth) + " + " + std::to_string(f.n_gen) +
+                " generated tokens exceeds the model's context length " + std::to_string(c.context_length));
+  }
+  Session session(*m.model, so);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, c.vocab_size - 1);
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& t : v) t = tok(rng);
+    return v;
+  };
+
+  nlohmann::json out;
+  out["kvbits"] = {{"version", kVersion}, {"commit", kGitCommit}, {"simd_target", matmul_target_name()}};
+  out["model"] = {{"path", f.model.model_path}, {"name", c.name}, {"layers", c.n_layers}, {"d_model", c.d_model},
+                  {"weight_bytes_per_token", m.model->weights().bytes_per_token}};
+  out["threads"] = f.model.threads;
+  out["kv_cache"] = "fp16";
+  const double bw = measure_read_bandwidth(session.pool(), {});
+  out["memory_read_gbps"] = bw / 1e9;
+
+  // Prefill throughput: best of `runs` passes over a fresh cache.
+  if (f.prefill_tokens > 0) {
+    const std::vector<int32_t> prompt = random_tokens(f.prefill_tokens);
+    std::vector<double> tps;
+    for (int r = 0; r < f.runs; ++r) {
+      session.reset();
+      const auto t0 = clock::now();
+      session.prefill(prompt);
+      tps.push_back(static_cast<double>(prompt.size()) / std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    out["prefill"] = {{"tokens", f.prefill_tokens}, {"tokens_per_second", median(tps)}, {"runs", tps}};
+  }
+
+  const uint64_t kv_bytes_per_token = static_cast<uint64_t>(c.n_layers) * 2 * c.kv_dim() * sizeof(uint16_t);
+  nlohmann::json decode = nlohmann::json::array();
+  for (int64_t depth : depths) {
+    session.reset();
+    if (depth > 0) session.prefill(random_tokens(depth));
+    std::vector<double> ms;
+    for (int r = 0; r < f.runs; ++r) {
+      session.reset();
+      if (depth > 0) session.prefill(random_tokens(depth));  // (re)fill: decode must start at depth
+      int32_t next = tok(rng);
+      const auto t0 = clock::now();
+      for (int64_t i = 0; i < f.n_gen; ++i) {
+        std::span<float> logits = session.decode(next);
+        next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+      ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(f.n_gen));
+    }
+    const double mean_depth = static_cast<double>(depth) + 0.5 * static_cast<double>(f.n_gen);
+    const double bytes = static_cast<double>(m.model->weights().bytes_per_token) + mean_depth * kv_bytes_per_token;
+    const double roofline_ms = 1000.0 * bytes / bw;
+    const double med = median(ms);
+    decode.push_back({{"depth", depth}, {"ms_per_token", med}, {"runs_ms", ms}, {"bytes_per_token", bytes},
+                      {"roofline_ms", roofline_ms}, {"x_roofline", med / roofline_ms},
+                      {"kv_bytes", static_cast<uint64_t>(mean_depth) * kv_bytes_per_token},
+                      {"effective_bits", 16.0}});
+    std::fprintf(stderr, "bench: depth %lld: %.2f ms/token (roofline %.2f ms)\n", static_cast<long long>(depth),
+                 med, roofline_ms);
+  }
+  out["decode"] = decode;
+  out["decode_tokens"] = f.n_gen;
+  out["runs"] = f.runs;
+  const std::string text = out.dump(2);
+  if (!f.out.empty()) {
+    FILE* fp = std::fopen(f.out.c_str(), "w");
+    if (!fp) throw Error(f.out + ": cannot write results");
+    std::fputs(text.c_str(), fp);
+    std::fputs("\n", fp);
+    std::fclose(fp);
+  }
+  std::printf("%s\n", text.c_str());
+  return 0;
+}
+}  // namespace
+
+Runner add_bench_command(CLI::App& cmd) {
+  auto f = std::make_shared<BenchFlags>();
+  add_model_flags(cmd, f->model);
+  cmd.add_option("--depth", f->depths, "comma-separated context depths for decode timing");
+  cmd.add_option("--n-gen", f->n_gen, "decoded tokens per run")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  cmd.add_option("--runs", f->runs, "runs per depth (median reported)")->check(CLI::Range(1, 100));
+  cmd.add_option("--prefill", f->prefill_tokens, "prompt tokens for the prefill measurement (0: skip)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  cmd.add_option("-o,--out", f->out, "also write the JSON here");
+  return [f] { return bench(*f); };
+}
+
+}  // namespace kvbits::cli

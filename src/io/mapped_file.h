@@ -1,0 +1,37 @@
+#pragma once
+// Read-only memory mapping of a whole file (RAII, move-only).
+//
+// Ownership: MappedFile owns the mapping; bytes() is a view that stays valid until the MappedFile
+// is destroyed or moved from. An empty file maps to an empty span (mmap refuses length 0).
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace kvbits {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Maps `path` read-only. Throws Error("<path>: <problem>") if it cannot be opened, is not a
+  // regular file, or cannot be mapped.
+  static MappedFile open(const std::string& path);
+
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  size_t size() const { return size_; }
+
+ private:
+  MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  void reset() noexcept;
+
+  const uint8_t* data_ = nullptr;  // start of the mapping, nullptr when empty
+  size_t size_ = 0;                // bytes mapped (= file size)
+};
+
+}  // namespace kvbits

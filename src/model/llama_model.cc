@@ -1,0 +1,92 @@
+#include "model/llama_model.h"
+
+#include <algorithm>
+
+#include "ops/elementwise.h"
+#include "util/error.h"
+
+namespace kvbits {
+
+void ForwardScratch::reserve(const LlamaConfig& c, int64_t n) {
+  if (n <= capacity) return;
+  capacity = n;
+  const auto sz = [n](int64_t dim) { return static_cast<size_t>(n * dim); };
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  x.resize(sz(c.d_model));
+  xn.resize(sz(c.d_model));
+  q.resize(sz(q_dim));
+  k.resize(sz(c.kv_dim()));
+  v.resize(sz(c.kv_dim()));
+  attn.resize(sz(q_dim));
+  proj.resize(sz(c.d_model));
+  gate.resize(sz(c.d_ff));
+  up.resize(sz(c.d_ff));
+  n_keys.resize(static_cast<size_t>(n));
+}
+
+std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
+  GgufFile file = GgufFile::open(path);
+  LlamaConfig config = read_llama_config(file);
+  LlamaWeights weights = bind_llama_weights(file, config);
+  return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(file), std::move(config), std::move(weights)));
+}
+
+LlamaModel::LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights)
+    : file_(std::move(file)), config_(std::move(config)), weights_(std::move(weights)) {}
+
+void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, LogitsFor which,
+                         std::vector<float>& logits, ThreadPool& pool, ForwardScratch& s) const {
+  const LlamaConfig& c = config_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return;
+  const int64_t start = cache.size();
+  if (start + n > cache.capacity()) {
+    throw Error("context overflow: " + std::to_string(start + n) + " tokens exceed the context size of " +
+                std::to_string(cache.capacity()));
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= c.vocab_size) throw Error("token id " + std::to_string(t) + " is outside the vocabulary");
+  }
+  s.reserve(c, n);
+  const int64_t d = c.d_model, kv = c.kv_dim(), q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+
+  for (int64_t i = 0; i < n; ++i) dequantize_row(weights_.token_embd, tokens[i], &s.x[i * d]);
+  for (int64_t i = 0; i < n; ++i) s.n_keys[i] = start + i + 1;  // causal: itself and all before
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(l)];
+    for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.attn_norm, d, c.rms_eps, &s.xn[i * d]);
+    matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.matmul);
+    matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.matmul);
+    matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.matmul);
+    for (int64_t i = 0; i < n; ++i) {
+      rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
+      rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
+      cache.store(l, start + i, &s.k[i * kv], &s.v[i * kv]);
+    }
+    attention_fp16(shape, s.q.data(), n, s.n_keys.data(), cache.layer_view(l), s.attn.data(), pool, s.attention);
+    matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul);
+    add_in_place(s.x.data(), s.proj.data(), n * d);
+
+    for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.ffn_norm, d, c.rms_eps, &s.xn[i * d]);
+    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.matmul);
+    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.matmul);
+    swiglu(s.gate.data(), s.up.data(), n * c.d_ff);
+    matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool, s.matmul);
+    add_in_place(s.x.data(), s.proj.data(), n * d);
+  }
+  cache.set_size(start + n);
+
+  if (which == LogitsFor::kNone) {
+    logits.clear();
+    return;
+  }
+  const int64_t first = which == LogitsFor::kAll ? 0 : n - 1;
+  const int64_t n_out = n - first;
+  for (int64_t i = first; i < n; ++i) rms_norm(&s.x[i * d], weights_.output_norm, d, c.rms_eps, &s.xn[(i - first) * d]);
+  logits.resize(static_cast<size_t>(n_out * c.vocab_size));
+  matmul(weights_.output, s.xn.data(), n_out, logits.data(), pool, s.matmul);
+}
+
+}  // namespace kvbits

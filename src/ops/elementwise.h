@@ -1,0 +1,24 @@
+#pragma once
+// Small per-token ops of the Llama block. They are O(d) per token (negligible next to matmuls
+// and attention), so they are plain loops that the compiler vectorizes; each is its own reference.
+#include <cstdint>
+
+namespace kvbits {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for one row of n.
+void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out);
+
+// Rotary embedding in place on one token's heads, llama.cpp's "normal" rope (GGUF llama files
+// store Q/K rows permuted for it): pairs (2i, 2i+1) rotate by pos * theta_base^(-2i/rot_dim).
+// x: [n_heads, head_dim]; only the first rot_dim dims of each head rotate.
+void rope_normal(float* x, int n_heads, int head_dim, int rot_dim, int64_t pos, float theta_base);
+
+// gate[i] = silu(gate[i]) * up[i]
+void swiglu(float* gate, const float* up, int64_t n);
+
+void add_in_place(float* x, const float* y, int64_t n);
+
+// log-softmax of logits[n] into out[n] (double accumulation).
+void log_softmax(const float* logits, int64_t n, float* out);
+
+}  // namespace kvbits

@@ -1,0 +1,284 @@
+// SIMD kernels of ops/matmul.h, compiled once per Highway target and dispatched at run time.
+//
+// Quantized weights: on x86 targets the integer dot products use AVX2 byte multiplies
+// (vpmaddubsw + vpmaddwd, unsigned 4-bit weights x signed 8-bit activations; the 16-bit pair sums
+// are at most 2*15*127 or 2*127*127 in magnitude, so they never saturate) or, where AVX-512 VNNI is
+// available, vpdpbusd. Other targets use the portable integer loop below, which the compiler
+// vectorizes. Float weights use Highway's portable ops on every target.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/matmul.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "io/tensor_type.h"
+#include "ops/matmul.h"
+#include "ops/quant_blocks.h"
+#include "util/half.h"
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#define KVBITS_X86_INT8 1
+#else
+#define KVBITS_X86_INT8 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace kvbits {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Tokens per tile: a weight block is unpacked once and multiplied with this many tokens.
+constexpr int kTokenTile = 4;
+
+#if KVBITS_X86_INT8
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  // 16 bytes -> 32 unsigned values in element order: low nibbles are elements 0..15.
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// Sum of u8 x i8 products in 8 int32 lanes.
+inline __m256i dot_u8_i8(__m256i u, __m256i s) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+// Signed i8 x i8: make the left operand unsigned via its absolute value, move its sign to the right.
+inline __m256i dot_i8_i8(__m256i a, __m256i b) {
+  return dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+#endif
+
+// out[t] = row . a[t] for NT tokens. w: one row of nb blocks.
+template <int NT>
+void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* out) {
+#if KVBITS_X86_INT8
+  __m256 acc[NT];
+  float summ[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    summ[t] = 0.0f;
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i qw = unpack_nibbles(w[b].qs);
+    const float dw = fp16_to_fp32(w[b].d), mw = fp16_to_fp32(w[b].m);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
+      const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qw, qa));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc[t]);
+      summ[t] += mw * a[t].s[b];
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]) + summ[t];
+#else
+  for (int t = 0; t < NT; ++t) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t isum = 0;
+      for (int j = 0; j < 16; ++j) {
+        isum += (w[b].qs[j] & 0x0f) * a[t].qs[b * 32 + j] + (w[b].qs[j] >> 4) * a[t].qs[b * 32 + j + 16];
+      }
+      sum += fp16_to_fp32(w[b].d) * a[t].d[b] * static_cast<float>(isum) + fp16_to_fp32(w[b].m) * a[t].s[b];
+    }
+    out[t] = sum;
+  }
+#endif
+}
+
+template <int NT>
+void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
+  // x = d * (q - 8): sum (q - 8) * qa = sum q * qa - 8 * sum qa.
+#if KVBITS_X86_INT8
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i qw = unpack_nibbles(w[b].qs);
+    const float dw = fp16_to_fp32(w[b].d);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
+      __m256i p = dot_u8_i8(qw, qa);
+      p = _mm256_sub_epi32(p, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 8 * a[t].isum[b]));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), _mm256_cvtepi32_ps(p), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]);
+#else
+  for (int t = 0; t < NT; ++t) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t isum = 0;
+      for (int j = 0; j < 16; ++j) {
+        isum += ((w[b].qs[j] & 0x0f) - 8) * a[t].qs[b * 32 + j] +
+                ((w[b].qs[j] >> 4) - 8) * a[t].qs[b * 32 + j + 16];
+      }
+      sum += fp16_to_fp32(w[b].d) * a[t].d[b] * static_cast<float>(isum);
+    }
+    out[t] = sum;
+  }
+#endif
+}
+
+template <int NT>
+void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
+#if KVBITS_X86_INT8
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i aw = _mm256_sign_epi8(qw, qw);
+    const float dw = fp16_to_fp32(w[b].d);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
+      const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw)));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]);
+#else
+  for (int t = 0; t < NT; ++t) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t isum = 0;
+      for (int j = 0; j < 32; ++j) isum += w[b].qs[j] * a[t].qs[b * 32 + j];
+      sum += fp16_to_fp32(w[b].d) * a[t].d[b] * static_cast<float>(isum);
+    }
+    out[t] = sum;
+  }
+#endif
+}
+
+// Float weights: fp32 activations, portable Highway code on every target.
+template <typename WT>
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_as_f32(hn::ScalableTag<float> df, const WT* p) {
+  if constexpr (std::is_same_v<WT, float>) {
+    return hn::LoadU(df, p);
+  } else {
+    const hn::Rebind<WT, decltype(df)> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, p));
+  }
+}
+
+template <typename WT, typename Raw>
+float dot_float_row(const Raw* w_raw, const float* x, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const WT* w = reinterpret_cast<const WT*>(w_raw);
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    acc0 = hn::MulAdd(load_as_f32(df, w + i), hn::LoadU(df, x + i), acc0);
+    acc1 = hn::MulAdd(load_as_f32(df, w + i + N), hn::LoadU(df, x + i + N), acc1);
+  }
+  for (; i + N <= n; i += N) acc0 = hn::MulAdd(load_as_f32(df, w + i), hn::LoadU(df, x + i), acc0);
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) {
+    float wv;
+    if constexpr (std::is_same_v<WT, float>) {
+      wv = w[i];
+    } else if constexpr (std::is_same_v<WT, hwy::float16_t>) {
+      wv = fp16_to_fp32(reinterpret_cast<const uint16_t*>(w)[i]);
+    } else {
+      wv = bf16_to_fp32(reinterpret_cast<const uint16_t*>(w)[i]);
+    }
+    sum += wv * x[i];
+  }
+  return sum;
+}
+
+template <int NT>
+void dot_quantized(uint32_t type_id, const uint8_t* row, int64_t nb, const QuantizedRowView* a,
+                   float* out) {
+  switch (static_cast<TensorType>(type_id)) {
+    case TensorType::Q4_1: dot_q4_1<NT>(reinterpret_cast<const BlockQ4_1*>(row), nb, a, out); break;
+    case TensorType::Q4_0: dot_q4_0<NT>(reinterpret_cast<const BlockQ4_0*>(row), nb, a, out); break;
+    default: dot_q8_0<NT>(reinterpret_cast<const BlockQ8_0*>(row), nb, a, out); break;
+  }
+}
+
+// Computes rows [r0, r1) for tokens [t0, t1) of y (row stride w.rows).
+void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations* act, int64_t r0,
+                 int64_t r1, int64_t t0, int64_t t1, float* y) {
+  const auto type = static_cast<TensorType>(w.type_id);
+  if (type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* xt = x + t * w.cols;
+        float v;
+        if (type == TensorType::F32) v = dot_float_row<float>(row, xt, w.cols);
+        else if (type == TensorType::F16) v = dot_float_row<hwy::float16_t>(row, xt, w.cols);
+        else v = dot_float_row<hwy::bfloat16_t>(row, xt, w.cols);
+        y[t * w.rows + r] = v;
+      }
+    }
+    return;
+  }
+  const int64_t nb = w.cols / kBlockElems;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+    int64_t t = t0;
+    for (; t + kTokenTile <= t1; t += kTokenTile) {
+      QuantizedRowView a[kTokenTile];
+      float out[kTokenTile];
+      for (int i = 0; i < kTokenTile; ++i) a[i] = act->row(t + i);
+      dot_quantized<kTokenTile>(w.type_id, row, nb, a, out);
+      for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
+    }
+    for (; t < t1; ++t) {
+      const QuantizedRowView a = act->row(t);
+      float out;
+      dot_quantized<1>(w.type_id, row, nb, &a, &out);
+      y[t * w.rows + r] = out;
+    }
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvbits
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kvbits {
+
+HWY_EXPORT(MatmulRange);
+HWY_EXPORT(TargetName);
+
+const char* matmul_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulScratch& scratch) {
+  const auto type = static_cast<TensorType>(w.type_id);
+  const bool quantized = type == TensorType::Q4_0 || type == TensorType::Q4_1 || type == TensorType::Q8_0;
+  if (quantized) scratch.act.quantize(x, n_tokens, w.cols);
+  const QuantizedActivations* act = quantized ? &scratch.act : nullptr;
+  // Tasks: row chunks x token chunks. Row chunks of ~32 rows keep a task's weights (32 rows x
+  // ~360 B for the 135M model) in L1 across a token chunk of 64 tokens of activations.
+  const int64_t rows_per_task = std::max<int64_t>(8, std::min<int64_t>(32, w.rows / (8 * pool.size()) + 1));
+  const int64_t row_tasks = (w.rows + rows_per_task - 1) / rows_per_task;
+  const int64_t tokens_per_task = 64;
+  const int64_t token_tasks = (n_tokens + tokens_per_task - 1) / tokens_per_task;
+  pool.parallel_for(row_tasks * token_tasks, [&](int64_t task, int) {
+    const int64_t rt = task % row_tasks, tt = task / row_tasks;
+    const int64_t r0 = rt * rows_per_task, r1 = std::min(w.rows, r0 + rows_per_task);
+    const int64_t t0 = tt * tokens_per_task, t1 = std::min(n_tokens, t0 + tokens_per_task);
+    HWY_DYNAMIC_DISPATCH(MatmulRange)(w, x, act, r0, r1, t0, t1, y);
+  });
+}
+
+}  // namespace kvbits
+#endif

@@ -1,0 +1,75 @@
+#pragma once
+// Matrix-vector and matrix-matrix products against weights in their file format.
+//
+//   y[t, r] = sum_c W[r, c] * x[t, c]     W: [rows, cols] row-major, in GGUF block format
+//                                         x: [n_tokens, cols] fp32, y: [n_tokens, rows] fp32
+//
+// Quantized weights (Q4_0, Q4_1, Q8_0) are multiplied with activations quantized per block of 32
+// to int8 (as ggml does: Q8_1 for Q4_1, Q8_0 otherwise), so the inner loops are integer dot
+// products. Float weights (F32, F16, BF16) use fp32 activations. Rows are split across the
+// thread pool; tokens are processed in tiles so a weight row is unpacked once per tile.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/thread_pool.h"
+
+namespace kvbits {
+
+// Non-owning view of a weight matrix stored in a GGUF tensor (ne0 = cols, ne1 = rows).
+struct MatrixView {
+  uint32_t type_id = 0;          // TensorType
+  const uint8_t* data = nullptr;  // [rows, row_bytes]
+  int64_t rows = 0;
+  int64_t cols = 0;
+  uint64_t row_bytes = 0;
+};
+
+// Builds a view; throws Error if the type has no kernel or cols does not fit its block size.
+MatrixView make_matrix_view(uint32_t type_id, const uint8_t* data, int64_t rows, int64_t cols);
+
+// One token's activations quantized to int8 per block of 32 (layout chosen for the kernels, not a
+// file format). d is the block scale rounded through fp16 exactly as ggml stores it, s = fp16(d *
+// sum(qs)) as in ggml's Q8_1, isum = sum(qs) exactly.
+struct QuantizedRowView {
+  const int8_t* qs;   // [cols]
+  const float* d;     // [cols / 32]
+  const float* s;     // [cols / 32]
+  const int32_t* isum;  // [cols / 32]
+};
+
+// Storage for quantized activations of n_tokens rows of `cols`. Reused across calls.
+class QuantizedActivations {
+ public:
+  void quantize(const float* x, int64_t n_tokens, int64_t cols);  // x: [n_tokens, cols]
+  QuantizedRowView row(int64_t t) const;
+  int64_t cols() const { return cols_; }
+
+ private:
+  int64_t cols_ = 0;
+  std::vector<int8_t> qs_;
+  std::vector<float> d_, s_;
+  std::vector<int32_t> isum_;
+};
+
+// Scratch reused across matmul calls (one per model instance; not shared between threads).
+struct MatmulScratch {
+  QuantizedActivations act;
+};
+
+void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulScratch& scratch);
+
+// Scalar reference: dequantizes each row to fp32 and accumulates in double. When
+// `quantize_activations` is true, activations are first rounded exactly as the fast kernels
+// round them, so the two differ only by summation order.
+void matmul_ref(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
+                bool quantize_activations);
+
+// Dequantizes row r of w into out[cols] (scalar; used for embedding lookups and tests).
+void dequantize_row(const MatrixView& w, int64_t r, float* out);
+
+// Name of the SIMD target the dispatcher picked for this machine (for bench output).
+const char* matmul_target_name();
+
+}  // namespace kvbits
