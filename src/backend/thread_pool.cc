@@ -54,7 +54,12 @@ void ThreadPool::parallel_for(int64_t n_tasks, const TaskFn& fn) {
   generation_.fetch_add(1);
   wake_sleepers();
   run_tasks(0);
-  while (busy_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Wait for every worker to check in (a late worker must not read this loop's state after we
+  // return). Yield after a while: on an oversubscribed machine the worker needs our core.
+  for (int spins = 0; busy_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kSpinIterations) cpu_relax();
+    else std::this_thread::yield();
+  }
   fn_ = nullptr;
 }
 

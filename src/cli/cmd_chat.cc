@@ -54,13 +54,16 @@ int chat(const ChatFlags& f) {
     std::vector<int32_t> reply;
     GenerateOptions go;
     go.max_new_tokens = std::min(f.n_predict, session.context() - session.n_past() - static_cast<int64_t>(ids.size()));
-    generate(session, ids, sampler, go, [&](int32_t t) { return m.tokenizer->is_end_of_generation(t); },
+    const GenerationStats st = generate(session, ids, sampler, go, [&](int32_t t) { return m.tokenizer->is_end_of_generation(t); },
              [&](int32_t t) {
                reply.push_back(t);
                const std::string s = out.push(t);
                std::fwrite(s.data(), 1, s.size(), stdout);
                std::fflush(stdout);
              });
+    // A reply cut by -n ends on a token that was sampled but not yet run through the model; the
+    // next turn must see it, so run it now (EOG tokens are re-entered by the template text).
+    if (!st.stopped_at_eog && !reply.empty() && session.n_past() < session.context()) session.decode(reply.back());
     const std::string tail = out.flush();
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::fputs("\n", stdout);

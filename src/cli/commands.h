@@ -14,5 +14,6 @@ Runner add_run_command(CLI::App& app);
 Runner add_chat_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+Runner add_synth_command(CLI::App& app);
 
 }  // namespace kvbits::cli

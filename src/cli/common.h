@@ -15,7 +15,7 @@ namespace kvbits::cli {
 struct ModelFlags {
   std::string model_path;
   int threads = 2;
-  int64_t context = 4096;  // tokens; 0 = the model's full context
+  int64_t context = 0;  // tokens; 0 = the model's full context (memory is touched as used)
 };
 
 void add_model_flags(CLI::App& cmd, ModelFlags& flags);

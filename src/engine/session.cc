@@ -37,19 +37,19 @@ std::span<float> Session::prefill(std::span<const int32_t> tokens) {
     const size_t n = std::min(tokens.size() - i, static_cast<size_t>(options_.prefill_chunk));
     const bool last = i + n == tokens.size();
     model_.forward(tokens.subspan(i, n), cache_, last ? LogitsFor::kLast : LogitsFor::kNone, logits_, pool_,
-                   scratch_);
+                   scratch_, {options_.activations});
   }
   return logits_;
 }
 
 std::span<float> Session::decode(int32_t token) {
-  model_.forward(std::span<const int32_t>(&token, 1), cache_, LogitsFor::kLast, logits_, pool_, scratch_);
+  model_.forward(std::span<const int32_t>(&token, 1), cache_, LogitsFor::kLast, logits_, pool_, scratch_, {options_.activations});
   return logits_;
 }
 
 std::span<float> Session::prefill_all_logits(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw Error("prefill needs at least one token");
-  model_.forward(tokens, cache_, LogitsFor::kAll, logits_, pool_, scratch_);
+  model_.forward(tokens, cache_, LogitsFor::kAll, logits_, pool_, scratch_, {options_.activations});
   return logits_;
 }
 

@@ -16,6 +16,7 @@ struct SessionOptions {
   int64_t context = 0;        // tokens the cache can hold; 0 = the model's context_length
   int threads = 2;
   int64_t prefill_chunk = 256;  // tokens per forward call during prefill
+  ActivationMode activations = ActivationMode::kInt8;  // kFloat: slower, no activation rounding
 };
 
 class Session {

@@ -35,7 +35,8 @@ LlamaModel::LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights)
     : file_(std::move(file)), config_(std::move(config)), weights_(std::move(weights)) {}
 
 void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, LogitsFor which,
-                         std::vector<float>& logits, ThreadPool& pool, ForwardScratch& s) const {
+                         std::vector<float>& logits, ThreadPool& pool, ForwardScratch& s,
+                         const ForwardOptions& options) const {
   const LlamaConfig& c = config_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
@@ -57,23 +58,23 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(l)];
     for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.attn_norm, d, c.rms_eps, &s.xn[i * d]);
-    matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.matmul);
-    matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.matmul);
-    matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.matmul);
+    matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.matmul, options.activations);
+    matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.matmul, options.activations);
+    matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.matmul, options.activations);
     for (int64_t i = 0; i < n; ++i) {
       rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
       rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
       cache.store(l, start + i, &s.k[i * kv], &s.v[i * kv]);
     }
     attention_fp16(shape, s.q.data(), n, s.n_keys.data(), cache.layer_view(l), s.attn.data(), pool, s.attention);
-    matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul);
+    matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);
 
     for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.ffn_norm, d, c.rms_eps, &s.xn[i * d]);
-    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.matmul);
-    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.matmul);
+    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.matmul, options.activations);
+    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.matmul, options.activations);
     swiglu(s.gate.data(), s.up.data(), n * c.d_ff);
-    matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool, s.matmul);
+    matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);
   }
   cache.set_size(start + n);
@@ -86,7 +87,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
   const int64_t n_out = n - first;
   for (int64_t i = first; i < n; ++i) rms_norm(&s.x[i * d], weights_.output_norm, d, c.rms_eps, &s.xn[(i - first) * d]);
   logits.resize(static_cast<size_t>(n_out * c.vocab_size));
-  matmul(weights_.output, s.xn.data(), n_out, logits.data(), pool, s.matmul);
+  matmul(weights_.output, s.xn.data(), n_out, logits.data(), pool, s.matmul, options.activations);
 }
 
 }  // namespace kvbits

@@ -22,6 +22,10 @@ namespace kvbits {
 
 enum class LogitsFor { kNone, kLast, kAll };
 
+struct ForwardOptions {
+  ActivationMode activations = ActivationMode::kInt8;  // see ops/matmul.h
+};
+
 // Scratch buffers of one forward pass, sized for the largest chunk; reused across calls.
 struct ForwardScratch {
   int64_t capacity = 0;                       // tokens
@@ -45,7 +49,8 @@ class LlamaModel {
   // cache. logits: [n_out, vocab] with n_out = 0, 1 or n per `which`. Throws Error if the cache
   // has no room or a token id is out of range.
   void forward(std::span<const int32_t> tokens, Fp16KvCache& cache, LogitsFor which,
-               std::vector<float>& logits, ThreadPool& pool, ForwardScratch& scratch) const;
+               std::vector<float>& logits, ThreadPool& pool, ForwardScratch& scratch,
+               const ForwardOptions& options = {}) const;
 
  private:
   LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights);

@@ -55,6 +55,10 @@ inline __m256i dot_i8_i8(__m256i a, __m256i b) {
   return dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 
+// fp16 scale -> fp32 with the F16C instruction (every AVX2 machine has it); the software
+// conversion in util/half.h costs ~10 instructions per block in these loops.
+inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
 inline float hsum(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -66,6 +70,30 @@ inline float hsum(__m256 v) {
 template <int NT>
 void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
+  if constexpr (NT == 1) {
+    // Decode: one token, so the loop-carried FMA latency (4 cycles) would bound each block;
+    // two independent accumulator chains hide it.
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float summ0 = 0.0f, summ1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const __m256i q0 = unpack_nibbles(w[b].qs), q1 = unpack_nibbles(w[b + 1].qs);
+      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
+      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32 + 32));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_u8_i8(q0, a0)), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b + 1].d) * a->d[b + 1]), _mm256_cvtepi32_ps(dot_u8_i8(q1, a1)), acc1);
+      summ0 += half_to_float(w[b].m) * a->d[b] * static_cast<float>(a->isum[b]);
+      summ1 += half_to_float(w[b + 1].m) * a->d[b + 1] * static_cast<float>(a->isum[b + 1]);
+    }
+    for (; b < nb; ++b) {
+      const __m256i q0 = unpack_nibbles(w[b].qs);
+      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_u8_i8(q0, a0)), acc0);
+      summ0 += half_to_float(w[b].m) * a->d[b] * static_cast<float>(a->isum[b]);
+    }
+    out[0] = hsum(_mm256_add_ps(acc0, acc1)) + (summ0 + summ1);
+    return;
+  }
   __m256 acc[NT];
   float summ[NT];
   for (int t = 0; t < NT; ++t) {
@@ -74,12 +102,12 @@ void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* 
   }
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i qw = unpack_nibbles(w[b].qs);
-    const float dw = fp16_to_fp32(w[b].d), mw = fp16_to_fp32(w[b].m);
+    const float dw = half_to_float(w[b].d), mw = half_to_float(w[b].m);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
       const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qw, qa));
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc[t]);
-      summ[t] += mw * a[t].s[b];
+      summ[t] += mw * a[t].d[b] * static_cast<float>(a[t].isum[b]);
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]) + summ[t];
@@ -91,7 +119,7 @@ void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* 
       for (int j = 0; j < 16; ++j) {
         isum += (w[b].qs[j] & 0x0f) * a[t].qs[b * 32 + j] + (w[b].qs[j] >> 4) * a[t].qs[b * 32 + j + 16];
       }
-      sum += fp16_to_fp32(w[b].d) * a[t].d[b] * static_cast<float>(isum) + fp16_to_fp32(w[b].m) * a[t].s[b];
+      sum += fp16_to_fp32(w[b].d) * a[t].d[b] * static_cast<float>(isum) + fp16_to_fp32(w[b].m) * a[t].d[b] * static_cast<float>(a[t].isum[b]);
     }
     out[t] = sum;
   }
@@ -106,7 +134,7 @@ void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* 
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i qw = unpack_nibbles(w[b].qs);
-    const float dw = fp16_to_fp32(w[b].d);
+    const float dw = half_to_float(w[b].d);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
       __m256i p = dot_u8_i8(qw, qa);
@@ -134,12 +162,32 @@ void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* 
 template <int NT>
 void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
+  if constexpr (NT == 1) {
+    // Decode: two accumulator chains hide the FMA latency (see dot_q4_1).
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b + 1].qs));
+      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
+      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32 + 32));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_i8_i8(w0, a0)), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b + 1].d) * a->d[b + 1]), _mm256_cvtepi32_ps(dot_i8_i8(w1, a1)), acc1);
+    }
+    for (; b < nb; ++b) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_i8_i8(w0, a0)), acc0);
+    }
+    out[0] = hsum(_mm256_add_ps(acc0, acc1));
+    return;
+  }
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i aw = _mm256_sign_epi8(qw, qw);
-    const float dw = fp16_to_fp32(w[b].d);
+    const float dw = half_to_float(w[b].d);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
       const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw)));
@@ -208,7 +256,37 @@ void dot_quantized(uint32_t type_id, const uint8_t* row, int64_t nb, const Quant
   }
 }
 
-// Computes rows [r0, r1) for tokens [t0, t1) of y (row stride w.rows).
+// Quantized weights x fp32 activations: each block is dequantized to fp32 (the same arithmetic
+// as the reference dequantizers) and multiplied with Highway ops, for every token of the tile.
+void DotDequantizedRange(const MatrixView& w, const float* x, int64_t r0, int64_t r1, int64_t t0,
+                         int64_t t1, float* y) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t nb = w.cols / kBlockElems;
+  HWY_ALIGN float wbuf[kBlockElems];
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* xt = x + t * w.cols;
+      auto acc = hn::Zero(df);
+      float tail = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        switch (static_cast<TensorType>(w.type_id)) {
+          case TensorType::Q4_1: dequantize_row_q4_1_ref(reinterpret_cast<const BlockQ4_1*>(row) + b, wbuf, kBlockElems); break;
+          case TensorType::Q4_0: dequantize_row_q4_0_ref(reinterpret_cast<const BlockQ4_0*>(row) + b, wbuf, kBlockElems); break;
+          default: dequantize_row_q8_0_ref(reinterpret_cast<const BlockQ8_0*>(row) + b, wbuf, kBlockElems); break;
+        }
+        int64_t i = 0;
+        for (; i + N <= kBlockElems; i += N) acc = hn::MulAdd(hn::Load(df, wbuf + i), hn::LoadU(df, xt + b * kBlockElems + i), acc);
+        for (; i < kBlockElems; ++i) tail += wbuf[i] * xt[b * kBlockElems + i];
+      }
+      y[t * w.rows + r] = hn::GetLane(hn::SumOfLanes(df, acc)) + tail;
+    }
+  }
+}
+
+// Computes rows [r0, r1) for tokens [t0, t1) of y (row stride w.rows). act == nullptr with a
+// quantized type selects the fp32-activation path.
 void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations* act, int64_t r0,
                  int64_t r1, int64_t t0, int64_t t1, float* y) {
   const auto type = static_cast<TensorType>(w.type_id);
@@ -224,6 +302,10 @@ void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations
         y[t * w.rows + r] = v;
       }
     }
+    return;
+  }
+  if (act == nullptr) {
+    DotDequantizedRange(w, x, r0, r1, t0, t1, y);
     return;
   }
   const int64_t nb = w.cols / kBlockElems;
@@ -261,9 +343,10 @@ HWY_EXPORT(TargetName);
 const char* matmul_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            MatmulScratch& scratch) {
+            MatmulScratch& scratch, ActivationMode mode) {
   const auto type = static_cast<TensorType>(w.type_id);
-  const bool quantized = type == TensorType::Q4_0 || type == TensorType::Q4_1 || type == TensorType::Q8_0;
+  const bool quantized = mode == ActivationMode::kInt8 &&
+                         (type == TensorType::Q4_0 || type == TensorType::Q4_1 || type == TensorType::Q8_0);
   if (quantized) scratch.act.quantize(x, n_tokens, w.cols);
   const QuantizedActivations* act = quantized ? &scratch.act : nullptr;
   // Tasks: row chunks x token chunks. Row chunks of ~32 rows keep a task's weights (32 rows x

@@ -29,12 +29,12 @@ struct MatrixView {
 MatrixView make_matrix_view(uint32_t type_id, const uint8_t* data, int64_t rows, int64_t cols);
 
 // One token's activations quantized to int8 per block of 32 (layout chosen for the kernels, not a
-// file format). d is the block scale rounded through fp16 exactly as ggml stores it, s = fp16(d *
-// sum(qs)) as in ggml's Q8_1, isum = sum(qs) exactly.
+// file format). d is the block scale rounded through fp16 exactly as ggml stores it; isum =
+// sum(qs) exactly. (ggml's Q8_1 keeps fp16(d * isum) instead, which overflows to inf for blocks
+// summing past 65504; the Q4_1 kernels use d * isum in fp32.)
 struct QuantizedRowView {
-  const int8_t* qs;   // [cols]
-  const float* d;     // [cols / 32]
-  const float* s;     // [cols / 32]
+  const int8_t* qs;     // [cols]
+  const float* d;       // [cols / 32]
   const int32_t* isum;  // [cols / 32]
 };
 
@@ -48,9 +48,16 @@ class QuantizedActivations {
  private:
   int64_t cols_ = 0;
   std::vector<int8_t> qs_;
-  std::vector<float> d_, s_;
+  std::vector<float> d_;
   std::vector<int32_t> isum_;
 };
+
+// How activations meet quantized weights. kInt8 is the fast path (as in ggml). kFloat keeps the
+// activations in fp32 and dequantizes weight blocks on the fly: slower, but free of the rounding
+// of activations, whose effect a 30-layer model amplifies (a 2^-11 perturbation of attention
+// changes logits by up to ~0.5 through flipped int8 roundings); used to test the forward pass
+// tightly against float references.
+enum class ActivationMode { kInt8, kFloat };
 
 // Scratch reused across matmul calls (one per model instance; not shared between threads).
 struct MatmulScratch {
@@ -58,11 +65,11 @@ struct MatmulScratch {
 };
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            MatmulScratch& scratch);
+            MatmulScratch& scratch, ActivationMode mode = ActivationMode::kInt8);
 
 // Scalar reference: dequantizes each row to fp32 and accumulates in double. When
 // `quantize_activations` is true, activations are first rounded exactly as the fast kernels
-// round them, so the two differ only by summation order.
+// round them, so the two differ only by fp32 summation order.
 void matmul_ref(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
                 bool quantize_activations);
 

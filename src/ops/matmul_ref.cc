@@ -38,7 +38,6 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t co
   const int64_t nb = cols / kBlockElems;
   qs_.resize(static_cast<size_t>(n_tokens * cols));
   d_.resize(static_cast<size_t>(n_tokens * nb));
-  s_.resize(d_.size());
   isum_.resize(d_.size());
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
@@ -60,7 +59,6 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t co
       }
       const size_t i = static_cast<size_t>(t * nb + b);
       d_[i] = fp16_to_fp32(fp32_to_fp16(d));
-      s_[i] = fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(sum)));
       isum_[i] = sum;
     }
   }
@@ -68,7 +66,7 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t co
 
 QuantizedRowView QuantizedActivations::row(int64_t t) const {
   const int64_t nb = cols_ / kBlockElems;
-  return {qs_.data() + t * cols_, d_.data() + t * nb, s_.data() + t * nb, isum_.data() + t * nb};
+  return {qs_.data() + t * cols_, d_.data() + t * nb, isum_.data() + t * nb};
 }
 
 void dequantize_row(const MatrixView& w, int64_t r, float* out) {

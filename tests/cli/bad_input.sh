@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# CLI behaviour on bad input: each case must exit non-zero with exactly one line on stderr that
+# starts with "error:", never crash (exit >= 128) or hang (60 s). Plus a few positive checks.
+# Uses only a tiny synthetic model written by `kvbits synth` (no real model needed).
+#
+# usage: bash tests/cli/bad_input.sh KVBITS_BINARY SOURCE_DIR   (VERBOSE=1: show each error line)
+set -u
+
+KVBITS=${1:?usage: bad_input.sh KVBITS_BINARY SOURCE_DIR}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvbits-cli-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL: $1" >&2
+  if [[ -s "$TMP/err" ]]; then sed 's/^/  stderr: /' "$TMP/err" | head -n 5 >&2; fi
+}
+
+# run_cmd ARGS...: runs kvbits with a 60 s limit, stdin from /dev/null; sets $rc, stdout in
+# $TMP/out, stderr in $TMP/err.
+run_cmd() {
+  timeout 60 "$KVBITS" "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+}
+
+# expect_error NAME ARGS...: non-zero, not a crash/timeout, exactly one stderr line "error: ...".
+expect_error() {
+  local name=$1
+  shift
+  run_cmd "$@"
+  local lines
+  lines=$(wc -l <"$TMP/err")
+  if [[ $rc -eq 124 ]]; then
+    fail "$name: timed out"
+  elif [[ $rc -ge 128 ]]; then
+    fail "$name: crashed (exit $rc)"
+  elif [[ $rc -eq 0 ]]; then
+    fail "$name: exit 0, expected an error"
+  elif [[ $lines -ne 1 ]]; then
+    fail "$name: $lines lines on stderr, expected 1"
+  elif ! head -n 1 "$TMP/err" | grep -q '^error: '; then
+    fail "$name: stderr does not start with 'error: '"
+  else
+    pass
+    if [[ -n "${VERBOSE:-}" ]]; then echo "ok: $name: $(cat "$TMP/err")"; fi
+  fi
+}
+
+# expect_ok NAME ARGS...: exit 0.
+expect_ok() {
+  local name=$1
+  shift
+  run_cmd "$@"
+  if [[ $rc -ne 0 ]]; then
+    fail "$name: exit $rc, expected 0"
+    return 1
+  fi
+  return 0
+}
+
+# --- fixtures ----------------------------------------------------------------------------------
+TINY="$TMP/tiny.gguf"
+if expect_ok "synth tiny" synth --shape tiny --type q4_1 -o "$TINY"; then
+  if grep -q "tiny.gguf" "$TMP/out" && [[ -s "$TINY" ]]; then pass; else fail "synth tiny: no summary or no file"; fi
+fi
+if [[ ! -s "$TINY" ]]; then
+  echo "cli: cannot write the tiny model; giving up" >&2
+  echo "cli: $passed passed, $((failed + 1)) failed"
+  exit 1
+fi
+printf 'NOTGGUF-this-is-not-a-model-file' >"$TMP/badmagic.gguf"
+head -c 4000 "$TINY" >"$TMP/truncated.gguf"   # inside the metadata
+size=$(wc -c <"$TINY")
+head -c $((size - 100)) "$TINY" >"$TMP/truncated_data.gguf"  # tensor data cut short
+mkdir -p "$TMP/dir.gguf"
+LONG_PROMPT=$(printf 'the quick brown fox jumps over the lazy dog %.0s' $(seq 1 10))
+
+# --- bad input ---------------------------------------------------------------------------------
+expect_error "missing model file" run -m "$TMP/does-not-exist.gguf" -p hi -n 1
+expect_error "directory as model" run -m "$TMP/dir.gguf" -p hi -n 1
+expect_error "wrong magic" run -m "$TMP/badmagic.gguf" -p hi -n 1
+expect_error "truncated model (metadata)" run -m "$TMP/truncated.gguf" -p hi -n 1
+expect_error "truncated model (tensor data)" run -m "$TMP/truncated_data.gguf" -p hi -n 1
+expect_error "inspect wrong magic" inspect "$TMP/badmagic.gguf"
+expect_error "inspect truncated" inspect "$TMP/truncated.gguf"
+if expect_ok "synth --arch" synth --shape tiny --arch gpt2 -o "$TMP/gpt2.gguf"; then
+  pass
+  expect_error "architecture not llama" run -m "$TMP/gpt2.gguf" -p hi -n 1
+fi
+expect_error "unknown subcommand" frobnicate
+expect_error "no subcommand"
+expect_error "unknown flag" run -m "$TINY" -c 256 -p hi --no-such-flag
+expect_error "-n abc" run -m "$TINY" -c 256 -p hi -n abc
+expect_error "-t 0" run -m "$TINY" -c 256 -p hi -t 0
+expect_error "-c -5" run -m "$TINY" -p hi -c -5
+expect_error "-c beyond the model's context" run -m "$TINY" -p hi -c 100000
+expect_error "context overflow" run -m "$TINY" -c 8 -p "$LONG_PROMPT" -n 1
+expect_error "invalid UTF-8 prompt" run -m "$TINY" -c 256 -p $'\xff\xfe' -n 1
+expect_error "empty prompt" run -m "$TINY" -c 256 -p "" -n 1
+expect_error "missing prompt file" run -m "$TINY" -c 256 -f "$TMP/no-such-prompt.txt" -n 1
+expect_error "-p and -f together" run -m "$TINY" -c 256 -p hi -f "$TMP/no-such-prompt.txt"
+expect_error "bench --depth 1,x" bench -m "$TINY" -c 256 --depth 1,x
+expect_error "bench --depth -3" bench -m "$TINY" -c 256 --depth -3
+expect_error "bench missing model" bench -m "$TMP/does-not-exist.gguf"
+expect_error "synth unknown shape" synth --shape 7b -o "$TMP/x.gguf"
+expect_error "synth unknown type" synth --type q5_k -o "$TMP/x.gguf"
+expect_error "synth unwritable output" synth --shape tiny -o "$TMP/no-such-dir/x.gguf"
+expect_error "synth tokenizer vocab mismatch" synth --shape 135m --tokenizer-from "$TINY" -o "$TMP/x.gguf"
+[[ -e "$TMP/x.gguf" ]] && fail "failed synth left a file behind" || pass
+
+# --- positive checks ---------------------------------------------------------------------------
+if expect_ok "inspect tiny" inspect "$TINY"; then
+  if grep -q '^tensors: ' "$TMP/out" && grep -q 'blk.0.attn_q.weight' "$TMP/out" && grep -q 'token_embd.weight' "$TMP/out"; then
+    pass
+  else
+    fail "inspect tiny: no tensor table"
+  fi
+fi
+if expect_ok "run tiny" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos; then
+  if grep -q '^kvbits: prompt .* tokens.*generated 4 tokens' "$TMP/err"; then pass; else fail "run tiny: no summary line"; fi
+fi
+if expect_ok "run tiny prompt file" run -m "$TINY" -c 256 -f "$TMP/badmagic.gguf" -n 2 --temp 0; then pass; fi
+if expect_ok "--version" --version; then
+  if grep -q '^kvbits ' "$TMP/out"; then pass; else fail "--version: unexpected output"; fi
+fi
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
