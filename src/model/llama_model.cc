@@ -58,9 +58,8 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(l)];
     for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.attn_norm, d, c.rms_eps, &s.xn[i * d]);
-    matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.matmul, options.activations);
-    matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.matmul, options.activations);
-    matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.matmul, options.activations);
+    const MatmulJob qkv[] = {{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}};
+    matmul_group(qkv, s.xn.data(), n, pool, s.matmul, options.activations);
     for (int64_t i = 0; i < n; ++i) {
       rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
       rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
@@ -71,8 +70,8 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
     add_in_place(s.x.data(), s.proj.data(), n * d);
 
     for (int64_t i = 0; i < n; ++i) rms_norm(&s.x[i * d], L.ffn_norm, d, c.rms_eps, &s.xn[i * d]);
-    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.matmul, options.activations);
-    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.matmul, options.activations);
+    const MatmulJob gate_up[] = {{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}};
+    matmul_group(gate_up, s.xn.data(), n, pool, s.matmul, options.activations);
     swiglu(s.gate.data(), s.up.data(), n * c.d_ff);
     matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);

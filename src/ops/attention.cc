@@ -3,6 +3,7 @@
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,7 +26,7 @@ void AttendRange(const float* q, int g, int hd, const uint16_t* k, const uint16_
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
   const int N = static_cast<int>(hn::Lanes(df));
-  float scores[16 * kKeyTile];
+  HWY_ALIGN float scores[16 * kKeyTile];
   for (int64_t t0 = j0; t0 < j1; t0 += kKeyTile) {
     const int nt = static_cast<int>(std::min<int64_t>(kKeyTile, j1 - t0));
     // Scores for the tile: each K row is loaded once for all g heads.
@@ -41,29 +42,30 @@ void AttendRange(const float* q, int g, int hd, const uint16_t* k, const uint16_
     }
     for (int h = 0; h < g; ++h) {
       float* s = scores + h * kKeyTile;
-      float tile_max = s[0];
-      for (int j = 1; j < nt; ++j) tile_max = std::max(tile_max, s[j]);
-      const float new_max = std::max(mx[h], tile_max);
+      for (int j = nt; j < kKeyTile; ++j) s[j] = -INFINITY;  // padding: exp -> 0
+      auto vmax = hn::Set(df, -INFINITY);
+      for (int j = 0; j < kKeyTile; j += N) vmax = hn::Max(vmax, hn::Load(df, s + j));
+      const float new_max = std::max(mx[h], hn::GetLane(hn::MaxOfLanes(df, vmax)));
       const float correction = std::exp(mx[h] - new_max);  // exp(-inf) = 0 on the first tile
-      float tile_sum = 0.0f;
-      for (int j = 0; j < nt; ++j) {
-        s[j] = std::exp(s[j] - new_max);
-        tile_sum += s[j];
+      const auto vm = hn::Set(df, new_max);
+      auto vsum = hn::Zero(df);
+      for (int j = 0; j < kKeyTile; j += N) {
+        const auto e = hn::Exp(df, hn::Sub(hn::Load(df, s + j), vm));
+        hn::Store(e, df, s + j);
+        vsum = hn::Add(vsum, e);
       }
-      sum[h] = sum[h] * correction + tile_sum;
+      sum[h] = sum[h] * correction + hn::GetLane(hn::SumOfLanes(df, vsum));
       mx[h] = new_max;
+      // Weighted V, accumulated in a register per (head, dim chunk) over the tile's keys; the
+      // tile's V rows (32 x hd fp16) stay in L1 across heads.
       const auto vc = hn::Set(df, correction);
-      for (int d = 0; d < hd; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, acc + h * hd + d), vc), df, acc + h * hd + d);
-    }
-    // Weighted V: each V row loaded once for all g heads.
-    for (int j = 0; j < nt; ++j) {
-      const hwy::float16_t* vr = reinterpret_cast<const hwy::float16_t*>(v + (t0 + j) * hd);
       for (int d = 0; d < hd; d += N) {
-        const auto vv = hn::PromoteTo(df, hn::LoadU(dh, vr + d));
-        for (int h = 0; h < g; ++h) {
-          float* a = acc + h * hd + d;
-          hn::StoreU(hn::MulAdd(hn::Set(df, scores[h * kKeyTile + j]), vv, hn::LoadU(df, a)), df, a);
+        auto a = hn::Mul(hn::LoadU(df, acc + h * hd + d), vc);
+        for (int j = 0; j < nt; ++j) {
+          const hwy::float16_t* vr = reinterpret_cast<const hwy::float16_t*>(v + (t0 + j) * hd);
+          a = hn::MulAdd(hn::Set(df, s[j]), hn::PromoteTo(df, hn::LoadU(dh, vr + d)), a);
         }
+        hn::StoreU(a, df, acc + h * hd + d);
       }
     }
   }

@@ -67,6 +67,16 @@ struct MatmulScratch {
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulScratch& scratch, ActivationMode mode = ActivationMode::kInt8);
 
+// Several matrices with the same input size applied to the same activations (Q/K/V, gate/up):
+// activations are quantized once and all rows share one parallel loop. y of each job: [n_tokens,
+// rows of its matrix].
+struct MatmulJob {
+  const MatrixView* w;
+  float* y;
+};
+void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens, ThreadPool& pool,
+                  MatmulScratch& scratch, ActivationMode mode = ActivationMode::kInt8);
+
 // Scalar reference: dequantizes each row to fp32 and accumulates in double. When
 // `quantize_activations` is true, activations are first rounded exactly as the fast kernels
 // round them, so the two differ only by fp32 summation order.
