@@ -34,4 +34,9 @@ class MappedFile {
   size_t size_ = 0;                // bytes mapped (= file size)
 };
 
+// Tells the OS that the mapped pages fully inside [data, data + size) will not be needed soon, so
+// they leave this process's resident memory (a read-only file mapping re-reads them on access).
+// Used after weights were repacked into memory of our own. Best effort: errors are ignored.
+void release_mapped_pages(const void* data, size_t size) noexcept;
+
 }  // namespace kvbits

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "io/mapped_file.h"
 #include "ops/elementwise.h"
+#include "ops/quant_blocks.h"
 #include "util/error.h"
 
 namespace kvbits {
@@ -28,7 +30,34 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
   GgufFile file = GgufFile::open(path);
   LlamaConfig config = read_llama_config(file);
   LlamaWeights weights = bind_llama_weights(file, config);
-  return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(file), std::move(config), std::move(weights)));
+  std::unique_ptr<LlamaModel> model(new LlamaModel(std::move(file), std::move(config), std::move(weights)));
+  model->repack_weights();
+  return model;
+}
+
+void LlamaModel::repack_weights() {
+  std::vector<MatrixView*> mats;
+  auto consider = [&](MatrixView& m) {
+    if (can_repack_planar(m.type_id) && !m.planar && m.cols / kBlockElems <= 512) mats.push_back(&m);
+  };
+  consider(weights_.token_embd);
+  for (LlamaLayerWeights& L : weights_.layers) {
+    for (MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) consider(*m);
+  }
+  if (!weights_.tied_output) consider(weights_.output);
+  uint64_t total = 0;
+  for (const MatrixView* m : mats) total += m->row_bytes * static_cast<uint64_t>(m->rows);
+  if (total == 0) return;
+  repacked_.reset(new uint8_t[total]);
+  uint64_t offset = 0;
+  for (MatrixView* m : mats) {
+    const uint64_t bytes = m->row_bytes * static_cast<uint64_t>(m->rows);
+    const uint8_t* original = m->data;
+    *m = repack_planar(*m, repacked_.get() + offset);
+    release_mapped_pages(original, bytes);
+    offset += bytes;
+  }
+  if (weights_.tied_output) weights_.output = weights_.token_embd;
 }
 
 LlamaModel::LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights)

@@ -38,7 +38,9 @@ struct ForwardScratch {
 
 class LlamaModel {
  public:
-  // Opens the GGUF at `path`, reads the config and binds all weights (nothing is copied).
+  // Opens the GGUF at `path`, reads the config and binds all weights. Q4_1 and Q8_0 matrices are
+  // repacked once into planar rows (same size; the file's pages are then released), the rest is
+  // used in place from the mapping.
   static std::unique_ptr<LlamaModel> load(const std::string& path);
 
   const LlamaConfig& config() const { return config_; }
@@ -54,9 +56,11 @@ class LlamaModel {
 
  private:
   LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights);
+  void repack_weights();
   GgufFile file_;
   LlamaConfig config_;
   LlamaWeights weights_;
+  std::unique_ptr<uint8_t[]> repacked_;  // planar copies of the Q4_1/Q8_0 matrices (ops/matmul.h)
 };
 
 }  // namespace kvbits

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "io/tensor_type.h"
 #include "ops/matmul.h"
@@ -215,6 +216,89 @@ void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* 
 #endif
 }
 
+// ---- Planar rows (MatrixView::planar): [codes][fp16 d][fp16 m] per row. ----
+constexpr int64_t kMaxPlanarBlocks = 512;  // rows up to 16384 columns; longer rows use file layout
+
+#if KVBITS_X86_INT8
+// sc[t][b] = d_w[b] * d_a[t][b] for the whole row (8 scales per instruction), and the Q4_1
+// minimum term sum_b m[b] * (d_a * isum)[t][b] (m16 == nullptr for types without it).
+template <int NT>
+void planar_scales(const uint16_t* d16, const uint16_t* m16, int64_t nb, const QuantizedRowView* a,
+                   float (*sc)[kMaxPlanarBlocks], float* mterm) {
+  __m256 macc[NT];
+  for (int t = 0; t < NT; ++t) {
+    macc[t] = _mm256_setzero_ps();
+    mterm[t] = 0.0f;
+  }
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d16 + b)));
+    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(&sc[t][b], _mm256_mul_ps(dv, _mm256_loadu_ps(a[t].d + b)));
+    if (m16 != nullptr) {
+      const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m16 + b)));
+      for (int t = 0; t < NT; ++t) macc[t] = _mm256_fmadd_ps(mv, _mm256_loadu_ps(a[t].ds + b), macc[t]);
+    }
+  }
+  for (; b < nb; ++b) {
+    uint16_t dh, mh = 0;
+    std::memcpy(&dh, d16 + b, 2);
+    if (m16 != nullptr) std::memcpy(&mh, m16 + b, 2);
+    for (int t = 0; t < NT; ++t) {
+      sc[t][b] = half_to_float(dh) * a[t].d[b];
+      if (m16 != nullptr) mterm[t] += half_to_float(mh) * a[t].ds[b];
+    }
+  }
+  for (int t = 0; t < NT; ++t) mterm[t] += hsum(macc[t]);
+}
+
+template <int NT, bool q4>
+void dot_planar_typed(const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
+  const uint8_t* qs = row;
+  const uint16_t* d16 = reinterpret_cast<const uint16_t*>(row + nb * (q4 ? 16 : 32));
+  float sc[NT][kMaxPlanarBlocks];
+  float mterm[NT];
+  planar_scales<NT>(d16, q4 ? d16 + nb : nullptr, nb, a, sc, mterm);
+  // Two accumulator chains per token hide the FMA latency when NT is small.
+  __m256 acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  auto block = [&](int64_t b, __m256* acc) {
+    if constexpr (q4) {
+      const __m256i qw = unpack_nibbles(qs + b * 16);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(qw, qa)), _mm256_broadcast_ss(&sc[t][b]), acc[t]);
+      }
+    } else {
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + b * 32));
+      const __m256i aw = _mm256_sign_epi8(qw, qw);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw))),
+                                 _mm256_broadcast_ss(&sc[t][b]), acc[t]);
+      }
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(qs + b * (q4 ? 16 : 32)) + kPrefetchBytes, _MM_HINT_T0);
+    block(b, acc0);
+    block(b + 1, acc1);
+  }
+  if (b < nb) block(b, acc0);
+  for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + mterm[t];
+}
+
+template <int NT>
+void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
+  if (type == TensorType::Q4_1) dot_planar_typed<NT, true>(row, nb, a, out);
+  else dot_planar_typed<NT, false>(row, nb, a, out);
+}
+#else
+// Portable fallback: rebuild the row's blocks in file layout and use the block kernels.
+template <int NT>
+void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out);
+#endif
+
 // Float weights: fp32 activations, portable Highway code on every target.
 template <typename WT>
 HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_as_f32(hn::ScalableTag<float> df, const WT* p) {
@@ -263,6 +347,23 @@ void dot_quantized(uint32_t type_id, const uint8_t* row, int64_t nb, const Quant
   }
 }
 
+#if !KVBITS_X86_INT8
+template <int NT>
+void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
+  const bool q4 = type == TensorType::Q4_1;
+  const size_t code_bytes = q4 ? 16 : 32, block_bytes = q4 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
+  std::vector<uint8_t> blocks(static_cast<size_t>(nb) * block_bytes);
+  const uint8_t* d = row + nb * code_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* blk = blocks.data() + b * block_bytes;
+    std::memcpy(blk, d + 2 * b, 2);
+    if (q4) std::memcpy(blk + 2, d + 2 * nb + 2 * b, 2);
+    std::memcpy(blk + (q4 ? 4 : 2), row + b * code_bytes, code_bytes);
+  }
+  dot_quantized<NT>(static_cast<uint32_t>(type), blocks.data(), nb, a, out);
+}
+#endif
+
 // Quantized weights x fp32 activations: each block is dequantized to fp32 (the same arithmetic
 // as the reference dequantizers) and multiplied with Highway ops, for every token of the tile.
 void DotDequantizedRange(const MatrixView& w, const float* x, int64_t r0, int64_t r1, int64_t t0,
@@ -271,6 +372,14 @@ void DotDequantizedRange(const MatrixView& w, const float* x, int64_t r0, int64_
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t nb = w.cols / kBlockElems;
   HWY_ALIGN float wbuf[kBlockElems];
+  if (w.planar) {  // rare (fp32-activation mode on repacked weights): dequantize whole rows
+    std::vector<float> wrow(static_cast<size_t>(w.cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      dequantize_row(w, r, wrow.data());
+      for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot_float_row<float>(wrow.data(), x + t * w.cols, w.cols);
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
     for (int64_t t = t0; t < t1; ++t) {
@@ -319,6 +428,20 @@ void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
     int64_t t = t0;
+    if (w.planar) {
+      for (; t + kTokenTile <= t1; t += kTokenTile) {
+        QuantizedRowView a[kTokenTile];
+        float out[kTokenTile];
+        for (int i = 0; i < kTokenTile; ++i) a[i] = act->row(t + i);
+        dot_planar<kTokenTile>(type, row, nb, a, out);
+        for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
+      }
+      for (; t < t1; ++t) {
+        const QuantizedRowView a = act->row(t);
+        dot_planar<1>(type, row, nb, &a, &y[t * w.rows + r]);
+      }
+      continue;
+    }
     for (; t + kTokenTile <= t1; t += kTokenTile) {
       QuantizedRowView a[kTokenTile];
       float out[kTokenTile];

@@ -23,7 +23,17 @@ struct MatrixView {
   int64_t rows = 0;
   int64_t cols = 0;
   uint64_t row_bytes = 0;
+  // Planar rows (Q4_1 and Q8_0 only; see repack_planar): the same bytes per row, regrouped as
+  // [all nibble/int8 codes][all fp16 scales d][all fp16 minimums m (Q4_1)], so kernels convert
+  // eight scales with one instruction instead of one scalar conversion per block.
+  bool planar = false;
 };
+
+// True for the types repack_planar handles.
+bool can_repack_planar(uint32_t type_id);
+// Writes w's rows in planar layout to dst (w.rows * w.row_bytes bytes, caller-owned) and returns
+// the view of dst. w must be in file layout.
+MatrixView repack_planar(const MatrixView& w, uint8_t* dst);
 
 // Builds a view; throws Error if the type has no kernel or cols does not fit its block size.
 MatrixView make_matrix_view(uint32_t type_id, const uint8_t* data, int64_t rows, int64_t cols);
@@ -36,6 +46,7 @@ struct QuantizedRowView {
   const int8_t* qs;     // [cols]
   const float* d;       // [cols / 32]
   const int32_t* isum;  // [cols / 32]
+  const float* ds;      // [cols / 32] d * isum (the Q4_1 minimum term's factor)
 };
 
 // Storage for quantized activations of n_tokens rows of `cols`. Reused across calls.
@@ -48,7 +59,7 @@ class QuantizedActivations {
  private:
   int64_t cols_ = 0;
   std::vector<int8_t> qs_;
-  std::vector<float> d_;
+  std::vector<float> d_, ds_;
   std::vector<int32_t> isum_;
 };
 

@@ -1,5 +1,7 @@
 // Scalar parts of ops/matmul.h: views, activation quantization, reference matmul.
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <string>
 
 #include "io/tensor_type.h"
@@ -39,6 +41,7 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t co
   qs_.resize(static_cast<size_t>(n_tokens * cols));
   d_.resize(static_cast<size_t>(n_tokens * nb));
   isum_.resize(d_.size());
+  ds_.resize(d_.size());
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       const float* xb = x + t * cols + b * kBlockElems;
@@ -60,16 +63,85 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t co
       const size_t i = static_cast<size_t>(t * nb + b);
       d_[i] = fp16_to_fp32(fp32_to_fp16(d));
       isum_[i] = sum;
+      ds_[i] = d_[i] * static_cast<float>(sum);
     }
   }
 }
 
 QuantizedRowView QuantizedActivations::row(int64_t t) const {
   const int64_t nb = cols_ / kBlockElems;
-  return {qs_.data() + t * cols_, d_.data() + t * nb, isum_.data() + t * nb};
+  return {qs_.data() + t * cols_, d_.data() + t * nb, isum_.data() + t * nb, ds_.data() + t * nb};
+}
+
+bool can_repack_planar(uint32_t type_id) {
+  const auto t = static_cast<TensorType>(type_id);
+  return t == TensorType::Q4_1 || t == TensorType::Q8_0;
+}
+
+MatrixView repack_planar(const MatrixView& w, uint8_t* dst) {
+  if (!can_repack_planar(w.type_id) || w.planar) throw Error("repack_planar: unsupported matrix");
+  const int64_t nb = w.cols / kBlockElems;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const uint8_t* src = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+    uint8_t* row = dst + static_cast<uint64_t>(r) * w.row_bytes;
+    if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
+      uint8_t* qs = row;
+      uint8_t* d = row + nb * 16;
+      uint8_t* m = d + nb * 2;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = src + b * sizeof(BlockQ4_1);
+        std::memcpy(d + 2 * b, blk + offsetof(BlockQ4_1, d), 2);
+        std::memcpy(m + 2 * b, blk + offsetof(BlockQ4_1, m), 2);
+        std::memcpy(qs + 16 * b, blk + offsetof(BlockQ4_1, qs), 16);
+      }
+    } else {
+      uint8_t* qs = row;
+      uint8_t* d = row + nb * 32;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = src + b * sizeof(BlockQ8_0);
+        std::memcpy(d + 2 * b, blk + offsetof(BlockQ8_0, d), 2);
+        std::memcpy(qs + 32 * b, blk + offsetof(BlockQ8_0, qs), 32);
+      }
+    }
+  }
+  MatrixView out = w;
+  out.data = dst;
+  out.planar = true;
+  return out;
+}
+
+void copy_block(const MatrixView& w, int64_t r, int64_t b, void* block_out) {
+  const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+  const int64_t nb = w.cols / kBlockElems;
+  if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
+    BlockQ4_1 blk;
+    std::memcpy(&blk.d, row + nb * 16 + 2 * b, 2);
+    std::memcpy(&blk.m, row + nb * 18 + 2 * b, 2);
+    std::memcpy(blk.qs, row + 16 * b, 16);
+    std::memcpy(block_out, &blk, sizeof blk);
+  } else {
+    BlockQ8_0 blk;
+    std::memcpy(&blk.d, row + nb * 32 + 2 * b, 2);
+    std::memcpy(blk.qs, row + 32 * b, 32);
+    std::memcpy(block_out, &blk, sizeof blk);
+  }
 }
 
 void dequantize_row(const MatrixView& w, int64_t r, float* out) {
+  if (w.planar) {
+    for (int64_t b = 0; b < w.cols / kBlockElems; ++b) {
+      if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
+        BlockQ4_1 blk;
+        copy_block(w, r, b, &blk);
+        dequantize_row_q4_1_ref(&blk, out + b * kBlockElems, kBlockElems);
+      } else {
+        BlockQ8_0 blk;
+        copy_block(w, r, b, &blk);
+        dequantize_row_q8_0_ref(&blk, out + b * kBlockElems, kBlockElems);
+      }
+    }
+    return;
+  }
   const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
   switch (static_cast<TensorType>(w.type_id)) {
     case TensorType::F32:

@@ -50,6 +50,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -99,9 +100,12 @@ DenseMatrix densify(const MatrixView& m) {
     for (int64_t c = 0; c < m.cols; ++c) d.w[static_cast<size_t>(r * m.cols + c)] = row[static_cast<size_t>(c)];
     if (static_cast<TensorType>(m.type_id) != TensorType::Q4_1) continue;
     for (int64_t b = 0; b < m.cols / kBlockElems; ++b) {
-      BlockQ4_1 blk;
-      std::memcpy(&blk, m.data + r * m.row_bytes + b * sizeof(BlockQ4_1), sizeof blk);
-      d.block_min.push_back(fp16_to_fp32(blk.m));
+      // File layout: whole blocks; planar layout (ops/matmul.h): codes, then all d, then all m.
+      uint16_t min16;
+      const uint8_t* row = m.data + r * m.row_bytes;
+      std::memcpy(&min16, m.planar ? row + (m.cols / kBlockElems) * 18 + 2 * b
+                                   : row + b * sizeof(BlockQ4_1) + offsetof(BlockQ4_1, m), 2);
+      d.block_min.push_back(fp16_to_fp32(min16));
     }
   }
   return d;

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Decode speed of llama.cpp (through llama-cpp-python) on the same GGUF, measured like
+`kvbits bench` (docs/protocols.md): fill the context to depth D with fixed-seed random token ids,
+then time N greedy decode steps; median of R runs; 2 threads; FP16 KV cache (llama.cpp's
+default) or, with --kv q4_0, its 4-bit cache (needs flash attention).
+
+    /opt/kvref/bin/python scripts/bench_llamacpp.py MODEL --depth 0,512,2048,8192
+
+Prints one JSON object. Used for the same-machine comparison in docs/benchmarks.md; not part of
+the build or the tests.
+"""
+import argparse
+import json
+import random
+import statistics
+import time
+
+import llama_cpp
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--depth", default="0,512,2048,8192")
+    ap.add_argument("--n-gen", type=int, default=128)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kv", default="f16", choices=["f16", "q4_0", "q8_0"])
+    args = ap.parse_args()
+    depths = [int(d) for d in args.depth.split(",")]
+    kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+               "q8_0": llama_cpp.GGML_TYPE_Q8_0}[args.kv]
+    llm = llama_cpp.Llama(model_path=args.model, n_ctx=max(depths) + args.n_gen + 8, n_batch=512,
+                          n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
+                          flash_attn=args.kv != "f16", type_k=kv_type, type_v=kv_type)
+    rng = random.Random(1234)
+    vocab = llm.n_vocab()
+    out = {"engine": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}", "threads": args.threads,
+           "kv_cache": args.kv, "decode": []}
+    for depth in depths:
+        times = []
+        for _ in range(args.runs):
+            llm.reset()
+            if depth:
+                llm.eval([rng.randrange(vocab) for _ in range(depth)])
+            tok = rng.randrange(vocab)
+            t0 = time.perf_counter()
+            for _ in range(args.n_gen):
+                llm.eval([tok])
+                tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            times.append(1000.0 * (time.perf_counter() - t0) / args.n_gen)
+        out["decode"].append({"depth": depth, "ms_per_token": statistics.median(times), "runs_ms": times})
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
