@@ -48,7 +48,8 @@ def main():
             t0 = time.perf_counter()
             for _ in range(args.n_gen):
                 llm.eval([tok])
-                tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+                # logits_all=False keeps no scores; read the last token's logits from the context.
+                tok = int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
             times.append(1000.0 * (time.perf_counter() - t0) / args.n_gen)
         out["decode"].append({"depth": depth, "ms_per_token": statistics.median(times), "runs_ms": times})
     print(json.dumps(out, indent=2))

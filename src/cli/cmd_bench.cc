@@ -66,10 +66,13 @@ int bench(const BenchFlags& f) {
   SessionOptions so;
   so.threads = f.model.threads;
   so.context = std::max<int64_t>({max_depth + f.n_gen, f.prefill_tokens, 1});
-  if (so.context > c.context_length) {
+  // Depth 8192 + 128 generated tokens runs past SmolLM2's trained 8192: allowed here (speed
+  // does not depend on it), refused beyond twice the trained length, and flagged in the JSON.
+  if (so.context > 2 * static_cast<int64_t>(c.context_length)) {
     throw Error("depth " + std::to_string(max_depth) + " + " + std::to_string(f.n_gen) +
-                " generated tokens exceeds the model's context length " + std::to_string(c.context_length));
+                " generated tokens exceeds twice the model's context length " + std::to_string(c.context_length));
   }
+  so.allow_beyond_trained_context = true;
   Session session(*m.model, so);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, c.vocab_size - 1);
@@ -85,6 +88,7 @@ int bench(const BenchFlags& f) {
                   {"weight_bytes_per_token", m.model->weights().bytes_per_token}};
   out["threads"] = f.model.threads;
   out["kv_cache"] = "fp16";
+  out["beyond_trained_context"] = so.context > c.context_length;
   const double bw = measure_read_bandwidth(session.pool(), {});
   out["memory_read_gbps"] = bw / 1e9;
 

@@ -8,10 +8,10 @@
 namespace kvbits {
 
 namespace {
-int64_t resolve_context(const LlamaModel& model, int64_t requested) {
+int64_t resolve_context(const LlamaModel& model, int64_t requested, bool allow_beyond) {
   const int64_t max = model.config().context_length;
   if (requested < 0) throw Error("context size must be positive, got " + std::to_string(requested));
-  if (requested > max) {
+  if (requested > max && !allow_beyond) {
     throw Error("context size " + std::to_string(requested) + " exceeds the model's context length " +
                 std::to_string(max));
   }
@@ -23,7 +23,7 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
     : model_(model),
       options_(options),
       pool_(options.threads),
-      cache_(model.config(), resolve_context(model, options.context)) {
+      cache_(model.config(), resolve_context(model, options.context, options.allow_beyond_trained_context)) {
   if (options.prefill_chunk <= 0) throw Error("prefill chunk must be positive");
 }
 

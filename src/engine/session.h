@@ -17,6 +17,9 @@ struct SessionOptions {
   int threads = 2;
   int64_t prefill_chunk = 256;  // tokens per forward call during prefill
   ActivationMode activations = ActivationMode::kInt8;  // kFloat: slower, no activation rounding
+  // Permit a context longer than the model was trained for (speed benchmarks at depth 8192 need
+  // 8192 + generated tokens; output quality past the trained length is not guaranteed).
+  bool allow_beyond_trained_context = false;
 };
 
 class Session {
