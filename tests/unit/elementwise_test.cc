@@ -4,6 +4,8 @@
 // log-softmax normalises, is shift invariant and maps -inf to -inf).
 #include <gtest/gtest.h>
 
+#include "test_random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,13 +21,7 @@ namespace {
 constexpr double kU = 0x1p-24;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
+using testing::random_vector;
 
 // --- rms_norm --------------------------------------------------------------------------------
 

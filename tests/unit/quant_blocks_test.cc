@@ -15,6 +15,8 @@
 // once (u*|deq|) for Q4_1's "+ m", which the slack above also covers.
 #include <gtest/gtest.h>
 
+#include "test_random.h"
+
 #include <algorithm>
 #include <bit>
 #include <cfloat>
@@ -192,13 +194,7 @@ void check_all(const std::vector<float>& x, const char* what) {
   check_q8_1(x, what);
 }
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
+using testing::random_vector;
 
 TEST(QuantBlocks, RandomRoundTripsWithinFormatBounds) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
