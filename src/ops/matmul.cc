@@ -20,6 +20,7 @@
 #include "util/error.h"
 #include "util/half.h"
 
+#undef KVBITS_X86_INT8  // this file is compiled once per target
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 #define KVBITS_X86_INT8 1
@@ -50,7 +51,12 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
 // Sum of u8 x i8 products in 8 int32 lanes.
 inline __m256i dot_u8_i8(__m256i u, __m256i s) {
 #if HWY_TARGET == HWY_AVX3_DL
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+  // EVEX encoding forced: Highway 1.0.3 compiles AVX3_DL with "avxvnni", so the intrinsic
+  // _mm256_dpbusd_epi32 becomes the VEX (AVX-VNNI) form, which AVX-512 VNNI CPUs without AVX-VNNI
+  // (AMD Zen 4, Intel Ice Lake) do not have: SIGILL. tests/cli/no_vex_vnni.sh guards the binary.
+  __m256i acc = _mm256_setzero_si256();
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
+  return acc;
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 #endif
