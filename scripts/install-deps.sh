@@ -3,7 +3,8 @@
 # Every C++ dependency of the project is listed here and only here.
 set -euo pipefail
 PKGS=(cmake g++ make pkg-config git python3 python3-pip unzip
-      libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev)
+      libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
+      gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
