@@ -1,11 +1,13 @@
-// `kvbits bench`: prefill tokens/s and decode ms/token at several depths, as JSON, with the
-// memory-bandwidth roofline (protocol: docs/protocols.md, "Decode latency").
+// `kvbits bench`: prefill tokens/s and decode ms/token at several depths for one KV policy, as
+// JSON, with the memory-bandwidth roofline (protocol: docs/protocols.md, "Decode latency").
 //
-// For each depth D the cache is filled once with D prompt tokens (fixed-seed random ids), then
-// `runs` times: decode `n_gen` greedy tokens, record the mean ms/token, and truncate the cache back
-// to D. The reported figure is the median run. The roofline is the bytes one decode step must read
-// (all weight matrices + one embedding row + the KV cache at the run's mean depth) divided by the
-// measured read bandwidth.
+// For each depth D, `runs` times: fill the cache with D prompt tokens (fixed-seed random ids,
+// committed through the policy), decode `n_gen` greedy tokens and record the mean ms/token. The
+// reported figure is the median run. The roofline is the bytes one decode step must read (all
+// weight matrices + one embedding row + the KV cache as the policy stores it at the run's mean
+// depth) divided by the measured read bandwidth. Attention alone is timed too: every layer's
+// attention for one query over the cache at depth D + n_gen, repeated; its bytes (kv_bytes) over
+// that time is the achieved attention bandwidth.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +19,7 @@
 #include "backend/memory_bandwidth.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "ops/attention.h"
 #include "ops/matmul.h"
 #include "util/error.h"
 #include "util/version.h"
@@ -26,6 +29,7 @@ namespace kvbits::cli {
 namespace {
 struct BenchFlags {
   ModelFlags model;
+  KvFlags kv;
   std::string depths = "0,512,2048,8192";
   int64_t n_gen = 128;
   int runs = 3;
@@ -73,6 +77,7 @@ int bench(const BenchFlags& f) {
                 " generated tokens exceeds twice the model's context length " + std::to_string(c.context_length));
   }
   so.allow_beyond_trained_context = true;
+  apply_kv_flags(f.kv, so);
   Session session(*m.model, so);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, c.vocab_size - 1);
@@ -87,7 +92,9 @@ int bench(const BenchFlags& f) {
   out["model"] = {{"path", f.model.model_path}, {"name", c.name}, {"layers", c.n_layers}, {"d_model", c.d_model},
                   {"weight_bytes_per_token", m.model->weights().bytes_per_token}};
   out["threads"] = f.model.threads;
-  out["kv_cache"] = "fp16";
+  out["kv_policy"] = {{"spec", session.policy().spec()}, {"parameters", session.policy().parameters()},
+                      {"group", so.kv.group}, {"rotate", f.kv.rotate}};
+  out["attention_target"] = attention_target_name();
   out["beyond_trained_context"] = so.context > c.context_length;
   const double bw = measure_read_bandwidth(session.pool(), {});
   out["memory_read_gbps"] = bw / 1e9;
@@ -105,12 +112,13 @@ int bench(const BenchFlags& f) {
     out["prefill"] = {{"tokens", f.prefill_tokens}, {"tokens_per_second", median(tps)}, {"runs", tps}};
   }
 
-  const uint64_t kv_bytes_per_token = static_cast<uint64_t>(c.n_layers) * 2 * c.kv_dim() * sizeof(uint16_t);
   nlohmann::json decode = nlohmann::json::array();
+  std::vector<float> q(static_cast<size_t>(c.n_heads) * c.head_dim), attn_out(q.size());
+  for (float& x : q) x = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  AttentionScratch attn_scratch;
   for (int64_t depth : depths) {
-    session.reset();
-    if (depth > 0) session.prefill(random_tokens(depth));
     std::vector<double> ms;
+    KvStats kv;
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
       if (depth > 0) session.prefill(random_tokens(depth));  // (re)fill: decode must start at depth
@@ -121,17 +129,40 @@ int bench(const BenchFlags& f) {
         next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       }
       ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(f.n_gen));
+      kv = session.kv().stats();
     }
+    // Attention alone over the final cache (depth + n_gen tokens), all layers, one query.
+    const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+    const WindowRange window{session.kv().window_tokens(), 0, 0};
+    const int reps = 20;
+    std::vector<double> attn_ms;
+    for (int r = 0; r < 3; ++r) {
+      const auto a0 = clock::now();
+      for (int rep = 0; rep < reps; ++rep) {
+        for (int l = 0; l < c.n_layers; ++l) {
+          attention(shape, q.data(), 1, &window, session.kv().layer_view(l), attn_out.data(), session.pool(), attn_scratch);
+        }
+      }
+      attn_ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - a0).count() / reps);
+    }
+    const double attention_ms = median(attn_ms);
+    // KV bytes at the run's mean depth, scaled from the final cache.
     const double mean_depth = static_cast<double>(depth) + 0.5 * static_cast<double>(f.n_gen);
-    const double bytes = static_cast<double>(m.model->weights().bytes_per_token) + mean_depth * kv_bytes_per_token;
+    const double kv_bytes_mean = kv.tokens > 0 ? static_cast<double>(kv.kv_bytes) * mean_depth / kv.tokens : 0.0;
+    const double bytes = static_cast<double>(m.model->weights().bytes_per_token) + kv_bytes_mean;
     const double roofline_ms = 1000.0 * bytes / bw;
     const double med = median(ms);
     decode.push_back({{"depth", depth}, {"ms_per_token", med}, {"runs_ms", ms}, {"bytes_per_token", bytes},
                       {"roofline_ms", roofline_ms}, {"x_roofline", med / roofline_ms},
-                      {"kv_bytes", static_cast<uint64_t>(mean_depth) * kv_bytes_per_token},
-                      {"effective_bits", 16.0}});
-    std::fprintf(stderr, "bench: depth %lld: %.2f ms/token (roofline %.2f ms)\n", static_cast<long long>(depth),
-                 med, roofline_ms);
+                      {"kv_bytes", kv.kv_bytes}, {"kv_bytes_allocated", kv.kv_bytes_allocated},
+                      {"kv_tokens", kv.tokens}, {"effective_bits", kv.effective_bits},
+                      {"attention_ms", attention_ms},
+                      {"attention_gbps", attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0}});
+    std::fprintf(stderr,
+                 "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms), %.2f effective bits, attention %.2f ms "
+                 "(%.1f GB/s)\n",
+                 session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, kv.effective_bits,
+                 attention_ms, attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0);
   }
   out["decode"] = decode;
   out["decode_tokens"] = f.n_gen;
@@ -152,6 +183,7 @@ int bench(const BenchFlags& f) {
 Runner add_bench_command(CLI::App& cmd) {
   auto f = std::make_shared<BenchFlags>();
   add_model_flags(cmd, f->model);
+  add_kv_flags(cmd, f->kv);
   cmd.add_option("--depth", f->depths, "comma-separated context depths for decode timing");
   cmd.add_option("--n-gen", f->n_gen, "decoded tokens per run")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   cmd.add_option("--runs", f->runs, "runs per depth (median reported)")->check(CLI::Range(1, 100));

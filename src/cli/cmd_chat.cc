@@ -18,6 +18,7 @@ namespace kvbits::cli {
 namespace {
 struct ChatFlags {
   ModelFlags model;
+  KvFlags kv;
   SamplerOptions sampler;
   std::string system;
   int64_t n_predict = 512;
@@ -30,6 +31,7 @@ int chat(const ChatFlags& f) {
   SessionOptions so;
   so.threads = f.model.threads;
   so.context = f.model.context;
+  apply_kv_flags(f.kv, so);
   Session session(*m.model, so);
   Sampler sampler(f.sampler);
   std::vector<ChatMessage> history;
@@ -72,6 +74,7 @@ int chat(const ChatFlags& f) {
     // The cache holds prompt + reply tokens; the end-of-turn marker the template adds after the
     // reply is prefilled with the next turn's suffix.
     rendered = full + history.back().content;
+    if (interactive) std::fprintf(stderr, "[%s]\n", kv_summary(session).c_str());
   }
   return 0;
 }
@@ -80,6 +83,7 @@ int chat(const ChatFlags& f) {
 Runner add_chat_command(CLI::App& cmd) {
   auto f = std::make_shared<ChatFlags>();
   add_model_flags(cmd, f->model);
+  add_kv_flags(cmd, f->kv);
   add_sampler_flags(cmd, f->sampler);
   cmd.add_option("--system", f->system, "system prompt (default: the template's own)");
   cmd.add_option("-n,--n-predict", f->n_predict, "maximum tokens per reply")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));

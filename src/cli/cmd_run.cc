@@ -14,6 +14,7 @@ namespace kvbits::cli {
 namespace {
 struct RunFlags {
   ModelFlags model;
+  KvFlags kv;
   SamplerOptions sampler;
   std::string prompt;
   std::string prompt_file;
@@ -39,6 +40,7 @@ int run(const RunFlags& f) {
   SessionOptions so;
   so.threads = f.model.threads;
   so.context = f.model.context;
+  apply_kv_flags(f.kv, so);
   Session session(*m.model, so);
   if (static_cast<int64_t>(ids.size()) > session.context()) {
     throw Error("context overflow: the prompt has " + std::to_string(ids.size()) +
@@ -60,17 +62,10 @@ int run(const RunFlags& f) {
   std::fwrite(tail.data(), 1, tail.size(), stdout);
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  const auto& cache = session.cache();
-  const double tokens = static_cast<double>(cache.size());
-  const double elems = tokens * m.model->config().n_layers * 2.0 * m.model->config().kv_dim();
   std::fprintf(stderr,
-               "kvbits: prompt %lld tokens, prefill %.1f tok/s | generated %lld tokens, decode %.2f ms/token | "
-               "KV fp16: %s for %lld tokens (%.2f effective bits), %s allocated%s\n",
+               "kvbits: prompt %lld tokens, prefill %.1f tok/s | generated %lld tokens, decode %.2f ms/token | %s%s\n",
                static_cast<long long>(st.prompt_tokens), st.prefill_tokens_per_second(),
-               static_cast<long long>(st.generated_tokens), st.decode_ms_per_token(),
-               format_bytes(cache.bytes_used()).c_str(), static_cast<long long>(cache.size()),
-               elems > 0 ? 8.0 * static_cast<double>(cache.bytes_used()) / elems : 0.0,
-               format_bytes(cache.bytes_allocated()).c_str(),
+               static_cast<long long>(st.generated_tokens), st.decode_ms_per_token(), kv_summary(session).c_str(),
                (!st.stopped_at_eog && session.n_past() >= session.context()) ? " | stopped: context full" : "");
   return 0;
 }
@@ -79,6 +74,7 @@ int run(const RunFlags& f) {
 Runner add_run_command(CLI::App& cmd) {
   auto f = std::make_shared<RunFlags>();
   add_model_flags(cmd, f->model);
+  add_kv_flags(cmd, f->kv);
   add_sampler_flags(cmd, f->sampler);
   auto* p = cmd.add_option("-p,--prompt", f->prompt, "prompt text");
   auto* pf = cmd.add_option("-f,--file", f->prompt_file, "read the prompt from a file");

@@ -24,6 +24,38 @@ void add_sampler_flags(CLI::App& cmd, SamplerOptions& o) {
   cmd.add_option("-s,--seed", o.seed, "random seed");
 }
 
+void add_kv_flags(CLI::App& cmd, KvFlags& f) {
+  cmd.add_option("--kv", f.policy,
+                 "KV cache policy: fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule");
+  cmd.add_option("--kv-residual", f.residual, "R: recent tokens kept at FP16 before the policy decides")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd.add_option("--kv-group", f.group, "elements per scale/minimum of quantized KV rows (multiple of 16)")
+      ->check(CLI::Range(16, 1024));
+  cmd.add_option("--kv-rotate", f.rotate, "Hadamard rotation of quantized rows: none, k, kv")
+      ->check(CLI::IsMember({"none", "k", "kv"}));
+  cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
+}
+
+void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
+  PolicyOptions po;
+  po.residual = f.residual;
+  so.policy = parse_policy(f.policy, po);
+  so.kv.group = f.group;
+  so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;
+  so.kv.budget_bytes = static_cast<uint64_t>(f.budget_mib * 1024.0 * 1024.0);
+}
+
+std::string kv_summary(const Session& session) {
+  const KvStats st = session.kv().stats();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "KV %s: %s for %lld tokens (%.2f effective bits), %s allocated",
+                session.policy().spec().c_str(), format_bytes(st.kv_bytes).c_str(), static_cast<long long>(st.tokens),
+                st.effective_bits, format_bytes(st.kv_bytes_allocated).c_str());
+  std::string s = buf;
+  if (st.demoted_pages > 0) s += ", " + std::to_string(st.demoted_pages) + " pages demoted";
+  return s;
+}
+
 LoadedModel load_model(const ModelFlags& flags) {
   LoadedModel m;
   m.model = LlamaModel::load(flags.model_path);

@@ -1,6 +1,7 @@
 #pragma once
 // Flags and helpers shared by the generation frontends (run, chat, bench).
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -18,8 +19,22 @@ struct ModelFlags {
   int64_t context = 0;  // tokens; 0 = the model's full context (memory is touched as used)
 };
 
+// The KV cache: policy and store options, shared by run, chat, bench and eval.
+struct KvFlags {
+  std::string policy = "fp16";       // --kv SPEC (policy/precision_policy.h)
+  std::optional<int64_t> residual;   // --kv-residual R
+  int group = 64;                    // --kv-group
+  std::string rotate = "kv";         // --kv-rotate none|k|kv
+  double budget_mib = 0.0;           // --kv-mb (0: none)
+};
+
 void add_model_flags(CLI::App& cmd, ModelFlags& flags);
 void add_sampler_flags(CLI::App& cmd, SamplerOptions& options);
+void add_kv_flags(CLI::App& cmd, KvFlags& flags);
+// Parses the policy and fills so.policy and so.kv; throws Error on bad values.
+void apply_kv_flags(const KvFlags& flags, SessionOptions& so);
+// "int4: 2.1 MiB for 100 tokens, 4.52 effective bits (2.5 MiB allocated)" style.
+std::string kv_summary(const Session& session);
 
 struct LoadedModel {
   std::unique_ptr<LlamaModel> model;

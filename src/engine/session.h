@@ -1,31 +1,39 @@
 #pragma once
-// A generation session: one model, one KV cache, one thread pool. Prefill runs the prompt in
-// chunks (matrix-matrix kernels); decode runs one token at a time. Not thread-safe.
+// A generation session: one model, one mixed-precision KV store, one precision policy, one thread
+// pool. Prefill runs the prompt in chunks (matrix-matrix kernels); decode runs one token at a
+// time. After every forward call the tokens that leave the FP16 window (all but the policy's R most
+// recent) are committed to the store at the widths the policy picks. Not thread-safe.
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "backend/thread_pool.h"
-#include "kv/fp16_kv_cache.h"
+#include "kv/kv_store.h"
 #include "model/llama_model.h"
+#include "policy/precision_policy.h"
 
 namespace kvbits {
 
 struct SessionOptions {
-  int64_t context = 0;        // tokens the cache can hold; 0 = the model's context_length
+  int64_t context = 0;          // tokens the cache can hold; 0 = the model's context_length
   int threads = 2;
   int64_t prefill_chunk = 256;  // tokens per forward call during prefill
+  int64_t max_batch = 256;      // most tokens of side-by-side continuations per forward call
   ActivationMode activations = ActivationMode::kInt8;  // kFloat: slower, no activation rounding
   // Permit a context longer than the model was trained for (speed benchmarks at depth 8192 need
   // 8192 + generated tokens; output quality past the trained length is not guaranteed).
   bool allow_beyond_trained_context = false;
+  // The precision policy (nullptr: fp16) and the store's layout options; the session fills in
+  // capacity, residual, max_chunk, floor, demotion and record from itself and the policy.
+  std::shared_ptr<PrecisionPolicy> policy;
+  KvStoreOptions kv;
 };
 
 class Session {
  public:
   // `model` must outlive the session. Throws Error on invalid options (e.g. context larger than
-  // the model supports).
+  // the model supports, a budget that cannot hold it).
   Session(const LlamaModel& model, const SessionOptions& options);
 
   // Appends tokens to the context; returns the logits [vocab] after the last one.
@@ -33,23 +41,37 @@ class Session {
   std::span<float> prefill(std::span<const int32_t> tokens);
   // Appends one token; returns the next-token logits [vocab].
   std::span<float> decode(int32_t token);
-  // Appends tokens and returns the logits of every one: [n, vocab] (for scoring).
+  // Appends tokens (in chunks of prefill_chunk, each committed before the next) and returns the
+  // logits of every one: [n, vocab] (perplexity, scoring).
   std::span<float> prefill_all_logits(std::span<const int32_t> tokens);
+  // Scores continuations of the current context side by side, each attending the context and its
+  // own earlier tokens, and leaves the context unchanged. Returns logits [sum of lengths, vocab];
+  // continuation j's rows start at offsets[j]. Each continuation must fit max_batch tokens.
+  std::span<float> score_continuations(std::span<const std::vector<int32_t>> continuations,
+                                       std::vector<int64_t>& offsets);
 
-  void reset() { cache_.clear(); }
-  int64_t n_past() const { return cache_.size(); }
-  int64_t context() const { return cache_.capacity(); }
-  const Fp16KvCache& cache() const { return cache_; }
+  void reset();
+  int64_t n_past() const { return store_->size(); }
+  int64_t context() const { return store_->capacity(); }
+  const KvStore& kv() const { return *store_; }
+  const PrecisionPolicy& policy() const { return *policy_; }
   const LlamaModel& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
 
  private:
+  void forward(const ForwardInput& input, LogitsFor which);
+  void commit_ready();  // commits window tokens beyond the policy's R
+
   const LlamaModel& model_;
   SessionOptions options_;
+  std::shared_ptr<PrecisionPolicy> policy_;
   ThreadPool pool_;
-  Fp16KvCache cache_;
+  std::unique_ptr<KvStore> store_;
   ForwardScratch scratch_;
-  std::vector<float> logits_;
+  std::vector<float> logits_, all_logits_;
+  std::vector<int32_t> history_;  // token id at every cached position
+  std::vector<TokenInfo> infos_;
+  std::vector<KvPrecision> precisions_;
 };
 
 }  // namespace kvbits

@@ -23,7 +23,7 @@ void ForwardScratch::reserve(const LlamaConfig& c, int64_t n) {
   proj.resize(sz(c.d_model));
   gate.resize(sz(c.d_ff));
   up.resize(sz(c.d_ff));
-  n_keys.resize(static_cast<size_t>(n));
+  windows.resize(static_cast<size_t>(n));
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
@@ -63,26 +63,30 @@ void LlamaModel::repack_weights() {
 LlamaModel::LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights)
     : file_(std::move(file)), config_(std::move(config)), weights_(std::move(weights)) {}
 
-void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, LogitsFor which,
-                         std::vector<float>& logits, ThreadPool& pool, ForwardScratch& s,
-                         const ForwardOptions& options) const {
+void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor which, std::vector<float>& logits,
+                         ThreadPool& pool, ForwardScratch& s, const ForwardOptions& options) const {
   const LlamaConfig& c = config_;
+  const std::span<const int32_t> tokens = input.tokens;
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
-  const int64_t start = cache.size();
-  if (start + n > cache.capacity()) {
-    throw Error("context overflow: " + std::to_string(start + n) + " tokens exceed the context size of " +
-                std::to_string(cache.capacity()));
+  if ((!input.positions.empty() && static_cast<int64_t>(input.positions.size()) != n) ||
+      (!input.windows.empty() && static_cast<int64_t>(input.windows.size()) != n)) {
+    throw Error("forward: positions and windows must be given for every token or not at all");
   }
   for (int32_t t : tokens) {
     if (t < 0 || t >= c.vocab_size) throw Error("token id " + std::to_string(t) + " is outside the vocabulary");
   }
+  const int64_t start = store.begin_append(n);
+  const int64_t first_row = start - store.committed();  // window row of tokens[0]
   s.reserve(c, n);
   const int64_t d = c.d_model, kv = c.kv_dim(), q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  auto position = [&](int64_t i) { return input.positions.empty() ? start + i : input.positions[i]; };
+  for (int64_t i = 0; i < n; ++i) {
+    s.windows[i] = input.windows.empty() ? WindowRange{first_row + i + 1, 0, 0} : input.windows[i];
+  }
 
   for (int64_t i = 0; i < n; ++i) dequantize_row(weights_.token_embd, tokens[i], &s.x[i * d]);
-  for (int64_t i = 0; i < n; ++i) s.n_keys[i] = start + i + 1;  // causal: itself and all before
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(l)];
@@ -90,11 +94,11 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
     const MatmulJob qkv[] = {{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}};
     matmul_group(qkv, s.xn.data(), n, pool, s.matmul, options.activations);
     for (int64_t i = 0; i < n; ++i) {
-      rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
-      rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, start + i, c.rope_theta);
-      cache.store(l, start + i, &s.k[i * kv], &s.v[i * kv]);
+      rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, position(i), c.rope_theta);
+      rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, position(i), c.rope_theta);
     }
-    attention_fp16(shape, s.q.data(), n, s.n_keys.data(), cache.layer_view(l), s.attn.data(), pool, s.attention);
+    store.write_window(l, start, n, s.k.data(), s.v.data());
+    attention(shape, s.q.data(), n, s.windows.data(), store.layer_view(l), s.attn.data(), pool, s.attention);
     matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);
 
@@ -105,7 +109,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, Fp16KvCache& cache, Lo
     matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);
   }
-  cache.set_size(start + n);
+  store.end_append(n);
 
   if (which == LogitsFor::kNone) {
     logits.clear();

@@ -12,7 +12,7 @@
 
 #include "backend/thread_pool.h"
 #include "io/gguf.h"
-#include "kv/fp16_kv_cache.h"
+#include "kv/kv_store.h"
 #include "model/llama_config.h"
 #include "model/llama_weights.h"
 #include "ops/attention.h"
@@ -26,13 +26,23 @@ struct ForwardOptions {
   ActivationMode activations = ActivationMode::kInt8;  // see ops/matmul.h
 };
 
+// The tokens of one forward call. By default token i sits at position store.size() + i and
+// attends the committed cache plus the window up to itself (causal). Continuations scored side by
+// side give each token its own position and window rows (see WindowRange in ops/attention.h;
+// window row 0 is the first uncommitted position, and the chunk's rows are appended in order).
+struct ForwardInput {
+  std::span<const int32_t> tokens;
+  std::span<const int64_t> positions;     // empty: causal default
+  std::span<const WindowRange> windows;   // empty: causal default
+};
+
 // Scratch buffers of one forward pass, sized for the largest chunk; reused across calls.
 struct ForwardScratch {
   int64_t capacity = 0;                       // tokens
   std::vector<float> x, xn, q, k, v, attn, proj, gate, up;  // [capacity, dim of each]
   MatmulScratch matmul;
   AttentionScratch attention;
-  std::vector<int64_t> n_keys;
+  std::vector<WindowRange> windows;
   void reserve(const LlamaConfig& c, int64_t n_tokens);
 };
 
@@ -47,12 +57,11 @@ class LlamaModel {
   const LlamaWeights& weights() const { return weights_; }
   const GgufFile& file() const { return file_; }
 
-  // Runs `tokens` at positions cache.size() .. cache.size()+n-1 and appends their K/V to the
-  // cache. logits: [n_out, vocab] with n_out = 0, 1 or n per `which`. Throws Error if the cache
-  // has no room or a token id is out of range.
-  void forward(std::span<const int32_t> tokens, Fp16KvCache& cache, LogitsFor which,
-               std::vector<float>& logits, ThreadPool& pool, ForwardScratch& scratch,
-               const ForwardOptions& options = {}) const;
+  // Runs the tokens, appending their K/V to the store's window (the engine commits them later),
+  // and returns logits: [n_out, vocab] with n_out = 0, 1 or n per `which`. Throws Error if the
+  // store has no room or a token id is out of range.
+  void forward(const ForwardInput& input, KvStore& store, LogitsFor which, std::vector<float>& logits,
+               ThreadPool& pool, ForwardScratch& scratch, const ForwardOptions& options = {}) const;
 
  private:
   LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights);

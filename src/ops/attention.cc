@@ -1,4 +1,14 @@
-// SIMD attention over the FP16 cache (ops/attention.h), compiled per Highway target.
+// Attention over the mixed-precision KV cache (ops/attention.h), compiled per Highway target.
+//
+// Work split: a task is (query, KV head, range of pages) or (query, KV head, window rows). Each
+// task runs an online softmax for the g query heads of its group and leaves a partial state
+// (running max m, sum l, weighted V sums) that the driver merges. Weighted V sums are kept twice:
+// `acc` for rows in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
+// Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising.
+//
+// Per target: AttendWindow reads fp16 rows; AttendPage reads a page through one of two paths:
+//  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
+//  * the portable path: each 16-token tile is decoded to floats, then scored and accumulated.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -7,71 +17,132 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "ops/attention.h"
+#include "ops/kv_codec.h"
 #include "util/half.h"
+
+#ifndef KVBITS_ATTENTION_SHARED
+#define KVBITS_ATTENTION_SHARED
+namespace kvbits::attention_detail {
+
+// One query's inputs for one KV head group, prepared once by the driver.
+struct PreparedQuery {
+  const float* qf;    // [g, hd] query * 1/sqrt(hd), model basis: fp16 rows
+  const float* qr;    // [g, hd] the same, Hadamard-rotated if quantized K rows are (else == qf)
+  const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path)
+  const float* qd;    // [g, groups] scale of qi: qr ~ qd * qi
+  const float* qsum;  // [g, groups] sum of qr over each group (multiplies the K minimums)
+};
+
+// Online-softmax state of one task: m, l: [g]; acc, acc_rot: [g, hd]. Start: m = -inf, rest 0.
+struct SoftmaxState {
+  float* m;
+  float* l;
+  float* acc;
+  float* acc_rot;
+};
+
+}  // namespace kvbits::attention_detail
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace kvbits {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+using attention_detail::PreparedQuery;
+using attention_detail::SoftmaxState;
 
-constexpr int kKeyTile = 32;  // keys scored before one online-softmax rescale
-
-// Online-softmax attention of a group of g query heads over keys [j0, j1) of one KV head.
-// q: [g, hd] (already scaled by 1/sqrt(hd)); k, v: [ctx, hd] fp16 bits of this KV head.
-// State in/out: acc [g, hd], mx [g], sum [g]; start from acc = 0, mx = -inf, sum = 0.
-void AttendRange(const float* q, int g, int hd, const uint16_t* k, const uint16_t* v, int64_t j0,
-                 int64_t j1, float* acc, float* mx, float* sum) {
+// Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
+// max grows, turns scores into weights p = exp(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
+// floats) to `target` (acc or acc_rot of head h at target + h * hd).
+void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
   const int N = static_cast<int>(hn::Lanes(df));
-  HWY_ALIGN float scores[16 * kKeyTile];
-  for (int64_t t0 = j0; t0 < j1; t0 += kKeyTile) {
-    const int nt = static_cast<int>(std::min<int64_t>(kKeyTile, j1 - t0));
-    // Scores for the tile: each K row is loaded once for all g heads.
+  for (int h = 0; h < g; ++h) {
+    float* sh = s + h * kKvTile;
+    float tile_max = -INFINITY;
+    for (int j = 0; j < nt; ++j) tile_max = std::max(tile_max, sh[j]);
+    const float new_max = std::max(st.m[h], tile_max);
+    if (new_max == -INFINITY) continue;  // nothing finite yet
+    const float correction = std::exp(st.m[h] - new_max);  // exp(-inf) = 0 on the first tile
+    if (correction != 1.0f) {
+      for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
+        for (int d = 0; d < hd; ++d) a[d] *= correction;
+      }
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < nt; ++j) sum += (sh[j] = std::exp(sh[j] - new_max));
+    st.l[h] = st.l[h] * correction + sum;
+    st.m[h] = new_max;
+    float* a = target + h * hd;
+    for (int d = 0; d < hd; d += N) {
+      auto acc = hn::LoadU(df, a + d);
+      for (int j = 0; j < nt; ++j) acc = hn::MulAdd(hn::Set(df, sh[j]), hn::LoadU(df, v + j * hd + d), acc);
+      hn::StoreU(acc, df, a + d);
+    }
+  }
+}
+
+float Dot(const float* a, const float* b, int n) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  auto acc = hn::Zero(df);
+  for (int d = 0; d < n; d += N) acc = hn::MulAdd(hn::LoadU(df, a + d), hn::LoadU(df, b + d), acc);
+  return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
+// Window rows [j0, j1) of one KV head: k, v: [rows, hd] fp16, model basis.
+void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, const uint16_t* v, int64_t j0,
+                  int64_t j1, float* buf, const SoftmaxState& st) {
+  float s[16 * kKvTile];
+  float* vf = buf;        // [kKvTile, hd]
+  float* kf = buf + kKvTile * hd;
+  for (int64_t t0 = j0; t0 < j1; t0 += kKvTile) {
+    const int nt = static_cast<int>(std::min<int64_t>(kKvTile, j1 - t0));
     for (int j = 0; j < nt; ++j) {
-      const hwy::float16_t* kr = reinterpret_cast<const hwy::float16_t*>(k + (t0 + j) * hd);
-      for (int h = 0; h < g; ++h) {
-        auto a = hn::Zero(df);
-        for (int d = 0; d < hd; d += N) {
-          a = hn::MulAdd(hn::LoadU(df, q + h * hd + d), hn::PromoteTo(df, hn::LoadU(dh, kr + d)), a);
-        }
-        scores[h * kKeyTile + j] = hn::GetLane(hn::SumOfLanes(df, a));
+      for (int d = 0; d < hd; ++d) {
+        kf[j * hd + d] = fp16_to_fp32(k[(t0 + j) * hd + d]);
+        vf[j * hd + d] = fp16_to_fp32(v[(t0 + j) * hd + d]);
       }
     }
     for (int h = 0; h < g; ++h) {
-      float* s = scores + h * kKeyTile;
-      for (int j = nt; j < kKeyTile; ++j) s[j] = -INFINITY;  // padding: exp -> 0
-      auto vmax = hn::Set(df, -INFINITY);
-      for (int j = 0; j < kKeyTile; j += N) vmax = hn::Max(vmax, hn::Load(df, s + j));
-      const float new_max = std::max(mx[h], hn::GetLane(hn::MaxOfLanes(df, vmax)));
-      const float correction = std::exp(mx[h] - new_max);  // exp(-inf) = 0 on the first tile
-      const auto vm = hn::Set(df, new_max);
-      auto vsum = hn::Zero(df);
-      for (int j = 0; j < kKeyTile; j += N) {
-        const auto e = hn::Exp(df, hn::Sub(hn::Load(df, s + j), vm));
-        hn::Store(e, df, s + j);
-        vsum = hn::Add(vsum, e);
+      for (int j = 0; j < nt; ++j) s[h * kKvTile + j] = Dot(q.qf + h * hd, kf + j * hd, hd);
+    }
+    FoldTile(g, hd, s, nt, vf, st.acc, st);
+  }
+}
+
+// Portable path: decode each tile to floats (kv_page_read_row) once, then score and fold it for
+// each of the nq queries (a block of prefill queries shares every tile it reads).
+void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, const KvPageRef& page,
+                int kvh, bool rotated_v, float* buf) {
+  const KvPageLayout& layout = *page.layout;
+  const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
+  float s[16 * kKvTile];
+  float* vf = buf;
+  float* kf = buf + kKvTile * hd;
+  for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
+    const int nt = std::min(kKvTile, page.n_tokens - t0);
+    for (int j = 0; j < nt; ++j) {
+      kv_page_read_row(layout, page.data, false, kvh, t0 + j, kf + j * hd);
+      kv_page_read_row(layout, page.data, true, kvh, t0 + j, vf + j * hd);
+    }
+    for (int qi = 0; qi < nq; ++qi) {
+      const float* qk = k_quant ? qs[qi].qr : qs[qi].qf;
+      for (int h = 0; h < g; ++h) {
+        for (int j = 0; j < nt; ++j) s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd);
       }
-      sum[h] = sum[h] * correction + hn::GetLane(hn::SumOfLanes(df, vsum));
-      mx[h] = new_max;
-      // Weighted V, accumulated in a register per (head, dim chunk) over the tile's keys; the
-      // tile's V rows (32 x hd fp16) stay in L1 across heads.
-      const auto vc = hn::Set(df, correction);
-      for (int d = 0; d < hd; d += N) {
-        auto a = hn::Mul(hn::LoadU(df, acc + h * hd + d), vc);
-        for (int j = 0; j < nt; ++j) {
-          const hwy::float16_t* vr = reinterpret_cast<const hwy::float16_t*>(v + (t0 + j) * hd);
-          a = hn::MulAdd(hn::Set(df, s[j]), hn::PromoteTo(df, hn::LoadU(dh, vr + d)), a);
-        }
-        hn::StoreU(a, df, acc + h * hd + d);
-      }
+      const SoftmaxState& st = states[qi];
+      FoldTile(g, hd, s, nt, vf, v_quant && rotated_v ? st.acc_rot : st.acc, st);
     }
   }
 }
 
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
+const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace kvbits
@@ -80,113 +151,247 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace kvbits {
 
-HWY_EXPORT(AttendRange);
+HWY_EXPORT(AttendWindow);
+HWY_EXPORT(AttendPage);
 HWY_EXPORT(Lanes);
+HWY_EXPORT(AttentionTargetName);
+
+using attention_detail::PreparedQuery;
+using attention_detail::SoftmaxState;
 
 namespace {
-// Keys per decode task: large enough to amortize the merge, small enough to give every thread
-// several tasks at depth >= 1024.
-constexpr int64_t kDecodeChunk = 512;
+
+// Tokens per decode task: enough to amortize the merge, small enough to give each thread several
+// tasks at depth >= 1024.
+constexpr int64_t kDecodeTaskTokens = 512;
+// Prefill queries per task: they share each page tile while it is in L1.
+constexpr int kQueryBlock = 8;
+
+// Per (query, KV head) prepared query buffers, in the scratch vectors.
+struct QueryBuffers {
+  int g, hd, groups;
+  std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups]
+  std::vector<int8_t>& qi;  // per (i, kvh): [g*hd]
+  size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups); }
+  PreparedQuery get(int64_t index) const {
+    const float* base = f.data() + index * f_stride();
+    return {base, base + g * hd, qi.data() + index * g * hd, base + 2 * g * hd, base + 2 * g * hd + g * groups};
+  }
+};
+
+void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_queries, const KvLayerView& cache,
+                     QueryBuffers& qb) {
+  const int hd = shape.head_dim, g = shape.n_heads / shape.n_kv_heads;
+  const int group = cache.group > 0 ? cache.group : hd;
+  qb.g = g;
+  qb.hd = hd;
+  qb.groups = hd / group;
+  const int64_t n = n_queries * shape.n_kv_heads;
+  qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
+  qb.qi.resize(static_cast<size_t>(n) * g * hd);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t idx = 0; idx < n; ++idx) {
+    const int64_t i = idx / shape.n_kv_heads;
+    const int kvh = static_cast<int>(idx % shape.n_kv_heads);
+    float* qf = qb.f.data() + idx * qb.f_stride();
+    float* qr = qf + g * hd;
+    float* qd = qr + g * hd;
+    float* qsum = qd + g * qb.groups;
+    int8_t* qi = qb.qi.data() + idx * g * hd;
+    for (int h = 0; h < g; ++h) {
+      const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
+      for (int d = 0; d < hd; ++d) qf[h * hd + d] = qr[h * hd + d] = src[d] * scale;
+      if (cache.rotated_k) hadamard(qr + h * hd, hd);
+      for (int gr = 0; gr < qb.groups; ++gr) {
+        const float* x = qr + h * hd + gr * group;
+        float amax = 0.0f, sum = 0.0f;
+        for (int d = 0; d < group; ++d) {
+          amax = std::max(amax, std::fabs(x[d]));
+          sum += x[d];
+        }
+        const float d_scale = amax / 127.0f;
+        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int d = 0; d < group; ++d) {
+          qi[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint(x[d] * inv));
+        }
+        qd[h * qb.groups + gr] = d_scale;
+        qsum[h * qb.groups + gr] = sum;
+      }
+    }
+  }
+}
+
 }  // namespace
 
-void attention_fp16(const AttentionShape& shape, const float* q, int64_t n_queries,
-                    const int64_t* n_keys, const Fp16CacheLayerView& cache, float* out,
-                    ThreadPool& pool, AttentionScratch& scratch) {
+void attention(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
+               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch) {
   const int hd = shape.head_dim;
   const int g = shape.n_heads / shape.n_kv_heads;
   const int lanes = HWY_DYNAMIC_DISPATCH(Lanes)();
-  if (hd % lanes != 0 || g > 16) {
-    attention_fp16_ref(shape, q, n_queries, n_keys, cache, out);
+  if (hd % lanes != 0 || hd % 16 != 0 || g > 16) {
+    attention_ref(shape, q, n_queries, window, cache, out);
     return;
   }
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t qstride = static_cast<int64_t>(shape.n_heads) * hd;
-  const int64_t state = static_cast<int64_t>(g) * hd + 2 * g;  // acc, max, sum
-  // Tasks: (query, kv head, key chunk). Only single-query decode splits the key range.
-  const int64_t max_keys = *std::max_element(n_keys, n_keys + n_queries);
-  const int64_t chunk = n_queries == 1 ? kDecodeChunk : std::max<int64_t>(max_keys, 1);
-  const int64_t n_chunks = (std::max<int64_t>(max_keys, 1) + chunk - 1) / chunk;
-  const int64_t n_tasks = n_queries * shape.n_kv_heads * n_chunks;
-  scratch.partial.resize(static_cast<size_t>(n_tasks * (state + g * hd)));
+  QueryBuffers qb{0, 0, 0, scratch.queries, scratch.queries_i8};
+  prepare_queries(shape, q, n_queries, cache, qb);
+
+  // Tasks: (query block, kv head, part). A part is a range of pages [p0, p1) or the window
+  // (p0 = -1). Decode (one query) splits the pages into parts across threads; prefill gives each
+  // task a block of queries that share every page tile it reads.
+  std::vector<int64_t>& parts = scratch.parts;  // pairs (p0, p1)
+  parts.clear();
+  const int64_t n_pages = static_cast<int64_t>(cache.pages.size());
+  if (n_queries == 1) {
+    int64_t p0 = 0, tokens = 0;
+    for (int64_t p = 0; p < n_pages; ++p) {
+      tokens += cache.pages[p].n_tokens;
+      if (tokens >= kDecodeTaskTokens || p + 1 == n_pages) {
+        if (tokens > 0) parts.insert(parts.end(), {p0, p + 1});
+        p0 = p + 1;
+        tokens = 0;
+      }
+    }
+  } else if (n_pages > 0) {
+    parts.insert(parts.end(), {0, n_pages});
+  }
+  parts.insert(parts.end(), {-1, -1});
+  const int64_t n_parts = static_cast<int64_t>(parts.size() / 2);
+  const int64_t n_blocks = (n_queries + kQueryBlock - 1) / kQueryBlock;
+  const int64_t state = static_cast<int64_t>(g) * (2 * hd + 2);  // m, l, acc, acc_rot
+  // State of (query i, kv head, part c) at ((i * n_kv_heads + kvh) * n_parts + c) * state.
+  scratch.partial.resize(static_cast<size_t>(n_queries * shape.n_kv_heads * n_parts * state));
+  const int64_t buffer = 2 * kKvTile * hd;
+  scratch.buffers.resize(static_cast<size_t>(pool.size() * buffer));
   float* partial = scratch.partial.data();
-  pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    const int64_t c = task % n_chunks;
-    const int64_t kvh = (task / n_chunks) % shape.n_kv_heads;
-    const int64_t i = task / (n_chunks * shape.n_kv_heads);
-    float* st = partial + task * (state + g * hd);
-    float* acc = st;
-    float* mx = st + g * hd;
-    float* sum = mx + g;
-    float* qs = sum + g;  // scaled queries of the group
-    std::fill(acc, acc + g * hd, 0.0f);
-    std::fill(mx, mx + g, -INFINITY);
-    std::fill(sum, sum + g, 0.0f);
-    const int64_t j0 = c * chunk, j1 = std::min(n_keys[i], j0 + chunk);
-    if (j0 >= j1) return;
-    for (int h = 0; h < g * hd; ++h) qs[h] = q[i * qstride + kvh * g * hd + h] * scale;
-    const uint16_t* k = cache.k + kvh * cache.ctx_stride * hd;
-    const uint16_t* v = cache.v + kvh * cache.ctx_stride * hd;
-    HWY_DYNAMIC_DISPATCH(AttendRange)(qs, g, hd, k, v, j0, j1, acc, mx, sum);
+  auto state_of = [&](int64_t i, int kvh, int64_t c) {
+    float* st = partial + ((i * shape.n_kv_heads + kvh) * n_parts + c) * state;
+    return SoftmaxState{st, st + g, st + 2 * g, st + 2 * g + g * hd};
+  };
+  pool.parallel_for(n_blocks * shape.n_kv_heads * n_parts, [&](int64_t task, int thread) {
+    const int64_t c = task % n_parts;
+    const int kvh = static_cast<int>((task / n_parts) % shape.n_kv_heads);
+    const int64_t i0 = task / (n_parts * shape.n_kv_heads) * kQueryBlock;
+    const int nq = static_cast<int>(std::min<int64_t>(kQueryBlock, n_queries - i0));
+    PreparedQuery pqs[kQueryBlock];
+    SoftmaxState sss[kQueryBlock];
+    for (int k = 0; k < nq; ++k) {
+      pqs[k] = qb.get((i0 + k) * shape.n_kv_heads + kvh);
+      sss[k] = state_of(i0 + k, kvh, c);
+      std::fill(sss[k].m, sss[k].m + g, -INFINITY);
+      std::fill(sss[k].l, sss[k].l + 2 * g * hd + g, 0.0f);  // l, acc, acc_rot are contiguous
+    }
+    float* buf = scratch.buffers.data() + thread * buffer;
+    const int64_t p0 = parts[2 * c], p1 = parts[2 * c + 1];
+    if (p0 < 0) {
+      const int64_t off = static_cast<int64_t>(kvh) * cache.window_stride * hd;
+      for (int k = 0; k < nq; ++k) {
+        const WindowRange& w = window[i0 + k];
+        for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {
+          if (j0 >= j1) continue;
+          HWY_DYNAMIC_DISPATCH(AttendWindow)(pqs[k], g, hd, cache.window_k + off, cache.window_v + off, j0, j1, buf,
+                                             sss[k]);
+        }
+      }
+      return;
+    }
+    for (int64_t p = p0; p < p1; ++p) {
+      if (cache.pages[p].n_tokens == 0) continue;
+      HWY_DYNAMIC_DISPATCH(AttendPage)(pqs, sss, nq, g, hd, cache.pages[p], kvh, cache.rotated_v, buf);
+    }
   });
-  // Merge the chunks of each (query, kv head) and normalise.
+
+  // Merge the parts of each (query, kv head) and normalise.
+  std::vector<float> rot(static_cast<size_t>(hd));
+  for (int64_t idx = 0; idx < n_queries * shape.n_kv_heads; ++idx) {
+    const int64_t i = idx / shape.n_kv_heads;
+    const int kvh = static_cast<int>(idx % shape.n_kv_heads);
+    for (int h = 0; h < g; ++h) {
+      float m = -INFINITY;
+      for (int64_t c = 0; c < n_parts; ++c) m = std::max(m, partial[(idx * n_parts + c) * state + h]);
+      float* o = out + i * shape.n_heads * hd + (kvh * g + h) * hd;
+      std::fill(o, o + hd, 0.0f);
+      std::fill(rot.begin(), rot.end(), 0.0f);
+      float total = 0.0f;
+      bool any_rot = false;
+      for (int64_t c = 0; c < n_parts; ++c) {
+        const float* st = partial + (idx * n_parts + c) * state;
+        const float cm = st[h];
+        if (cm == -INFINITY) continue;
+        const float w = std::exp(cm - m);
+        total += w * st[g + h];
+        const float* acc = st + 2 * g + h * hd;
+        const float* acc_rot = st + 2 * g + g * hd + h * hd;
+        for (int d = 0; d < hd; ++d) {
+          o[d] += w * acc[d];
+          rot[d] += w * acc_rot[d];
+          any_rot |= acc_rot[d] != 0.0f;
+        }
+      }
+      if (any_rot) {
+        hadamard(rot.data(), hd);
+        for (int d = 0; d < hd; ++d) o[d] += rot[d];
+      }
+      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+      for (int d = 0; d < hd; ++d) o[d] *= inv;
+    }
+  }
+}
+
+void attention_ref(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
+                   const KvLayerView& cache, float* out) {
+  const int hd = shape.head_dim;
+  const int g = shape.n_heads / shape.n_kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  std::vector<float> row(static_cast<size_t>(hd));
   for (int64_t i = 0; i < n_queries; ++i) {
     for (int kvh = 0; kvh < shape.n_kv_heads; ++kvh) {
+      // Every key and value this query sees, decoded to the model's basis.
+      std::vector<std::vector<double>> keys, values;
+      auto add_row = [&](std::vector<std::vector<double>>& dst, bool rotated) {
+        if (rotated) hadamard(row.data(), hd);
+        dst.emplace_back(row.begin(), row.end());
+      };
+      for (const KvPageRef& page : cache.pages) {
+        for (int t = 0; t < page.n_tokens; ++t) {
+          kv_page_read_row(*page.layout, page.data, false, kvh, t, row.data());
+          add_row(keys, page.layout->format(false).bits < 16 && cache.rotated_k);
+          kv_page_read_row(*page.layout, page.data, true, kvh, t, row.data());
+          add_row(values, page.layout->format(true).bits < 16 && cache.rotated_v);
+        }
+      }
+      for (const auto& [j0, j1] : {std::pair{int64_t{0}, window[i].shared}, std::pair{window[i].begin, window[i].end}}) {
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t off = (static_cast<int64_t>(kvh) * cache.window_stride + j) * hd;
+          for (int d = 0; d < hd; ++d) row[d] = fp16_to_fp32(cache.window_k[off + d]);
+          add_row(keys, false);
+          for (int d = 0; d < hd; ++d) row[d] = fp16_to_fp32(cache.window_v[off + d]);
+          add_row(values, false);
+        }
+      }
       for (int h = 0; h < g; ++h) {
-        float m = -INFINITY;
-        for (int64_t c = 0; c < n_chunks; ++c) {
-          const float* st = partial + ((i * shape.n_kv_heads + kvh) * n_chunks + c) * (state + g * hd);
-          m = std::max(m, st[g * hd + h]);
+        const float* qh = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
+        float* o = out + i * shape.n_heads * hd + (kvh * g + h) * hd;
+        std::vector<double> s(keys.size());
+        double m = -INFINITY;
+        for (size_t j = 0; j < keys.size(); ++j) {
+          double dot = 0.0;
+          for (int d = 0; d < hd; ++d) dot += static_cast<double>(qh[d]) * keys[j][d];
+          s[j] = dot * scale;
+          m = std::max(m, s[j]);
         }
-        float* o = out + i * qstride + (kvh * g + h) * hd;
-        std::fill(o, o + hd, 0.0f);
-        float total = 0.0f;
-        for (int64_t c = 0; c < n_chunks; ++c) {
-          const float* st = partial + ((i * shape.n_kv_heads + kvh) * n_chunks + c) * (state + g * hd);
-          const float cm = st[g * hd + h];
-          if (cm == -INFINITY) continue;
-          const float w = std::exp(cm - m);
-          total += w * st[g * hd + g + h];
-          for (int d = 0; d < hd; ++d) o[d] += w * st[h * hd + d];
+        double total = 0.0;
+        for (double& x : s) total += (x = std::exp(x - m));
+        for (int d = 0; d < hd; ++d) {
+          double acc = 0.0;
+          for (size_t j = 0; j < keys.size(); ++j) acc += s[j] * values[j][d];
+          o[d] = keys.empty() ? 0.0f : static_cast<float>(acc / total);
         }
-        const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-        for (int d = 0; d < hd; ++d) o[d] *= inv;
       }
     }
   }
 }
 
-void attention_fp16_ref(const AttentionShape& shape, const float* q, int64_t n_queries,
-                        const int64_t* n_keys, const Fp16CacheLayerView& cache, float* out) {
-  const int hd = shape.head_dim;
-  const int g = shape.n_heads / shape.n_kv_heads;
-  const int64_t qstride = static_cast<int64_t>(shape.n_heads) * hd;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  std::vector<double> s;
-  for (int64_t i = 0; i < n_queries; ++i) {
-    for (int h = 0; h < shape.n_heads; ++h) {
-      const int kvh = h / g;
-      const uint16_t* k = cache.k + kvh * cache.ctx_stride * hd;
-      const uint16_t* v = cache.v + kvh * cache.ctx_stride * hd;
-      const float* qh = q + i * qstride + h * hd;
-      s.assign(static_cast<size_t>(n_keys[i]), 0.0);
-      double m = -INFINITY;
-      for (int64_t j = 0; j < n_keys[i]; ++j) {
-        double d = 0.0;
-        for (int e = 0; e < hd; ++e) d += static_cast<double>(qh[e]) * fp16_to_fp32(k[j * hd + e]);
-        s[j] = d * scale;
-        m = std::max(m, s[j]);
-      }
-      double total = 0.0;
-      for (auto& x : s) total += (x = std::exp(x - m));
-      float* o = out + i * qstride + h * hd;
-      for (int e = 0; e < hd; ++e) {
-        double acc = 0.0;
-        for (int64_t j = 0; j < n_keys[i]; ++j) acc += s[j] * fp16_to_fp32(v[j * hd + e]);
-        o[e] = n_keys[i] > 0 ? static_cast<float>(acc / total) : 0.0f;
-      }
-    }
-  }
-}
+const char* attention_target_name() { return HWY_DYNAMIC_DISPATCH(AttentionTargetName)(); }
 
 }  // namespace kvbits
 #endif

@@ -1,16 +1,24 @@
 #pragma once
-// Scaled dot-product attention of query tokens over an FP16 KV cache, with grouped-query heads.
+// Scaled dot-product attention of query tokens over the mixed-precision KV cache of one layer,
+// with grouped-query heads.
 //
-// Cache layout (one layer): k, v: [n_kv_heads, ctx_stride, head_dim] fp16 bits, RoPE already
-// applied to K. Query head h uses KV head h / (n_heads / n_kv_heads); the heads of one group are
-// processed together so each K/V row is read once per group.
+// The cache (KvLayerView) is a set of pages, each holding up to page_tokens tokens of one class
+// (K width, V width) in the layout of ops/kv_page.h, plus an FP16 window of the most recent,
+// uncommitted tokens in position order. Cached tokens are order-independent (RoPE is already in
+// K), so every query attends every page token; window rows are selected per query (causal masking
+// within a chunk, or separate continuations scored side by side). One online softmax spans all
+// pages, widths and the window; quantized codes are read in place (dequantization fused into the
+// dot products), no float copy of the cache is made.
 //
-// Decode (one query) splits the key range into chunks across threads, each producing a partial
-// online-softmax state (max, sum, weighted V) that is merged at the end.
+// Query head h uses KV head h / (n_heads / n_kv_heads); the heads of one group are processed
+// together so each K/V row is read once per group. A single query (decode) splits the pages
+// across threads and merges the partial (max, sum, weighted V) states.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/thread_pool.h"
+#include "ops/kv_page.h"
 
 namespace kvbits {
 
@@ -20,24 +28,52 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
-struct Fp16CacheLayerView {
-  const uint16_t* k = nullptr;  // [n_kv_heads, ctx_stride, head_dim]
-  const uint16_t* v = nullptr;  // [n_kv_heads, ctx_stride, head_dim]
-  int64_t ctx_stride = 0;
+// One page of committed tokens. Non-owning; the store owns data and layout.
+struct KvPageRef {
+  const uint8_t* data = nullptr;
+  const KvPageLayout* layout = nullptr;
+  int n_tokens = 0;  // used slots [0, n_tokens)
+};
+
+struct KvLayerView {
+  std::span<const KvPageRef> pages;  // may contain empty pages (n_tokens 0): skipped
+  int group = 0;           // elements per scale/minimum pair of quantized rows (all pages)
+  bool rotated_k = false;  // quantized (b < 16) K rows hold H k (ops/kv_codec.h hadamard)
+  bool rotated_v = false;  // quantized V rows hold H v
+  // Window rows in position order: [n_kv_heads, window_stride, head_dim] fp16 bits, RoPE in K.
+  const uint16_t* window_k = nullptr;
+  const uint16_t* window_v = nullptr;
+  int64_t window_stride = 0;
+};
+
+// The window rows a query attends besides every page token: [0, shared) and [begin, end).
+// A causal chunk uses shared = its own row + 1; continuations scored side by side share the
+// context's window rows and each add their own rows.
+struct WindowRange {
+  int64_t shared = 0;
+  int64_t begin = 0;
+  int64_t end = 0;
 };
 
 struct AttentionScratch {
-  std::vector<float> partial;  // per task: [group, head_dim] acc + [group] max + [group] sum
+  std::vector<float> partial;   // per task: online-softmax state (see attention.cc)
+  std::vector<float> buffers;   // per thread: decoded tile rows
+  std::vector<int64_t> parts;   // page ranges of the tasks
+  std::vector<float> queries;   // prepared queries
+  std::vector<int8_t> queries_i8;
 };
 
-// q: [n_queries, n_heads * head_dim]; query i attends keys [0, n_keys[i]).
-// out: [n_queries, n_heads * head_dim].
-void attention_fp16(const AttentionShape& shape, const float* q, int64_t n_queries,
-                    const int64_t* n_keys, const Fp16CacheLayerView& cache, float* out,
-                    ThreadPool& pool, AttentionScratch& scratch);
+// q: [n_queries, n_heads * head_dim]; out: [n_queries, n_heads * head_dim]. A query that attends
+// no key at all gets a zero output.
+void attention(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
+               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch);
 
-// Scalar reference (double accumulation), same contract.
-void attention_fp16_ref(const AttentionShape& shape, const float* q, int64_t n_queries,
-                        const int64_t* n_keys, const Fp16CacheLayerView& cache, float* out);
+// Scalar reference, same contract: dequantizes every page row (kv_page_read_row), un-rotates it
+// with the Hadamard transform where the view says it is rotated, and accumulates in double.
+void attention_ref(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
+                   const KvLayerView& cache, float* out);
+
+// Name of the SIMD target attention dispatches to on this machine.
+const char* attention_target_name();
 
 }  // namespace kvbits

@@ -1,0 +1,70 @@
+#include "ops/kv_codec.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/half.h"
+
+namespace kvbits {
+
+namespace {
+constexpr float kHalfMax = 65504.0f;
+}  // namespace
+
+bool valid_kv_bits(int bits) { return bits == 2 || bits == 4 || bits == 8 || bits == 16; }
+
+void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
+                     uint16_t* minimum) {
+  const int levels = (1 << bits) - 1;
+  for (int g = 0; g * group < n; ++g) {
+    const float* xg = x + g * group;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < group; ++i) {
+      if (std::isnan(xg[i])) continue;
+      const float v = std::clamp(xg[i], -kHalfMax, kHalfMax);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    if (lo > hi) lo = hi = 0.0f;  // all NaN
+    const uint16_t m_h = fp32_to_fp16(lo);
+    const float m = fp16_to_fp32(m_h);
+    // (hi - m) can reach 2 * 65504: compute the step in fp32, then clamp to fp16's range.
+    const uint16_t s_h = fp32_to_fp16(std::min((hi - m) / static_cast<float>(levels), kHalfMax));
+    const float s = fp16_to_fp32(s_h);
+    const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+    for (int i = 0; i < group; ++i) {
+      const float v = xg[i];
+      float c = std::isnan(v) ? 0.0f : std::nearbyint((std::clamp(v, -kHalfMax, kHalfMax) - m) * inv);
+      c = std::clamp(c, 0.0f, static_cast<float>(levels));
+      codes[g * group + i] = static_cast<uint8_t>(c);
+    }
+    scale[g] = s_h;
+    minimum[g] = m_h;
+  }
+}
+
+void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
+                       const uint16_t* minimum, float* out) {
+  for (int i = 0; i < n; ++i) {
+    const int g = i / group;
+    out[i] = std::fma(fp16_to_fp32(scale[g]), static_cast<float>(codes[i]), fp16_to_fp32(minimum[g]));
+  }
+}
+
+bool hadamard_supported(int n) { return n >= 1 && n <= 1024 && (n & (n - 1)) == 0; }
+
+void hadamard(float* x, int n) {
+  for (int h = 1; h < n; h *= 2) {
+    for (int i = 0; i < n; i += 2 * h) {
+      for (int j = i; j < i + h; ++j) {
+        const float a = x[j], b = x[j + h];
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+    }
+  }
+  const float norm = 1.0f / std::sqrt(static_cast<float>(n));
+  for (int i = 0; i < n; ++i) x[i] *= norm;
+}
+
+}  // namespace kvbits

@@ -1,0 +1,77 @@
+#pragma once
+// Byte layout of one KV page: the contract between the store that writes it (kv/kv_store.h) and
+// the attention kernels that read it (ops/attention.h).
+//
+// A page holds `page_tokens` token slots of one layer for all KV heads, with K rows at one width
+// and V rows at one width (a "class", e.g. K 4 bits / V 2 bits). Slots are filled in order; which
+// position sits in which slot does not matter to attention (RoPE is already in K).
+//
+//   page  = for h in [0, n_kv_heads): [K block of head h][V block of head h]
+//   block = [codes of page_tokens / 16 tiles][scales: groups x page_tokens fp16]
+//           [minimums: groups x page_tokens fp16]        (16-bit blocks have codes only)
+//
+// Codes of one 16-token tile (b = bits; e = dimension, t = token within the tile):
+//  * K, b < 16, "lanes = tokens": 64-byte chunks; 32-bit lane t of chunk c holds token t's codes
+//    for dims [c D, (c+1) D), D = 32 / b: dim e = c D + j sits in byte 4 t + (j mod 4) at bit
+//    shift (j / 4) b. A VNNI dot product of a chunk with 4 broadcast query bytes yields 16 tokens'
+//    partial scores in 16 lanes, with no horizontal sums.
+//  * K, 16 bits: transposed, [head_dim][16 tokens] fp16: one load = one dim of 16 tokens.
+//  * V, b < 16, "lanes = dims": per 16-dim block k (dims 16 k + l, l < 16) b/2 chunks of 64
+//    bytes; in chunk z at bit shift j b (plane j < 8 / b), lane l byte i holds the code of token
+//    4 (z (8 / b) + j) + i. A VNNI dot product with 4 broadcast weight bytes adds 4 tokens' weighted
+//    codes to 16 dims.
+//  * V, 16 bits: row-major [16 tokens][head_dim] fp16.
+// Unused slots of a page are zero (scale 0, minimum 0): they decode to finite zeros.
+#include <cstddef>
+#include <cstdint>
+
+#include "ops/kv_codec.h"
+
+namespace kvbits {
+
+inline constexpr int kKvTile = 16;  // tokens per tile: one 512-bit vector of fp32 / int32 lanes
+
+class KvPageLayout {
+ public:
+  KvPageLayout() = default;
+  // Throws Error unless both widths are valid, head_dim and page_tokens are multiples of 16, and
+  // the group (a multiple of 16) divides head_dim.
+  KvPageLayout(KvRowFormat k, KvRowFormat v, int page_tokens, int n_kv_heads);
+
+  const KvRowFormat& format(bool is_v) const { return is_v ? v_ : k_; }
+  int page_tokens() const { return page_tokens_; }
+  int n_kv_heads() const { return n_kv_heads_; }
+  size_t page_bytes() const { return head_bytes() * static_cast<size_t>(n_kv_heads_); }
+  // Bytes one token occupies when its slot is used: codes + metadata, K and V, all heads.
+  size_t token_bytes() const;
+
+  // Offsets (bytes from the page start) of head h's K or V codes, scales and minimums.
+  size_t codes(bool is_v, int h) const { return h * head_bytes() + (is_v ? block_bytes(false) : 0); }
+  size_t scales(bool is_v, int h) const { return codes(is_v, h) + code_bytes(is_v); }
+  size_t minimums(bool is_v, int h) const {
+    return scales(is_v, h) + 2 * static_cast<size_t>(format(is_v).groups()) * page_tokens_;
+  }
+  size_t tile_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * kKvTile; }
+
+ private:
+  size_t code_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * page_tokens_; }
+  size_t block_bytes(bool is_v) const {
+    return static_cast<size_t>(format(is_v).row_bytes()) * page_tokens_;
+  }
+  size_t head_bytes() const { return block_bytes(false) + block_bytes(true); }
+
+  KvRowFormat k_, v_;
+  int page_tokens_ = 0;
+  int n_kv_heads_ = 0;
+};
+
+// Writes one head's row into `slot`. For b < 16: codes[head_dim] (one per byte, from
+// kv_quantize_ref), scale/minimum[groups]; for 16 bits: row[head_dim] fp16 bits (scale/min unused).
+void kv_page_write_codes(const KvPageLayout& layout, uint8_t* page, bool is_v, int h, int slot,
+                         const uint8_t* codes, const uint16_t* scale, const uint16_t* minimum);
+void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, int h, int slot,
+                        const uint16_t* row);
+// Reads one head's row back as floats (s * c + m, or the fp16 values).
+void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out);
+
+}  // namespace kvbits

@@ -1,0 +1,201 @@
+// KV row codecs (ops/kv_codec.h) and the page layout (ops/kv_page.h).
+//
+// Quantization error bound: with m = fp16(min), s = fp16((max - m) / L), L = 2^bits - 1, a value x
+// in [min, max] decodes to s * c + m with c = clamp(round((x - m) / s), 0, L). Away from the clamp
+// the error is <= s / 2 (rounding) plus fp32 rounding of the fma; the clamp at L costs at most
+// max - (m + L s) <= L |s - (max - m) / L| <= L * 2^-11 s' (fp16 rounding of the step) and the
+// clamp at 0 at most |min - m| <= 2^-11 |min|. So |x - x'| <= s/2 + L 2^-11 s + 2^-11 |min| + 2^-20
+// |x|, which the tests check element by element.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "ops/kv_codec.h"
+#include "ops/kv_page.h"
+#include "test_random.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace kvbits {
+namespace {
+
+double error_bound(int bits, float lo, float hi, uint16_t scale, float x) {
+  const double s = fp16_to_fp32(scale);
+  const double L = (1 << bits) - 1;
+  (void)hi;
+  return s / 2 + L * 0x1p-11 * s + 0x1p-11 * std::fabs(lo) + 0x1p-20 * std::fabs(x) + 1e-30;
+}
+
+TEST(KvCodec, RoundTripWithinDerivedBound) {
+  for (int bits : {2, 4, 8}) {
+    for (int group : {16, 32, 64}) {
+      for (uint32_t seed = 1; seed <= 20; ++seed) {
+        const float spread = std::ldexp(1.0f, static_cast<int>(seed % 9) - 4);  // 1/16 .. 16
+        const std::vector<float> x = testing::random_vector(128, seed * 7 + bits, -spread, spread * 0.5f);
+        std::vector<uint8_t> codes(128);
+        std::vector<uint16_t> scale(128 / group), minimum(128 / group);
+        kv_quantize_ref(x.data(), 128, bits, group, codes.data(), scale.data(), minimum.data());
+        std::vector<float> y(128);
+        kv_dequantize_ref(codes.data(), 128, group, scale.data(), minimum.data(), y.data());
+        for (int g = 0; g < 128 / group; ++g) {
+          float lo = INFINITY, hi = -INFINITY;
+          for (int i = 0; i < group; ++i) {
+            lo = std::min(lo, x[g * group + i]);
+            hi = std::max(hi, x[g * group + i]);
+          }
+          for (int i = 0; i < group; ++i) {
+            const int e = g * group + i;
+            ASSERT_LT(codes[e], 1 << bits);
+            ASSERT_LE(std::fabs(x[e] - y[e]), error_bound(bits, lo, hi, scale[g], x[e]))
+                << "bits " << bits << " group " << group << " seed " << seed << " element " << e;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KvCodec, ConstantGroupDecodesExactly) {
+  std::vector<float> x(64, 0.375f);
+  std::vector<uint8_t> codes(64);
+  uint16_t s, m;
+  for (int bits : {2, 4, 8}) {
+    kv_quantize_ref(x.data(), 64, bits, 64, codes.data(), &s, &m);
+    EXPECT_EQ(fp16_to_fp32(s), 0.0f);
+    std::vector<float> y(64);
+    kv_dequantize_ref(codes.data(), 64, 64, &s, &m, y.data());
+    for (float v : y) EXPECT_EQ(v, 0.375f);
+  }
+}
+
+TEST(KvCodec, NanInfAndHugeValuesGiveFiniteMetadata) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::vector<float>> cases = {
+      {nan, 1.0f, -2.0f, 3.0f}, {inf, -inf, 0.5f, 0.25f}, {1e30f, -1e30f, 7.0f, 0.0f}, {nan, nan, nan, nan},
+      {1e-30f, 2e-30f, 0.0f, 1e-40f}};
+  for (const auto& c : cases) {
+    std::vector<float> x;
+    for (int r = 0; r < 4; ++r) x.insert(x.end(), c.begin(), c.end());  // 16 elements
+    for (int bits : {2, 4, 8}) {
+      std::vector<uint8_t> codes(16);
+      uint16_t s, m;
+      kv_quantize_ref(x.data(), 16, bits, 16, codes.data(), &s, &m);
+      EXPECT_TRUE(std::isfinite(fp16_to_fp32(s)));
+      EXPECT_TRUE(std::isfinite(fp16_to_fp32(m)));
+      std::vector<float> y(16);
+      kv_dequantize_ref(codes.data(), 16, 16, &s, &m, y.data());
+      for (int i = 0; i < 16; ++i) {
+        EXPECT_TRUE(std::isfinite(y[i]));
+        EXPECT_LT(codes[i], 1 << bits);
+        if (std::isfinite(x[i]) && std::fabs(x[i]) < 1000.0f && std::fabs(c[1]) < 1000.0f && std::fabs(c[0]) < 1000.0f) {
+          EXPECT_NEAR(y[i], x[i], 1e-3f);  // small finite groups keep their values
+        }
+      }
+    }
+  }
+}
+
+TEST(Hadamard, OrthonormalAndSelfInverse) {
+  for (int n : {1, 2, 4, 16, 64, 128, 256}) {
+    ASSERT_TRUE(hadamard_supported(n));
+    std::vector<float> x = testing::random_vector(static_cast<size_t>(n), 100 + n, -1.0f, 1.0f);
+    std::vector<float> y = x;
+    hadamard(y.data(), n);
+    double nx = 0, ny = 0;
+    for (int i = 0; i < n; ++i) {
+      nx += x[i] * x[i];
+      ny += y[i] * y[i];
+    }
+    EXPECT_NEAR(nx, ny, 1e-5 * nx);  // norm preserved
+    hadamard(y.data(), n);
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i], 1e-6);  // H H = I
+  }
+  // First row of Sylvester H is all ones: element 0 is the scaled sum.
+  std::vector<float> ones(64, 1.0f);
+  hadamard(ones.data(), 64);
+  EXPECT_NEAR(ones[0], 8.0f, 1e-6);
+  for (int i = 1; i < 64; ++i) EXPECT_NEAR(ones[i], 0.0f, 1e-6);
+  EXPECT_FALSE(hadamard_supported(96));
+  EXPECT_FALSE(hadamard_supported(0));
+}
+
+// Every slot of every class reads back what was written, and writing a slot leaves all other
+// bytes of the page untouched (the page is filled with random bytes first: a stray write or a
+// wrong mask would change them).
+TEST(KvPage, WriteReadRoundTripAndSlotIsolation) {
+  std::mt19937 rng(5);
+  for (int kb : {2, 4, 8, 16}) {
+    for (int vb : {2, 4, 8, 16}) {
+      for (int hd : {16, 64, 128}) {
+        const int group = hd == 16 ? 16 : 32;
+        const KvPageLayout layout({kb, hd, group}, {vb, hd, group}, 32, 2);
+        ASSERT_EQ(layout.token_bytes(), static_cast<size_t>(2 * (hd * kb / 8 + (kb < 16 ? 4 * hd / group : 0) +
+                                                                hd * vb / 8 + (vb < 16 ? 4 * hd / group : 0))));
+        ASSERT_EQ(layout.page_bytes(), layout.token_bytes() * 32);
+        std::vector<uint8_t> page(layout.page_bytes());
+        for (auto& b : page) b = static_cast<uint8_t>(rng());
+        for (const bool is_v : {false, true}) {
+          const int bits = is_v ? vb : kb;
+          for (int h = 0; h < 2; ++h) {
+            for (int slot : {0, 5, 15, 16, 31}) {
+              std::vector<uint8_t> before = page;
+              std::vector<float> want(static_cast<size_t>(hd)), got(static_cast<size_t>(hd));
+              if (bits == 16) {
+                std::vector<uint16_t> row(static_cast<size_t>(hd));
+                for (int e = 0; e < hd; ++e) {
+                  row[e] = fp32_to_fp16(std::uniform_real_distribution<float>(-4, 4)(rng));
+                  want[e] = fp16_to_fp32(row[e]);
+                }
+                kv_page_write_fp16(layout, page.data(), is_v, h, slot, row.data());
+              } else {
+                std::vector<uint8_t> codes(static_cast<size_t>(hd));
+                std::vector<uint16_t> s(static_cast<size_t>(hd / group)), m(s.size());
+                for (auto& c : codes) c = static_cast<uint8_t>(rng() % (1u << bits));
+                for (size_t g = 0; g < s.size(); ++g) {
+                  s[g] = fp32_to_fp16(0.1f * (g + 1));
+                  m[g] = fp32_to_fp16(-0.5f * g);
+                }
+                kv_page_write_codes(layout, page.data(), is_v, h, slot, codes.data(), s.data(), m.data());
+                kv_dequantize_ref(codes.data(), hd, group, s.data(), m.data(), want.data());
+              }
+              kv_page_read_row(layout, page.data(), is_v, h, slot, got.data());
+              for (int e = 0; e < hd; ++e) ASSERT_EQ(got[e], want[e]) << kb << "/" << vb << " hd " << hd << " e " << e;
+              // Only bytes of this (is_v, h, slot) may change: re-reading other slots is unchanged.
+              for (int other : {0, 1, 14, 17, 30}) {
+                if (other == slot) continue;
+                std::vector<float> a(static_cast<size_t>(hd)), b(static_cast<size_t>(hd));
+                kv_page_read_row(layout, before.data(), is_v, h, other, a.data());
+                kv_page_read_row(layout, page.data(), is_v, h, other, b.data());
+                for (int e = 0; e < hd; ++e) {
+                  ASSERT_TRUE((std::isnan(a[e]) && std::isnan(b[e])) || a[e] == b[e]) << "slot " << slot << " disturbed " << other;
+                }
+              }
+              size_t changed_outside = 0;
+              for (size_t i = 0; i < page.size(); ++i) {
+                const bool in_block = i >= layout.codes(is_v, h) &&
+                                      i < layout.codes(is_v, h) + layout.format(is_v).row_bytes() * 32;
+                if (!in_block && page[i] != before[i]) ++changed_outside;
+              }
+              ASSERT_EQ(changed_outside, 0u);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KvPage, RejectsBadGeometry) {
+  EXPECT_THROW(KvPageLayout({3, 64, 32}, {4, 64, 32}, 64, 3), Error);
+  EXPECT_THROW(KvPageLayout({4, 72, 24}, {4, 72, 24}, 64, 3), Error);  // head_dim not a multiple of 16
+  EXPECT_THROW(KvPageLayout({4, 64, 24}, {4, 64, 24}, 64, 3), Error);  // group not a multiple of 16
+  EXPECT_THROW(KvPageLayout({4, 64, 48}, {4, 64, 48}, 64, 3), Error);  // group does not divide 64
+  EXPECT_THROW(KvPageLayout({4, 64, 32}, {4, 64, 32}, 40, 3), Error);  // page not a multiple of 16
+  EXPECT_NO_THROW(KvPageLayout({16, 64, 0}, {16, 64, 0}, 64, 3));
+}
+
+}  // namespace
+}  // namespace kvbits

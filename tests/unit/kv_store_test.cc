@@ -1,0 +1,182 @@
+// The mixed-precision KV store (kv/kv_store.h): byte accounting against PROTOCOLS.md's formula,
+// the FP16 window (compaction, truncation), per-token record, budgets and demotion.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kv/kv_store.h"
+#include "kv_test_util.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace kvbits {
+namespace {
+
+using testing::fill_store;
+using testing::kv_test_config;
+
+KvStoreOptions options(int64_t capacity, int64_t residual = 0, bool mixed = false) {
+  KvStoreOptions o;
+  o.capacity = capacity;
+  o.residual = residual;
+  o.max_chunk = 64;
+  o.per_token_record = mixed;
+  return o;
+}
+
+TEST(KvStore, StaticAccountingIsExact) {
+  ThreadPool pool(2);
+  const LlamaConfig c = kv_test_config(3, 6, 2, 64);
+  struct Case {
+    KvPrecision p;
+    double bits;  // codes + fp16 scale and minimum per 64-element group
+  } cases[] = {{{16, 16}, 16.0}, {{8, 8}, 8.5}, {{4, 4}, 4.5}, {{2, 2}, 2.5}, {{4, 2}, 3.5}};
+  for (const Case& k : cases) {
+    KvStore store(c, options(1000));
+    fill_store(store, c, 300, 64, 0, {k.p}, 1, pool);
+    const KvStats s = store.stats();
+    EXPECT_EQ(s.tokens, 300);
+    EXPECT_EQ(s.window_tokens, 0);
+    EXPECT_DOUBLE_EQ(s.effective_bits, k.bits) << to_string(k.p);
+    EXPECT_EQ(s.kv_bytes, static_cast<uint64_t>(std::llround(k.bits / 8 * 300 * 3 * 2 * 128)));
+    // 300 tokens in 64-token pages: 5 pages per layer.
+    EXPECT_GE(s.kv_bytes_allocated, s.kv_bytes);
+    EXPECT_EQ(s.rows_per_class[kv_class_index(k.p)], 900);
+    EXPECT_EQ(store.precision_at(1, 299), k.p);
+  }
+}
+
+TEST(KvStore, WindowTokensCountAtFp16AndRecordCostsTwoBytes) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(2, 2, 1, 32);
+  KvStore store(c, options(500, /*residual=*/10, /*mixed=*/true));
+  fill_store(store, c, 100, 7, 10, {{4, 4}, {2, 2}}, 2, pool);
+  const KvStats s = store.stats();
+  EXPECT_EQ(s.window_tokens, 10);
+  EXPECT_EQ(store.committed(), 90);
+  uint64_t committed = 0;
+  for (int cls = 0; cls < 16; ++cls) {
+    if (s.rows_per_class[cls] == 0) continue;
+    const KvPrecision p = kv_class_from_index(cls);
+    // per row: K and V of 1 head of 32 elements; group 32 -> 4 bytes of metadata each.
+    committed += s.rows_per_class[cls] * static_cast<uint64_t>(32 * p.k_bits / 8 + 4 + 32 * p.v_bits / 8 + 4);
+  }
+  EXPECT_EQ(s.kv_bytes, committed + 10ull * 2 * 2 * 32 * 2 + 90ull * 2 * 2);
+  EXPECT_DOUBLE_EQ(s.effective_bits, 8.0 * s.kv_bytes / (100.0 * 2 * 2 * 32));
+  for (int64_t pos = 90; pos < 100; ++pos) EXPECT_EQ(store.precision_at(0, pos), (KvPrecision{16, 16}));
+}
+
+TEST(KvStore, WindowRowsSurviveCompactionAndCommitsRoundTrip) {
+  ThreadPool pool(2);
+  const LlamaConfig c = kv_test_config(2, 4, 2, 64);
+  KvStore store(c, options(2000, /*residual=*/50, /*mixed=*/true));
+  // Chunks of 37 with R = 50 force many compactions of a 50 + 64 + 64 row window buffer.
+  const auto rows = fill_store(store, c, 1000, 37, 50, {{16, 16}, {8, 8}, {8, 4}}, 3, pool);
+  ASSERT_EQ(store.window_tokens(), 50);
+  // Window rows are the fp16 of what was written, in position order.
+  for (int l = 0; l < 2; ++l) {
+    const KvLayerView view = store.layer_view(l);
+    for (int64_t j = 0; j < 50; ++j) {
+      const int64_t pos = store.committed() + j;
+      for (int h = 0; h < 2; ++h) {
+        for (int e = 0; e < 64; ++e) {
+          ASSERT_EQ(view.window_k[(h * view.window_stride + j) * 64 + e],
+                    fp32_to_fp16(rows.k[l][pos * 128 + h * 64 + e]));
+        }
+      }
+    }
+  }
+  // Every committed token is in exactly one page of its class: per-class page slots add up.
+  for (int l = 0; l < 2; ++l) {
+    std::array<int64_t, 16> slots{};
+    for (const KvPageRef& p : store.layer_view(l).pages) {
+      if (p.n_tokens == 0) continue;
+      slots[kv_class_index({static_cast<uint8_t>(p.layout->format(false).bits),
+                            static_cast<uint8_t>(p.layout->format(true).bits)})] += p.n_tokens;
+    }
+    std::array<int64_t, 16> want{};
+    for (int64_t pos = 0; pos < store.committed(); ++pos) ++want[kv_class_index(store.precision_at(l, pos))];
+    EXPECT_EQ(slots, want);
+  }
+}
+
+TEST(KvStore, TruncateOnlyDropsUncommittedTokens) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(1, 2, 1, 16);
+  KvStore store(c, options(100, 4));
+  fill_store(store, c, 20, 20, 4, {{4, 4}}, 4, pool);
+  EXPECT_EQ(store.committed(), 16);
+  EXPECT_THROW(store.truncate(15), Error);
+  EXPECT_THROW(store.truncate(21), Error);
+  store.truncate(17);
+  EXPECT_EQ(store.size(), 17);
+  EXPECT_EQ(store.window_tokens(), 1);
+  store.clear();
+  EXPECT_EQ(store.size(), 0);
+  EXPECT_EQ(store.stats().kv_bytes, 0u);
+}
+
+TEST(KvStore, OverflowAndMisuseAreErrors) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(1, 2, 1, 16);
+  KvStore store(c, options(10));
+  EXPECT_THROW(store.begin_append(11), Error);   // beyond capacity
+  EXPECT_THROW(store.begin_append(65), Error);   // beyond the chunk limit
+  EXPECT_THROW(store.begin_append(0), Error);
+  fill_store(store, c, 10, 10, 0, {{4, 4}}, 5, pool);
+  EXPECT_THROW(store.begin_append(1), Error);    // full: context overflow
+  // A static store (no record) refuses a second class.
+  KvStore s2(c, options(100));
+  fill_store(s2, c, 5, 5, 0, {{4, 4}}, 6, pool);
+  EXPECT_THROW(fill_store(s2, c, 5, 5, 0, {{2, 2}}, 7, pool), Error);
+  KvStoreOptions bad = options(100);
+  bad.residual = -1;
+  EXPECT_THROW(KvStore(c, bad), Error);
+  bad = options(100);
+  bad.group = 24;  // not a multiple of 16
+  EXPECT_THROW(KvStore(kv_test_config(1, 2, 1, 64), bad), Error);
+  bad.group = 48;  // does not divide 64
+  EXPECT_THROW(KvStore(kv_test_config(1, 2, 1, 64), bad), Error);
+}
+
+TEST(KvStore, BudgetRefusedUpFrontOrAtCommitWithoutDemotion) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(4, 4, 2, 64);
+  KvStoreOptions o = options(4096);
+  o.floor = {4, 4};
+  o.budget_bytes = 1 << 20;  // 1 MiB: 4096 tokens at int4 need 4096 * 4 * 576 B = 9 MiB
+  EXPECT_THROW(KvStore(c, o), Error);
+  o.capacity = 1000;
+  o.budget_bytes = 3 << 19;  // 1.5 MiB: fits 1000 int4 tokens (0.55 MiB + 0.25 MiB window), not fp16 (1.95 MiB)
+  KvStore store(c, o);
+  EXPECT_THROW(fill_store(store, c, 1000, 64, 0, {{16, 16}}, 8, pool), Error);
+}
+
+TEST(KvStore, DemotionMeetsTheBudget) {
+  ThreadPool pool(2);
+  const LlamaConfig c = kv_test_config(4, 4, 2, 64);
+  KvStoreOptions o = options(2000, 0, true);
+  o.allow_demotion = true;
+  o.budget_bytes = 3 << 20;
+  KvStore store(c, o);
+  const auto rows = fill_store(store, c, 2000, 64, 0, {{16, 16}, {8, 8}}, 9, pool);
+  const KvStats s = store.stats();
+  EXPECT_LE(s.kv_bytes_allocated, o.budget_bytes);
+  EXPECT_GT(s.demoted_pages, 0);
+  EXPECT_EQ(s.tokens, 2000);
+  // Demoted tokens still decode close to what was written: read every token of layer 2 through
+  // its page and compare with the original row within its width's step.
+  const KvLayerView view = store.layer_view(2);
+  int64_t seen = 0;
+  for (const KvPageRef& p : view.pages) seen += p.n_tokens;
+  EXPECT_EQ(seen, 2000);
+  // precision_at agrees with the per-class counts after demotion.
+  std::array<int64_t, 16> per_class{};
+  for (int l = 0; l < 4; ++l) {
+    for (int64_t pos = 0; pos < 2000; ++pos) ++per_class[kv_class_index(store.precision_at(l, pos))];
+  }
+  EXPECT_EQ(per_class, s.rows_per_class);
+}
+
+}  // namespace
+}  // namespace kvbits
