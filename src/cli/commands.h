@@ -15,6 +15,7 @@ Runner add_chat_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_synth_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
 Runner add_report_command(CLI::App& app);
 
 }  // namespace kvbits::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add("inspect", "print a GGUF file's metadata and tensor table", kvbits::cli::add_inspect_command);
   add("bench", "measure prefill and decode speed (JSON)", kvbits::cli::add_bench_command);
   add("synth", "write a random-weight model of a given shape (tests, benchmarks)", kvbits::cli::add_synth_command);
+  add("eval", "accuracy or perplexity under a KV policy (result JSON)", kvbits::cli::add_eval_command);
   add("report", "merge evaluation results into tables and plots", kvbits::cli::add_report_command);
   try {
     app.parse(argc, argv);
