@@ -24,6 +24,10 @@
 #include "ops/kv_codec.h"
 #include "util/half.h"
 
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#endif
+
 #ifndef KVBITS_ATTENTION_SHARED
 #define KVBITS_ATTENTION_SHARED
 namespace kvbits::attention_detail {
@@ -115,11 +119,24 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
   }
 }
 
-// Portable path: decode each tile to floats (kv_page_read_row) once, then score and fold it for
-// each of the nq queries (a block of prefill queries shares every tile it reads).
-void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, const KvPageRef& page,
-                int kvh, bool rotated_v, float* buf) {
+#if HWY_TARGET == HWY_AVX3_DL
+#include "ops/attention_vnni-inl.h"
+#endif
+
+// Decodes each tile to floats (kv_page_read_row) once, then scores and folds it for each of the
+// nq queries (a block of prefill queries shares every tile it reads). On AVX3_DL the VNNI kernel
+// reads the codes in place instead.
+void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
+                const KvPageRef& page, int kvh, bool rotated_v, float* buf) {
   const KvPageLayout& layout = *page.layout;
+#if HWY_TARGET == HWY_AVX3_DL
+  if (g <= 16 && hd % 16 == 0 && hd / group <= 4) {
+    AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    return;
+  }
+#else
+  (void)group;
+#endif
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
   float s[16 * kKvTile];
   float* vf = buf;
@@ -296,7 +313,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     }
     for (int64_t p = p0; p < p1; ++p) {
       if (cache.pages[p].n_tokens == 0) continue;
-      HWY_DYNAMIC_DISPATCH(AttendPage)(pqs, sss, nq, g, hd, cache.pages[p], kvh, cache.rotated_v, buf);
+      HWY_DYNAMIC_DISPATCH(AttendPage)(pqs, sss, nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh, cache.rotated_v, buf);
     }
   });
 

@@ -37,9 +37,9 @@ KvPageLayout::KvPageLayout(KvRowFormat k, KvRowFormat v, int page_tokens, int n_
     : k_(k), v_(v), page_tokens_(page_tokens), n_kv_heads_(n_kv_heads) {
   for (const KvRowFormat& f : {k, v}) {
     if (!valid_kv_bits(f.bits)) throw Error("KV width " + std::to_string(f.bits) + " bits is not one of 2, 4, 8, 16");
-    if (f.head_dim <= 0 || f.head_dim % 16 != 0) {
+    if (f.head_dim <= 0 || f.head_dim % 16 != 0 || f.head_dim > 1024) {
       throw Error("head dimension " + std::to_string(f.head_dim) +
-                  " is not supported by the KV store (a multiple of 16 is required)");
+                  " is not supported by the KV store (a multiple of 16, at most 1024, is required)");
     }
     if (f.bits != 16 && (f.group <= 0 || f.group % 16 != 0 || f.head_dim % f.group != 0)) {
       throw Error("KV group size " + std::to_string(f.group) + " must be a multiple of 16 that divides the head dimension " +
@@ -87,25 +87,36 @@ void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, in
   }
 }
 
-void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out) {
+void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, uint8_t* codes,
+                        uint16_t* scale, uint16_t* minimum) {
   const KvRowFormat& f = layout.format(is_v);
   const uint8_t* tile = page + layout.codes(is_v, h) + (slot / kKvTile) * layout.tile_bytes(is_v);
   const int t = slot % kKvTile;
-  if (f.bits == 16) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(tile);
-    for (int e = 0; e < f.head_dim; ++e) out[e] = fp16_to_fp32(is_v ? p[t * f.head_dim + e] : p[e * kKvTile + t]);
-    return;
-  }
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(page + layout.scales(is_v, h));
-  const uint16_t* m = reinterpret_cast<const uint16_t*>(page + layout.minimums(is_v, h));
   const int mask = (1 << f.bits) - 1;
   for (int e = 0; e < f.head_dim; ++e) {
     const CodeSlot cs = is_v ? v_code_slot(f.bits, e, t) : k_code_slot(f.bits, e, t);
-    const int c = (tile[cs.byte] >> cs.shift) & mask;
-    const int g = e / f.group;
-    out[e] = std::fma(fp16_to_fp32(s[g * layout.page_tokens() + slot]), static_cast<float>(c),
-                      fp16_to_fp32(m[g * layout.page_tokens() + slot]));
+    codes[e] = static_cast<uint8_t>((tile[cs.byte] >> cs.shift) & mask);
   }
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(page + layout.scales(is_v, h));
+  const uint16_t* m = reinterpret_cast<const uint16_t*>(page + layout.minimums(is_v, h));
+  for (int g = 0; g < f.groups(); ++g) {
+    scale[g] = s[g * layout.page_tokens() + slot];
+    minimum[g] = m[g * layout.page_tokens() + slot];
+  }
+}
+
+void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out) {
+  const KvRowFormat& f = layout.format(is_v);
+  if (f.bits == 16) {
+    const uint16_t* p = reinterpret_cast<const uint16_t*>(page + layout.codes(is_v, h) + (slot / kKvTile) * layout.tile_bytes(is_v));
+    const int t = slot % kKvTile;
+    for (int e = 0; e < f.head_dim; ++e) out[e] = fp16_to_fp32(is_v ? p[t * f.head_dim + e] : p[e * kKvTile + t]);
+    return;
+  }
+  uint8_t codes[1024];
+  uint16_t scale[64], minimum[64];
+  kv_page_read_codes(layout, page, is_v, h, slot, codes, scale, minimum);
+  kv_dequantize_ref(codes, f.head_dim, f.group, scale, minimum, out);
 }
 
 }  // namespace kvbits

@@ -73,5 +73,8 @@ void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, in
                         const uint16_t* row);
 // Reads one head's row back as floats (s * c + m, or the fp16 values).
 void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out);
+// Reads one quantized (b < 16) row's codes[head_dim] and fp16 scale/minimum[groups].
+void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, uint8_t* codes,
+                        uint16_t* scale, uint16_t* minimum);
 
 }  // namespace kvbits

@@ -1,0 +1,180 @@
+// AVX-512 VNNI attention over one KV page, included by ops/attention.cc inside the AVX3_DL target
+// namespace (per-target code; no include guard on purpose).
+//
+// The page layout (ops/kv_page.h) puts 16 tokens in the 16 lanes of a vector:
+//  * K scores: one vpdpbusd multiplies a 64-byte chunk of codes (4 dims of 16 tokens per 32-bit
+//    lane) with 4 broadcast int8 query bytes, so 16 tokens' partial dot products build up in
+//    lanes with no horizontal sums. score = sum over groups of
+//      ks * qd * idot + km * qsum
+//    (k ~ ks c + km; the rotated query qr ~ qd qi, qsum = sum of qr over the group).
+//  * V sums: weights w_t = p_t vs_t of a tile are rounded to int8 against the tile's largest
+//    weight; one vpdpbusd adds 4 tokens' w c to 16 dims; sum_t p_t vm_t is added per group.
+//  * fp16 K rows are transposed ([dim][16 tokens]): one vcvtph2ps gives a dim of 16 tokens.
+// Error of the integer steps, bounded in tests/unit/attention_test.cc: |qr - qd qi| <= qd / 2 per
+// element, |w - ws wq| <= ws / 2 per token and group (ws = tile max / 127).
+//
+// Everything else (window rows, other targets) uses the portable path in attention.cc.
+
+// acc + (sum of the 4 u8 x s8 products of each 32-bit lane), with the 4 signed bytes at s8
+// broadcast to every lane (vpdpbusd with an embedded {1to16} broadcast). Inline assembly because
+// Highway 1.0.3's AVX3_DL target does not enable "avx512vnni" for the intrinsic; zmm operands
+// are always EVEX-encoded.
+HWY_INLINE __m512i DpbusdBroadcast(__m512i acc, __m512i u8, const int8_t* s8) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u8), "m"(*reinterpret_cast<const int32_t*>(s8)));
+  return acc;
+}
+
+HWY_INLINE __m512 ExpPs(__m512 x) {
+  const hn::ScalableTag<float> df;
+  return hn::Exp(df, hn::Vec512<float>{x}).raw;
+}
+
+// Scores of one 16-token tile for the g heads of one query: s[h] (16 lanes), lanes >= nt = -inf.
+HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, const KvPageLayout& layout,
+                              const uint8_t* page, int kvh, int t0, int nt, __m512* s) {
+  const KvRowFormat& kf = layout.format(false);
+  const int pt = layout.page_tokens();
+  const int groups = hd / group;
+  const __mmask16 valid = static_cast<__mmask16>((1u << nt) - 1u);
+  if (kf.bits == 16) {
+    const uint16_t* k = reinterpret_cast<const uint16_t*>(page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false));
+    for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
+    for (int e = 0; e < hd; ++e) {
+      const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + e * kKvTile)));
+      for (int h = 0; h < g; ++h) s[h] = _mm512_fmadd_ps(kv, _mm512_set1_ps(q.qf[h * hd + e]), s[h]);
+    }
+  } else {
+    const int bits = kf.bits, planes = 8 / bits, per_chunk = 32 / bits;
+    const uint8_t* k = page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false);
+    const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
+    __m512i acc[16][4];  // [head][group]
+    for (int h = 0; h < g; ++h) {
+      for (int gr = 0; gr < groups; ++gr) acc[h][gr] = _mm512_setzero_si512();
+    }
+    const int chunks = hd / per_chunk;
+    for (int c = 0; c < chunks; ++c) {
+      const __m512i raw = _mm512_loadu_si512(k + c * 64);
+      for (int j = 0; j < planes; ++j) {
+        const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
+        const int dim = c * per_chunk + 4 * j;
+        const int gr = dim / group;
+        for (int h = 0; h < g; ++h) acc[h][gr] = DpbusdBroadcast(acc[h][gr], codes, q.qi + h * hd + dim);
+      }
+    }
+    const uint16_t* ks = reinterpret_cast<const uint16_t*>(page + layout.scales(false, kvh));
+    const uint16_t* km = reinterpret_cast<const uint16_t*>(page + layout.minimums(false, kvh));
+    for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
+    for (int gr = 0; gr < groups; ++gr) {
+      const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks + gr * pt + t0)));
+      const __m512 minimum = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(km + gr * pt + t0)));
+      for (int h = 0; h < g; ++h) {
+        const __m512 dot = _mm512_cvtepi32_ps(acc[h][gr]);
+        s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
+        s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
+      }
+    }
+  }
+  const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+  for (int h = 0; h < g; ++h) s[h] = _mm512_mask_blend_ps(valid, neg_inf, s[h]);
+}
+
+// Online-softmax update of one head with a tile of scores s: returns p = exp(s - m_new) and
+// rescales the head's sums when the max grows.
+HWY_INLINE __m512 SoftmaxTile(__m512 s, int h, int hd, const SoftmaxState& st) {
+  const float tile_max = _mm512_reduce_max_ps(s);
+  if (tile_max > st.m[h]) {
+    const float correction = std::exp(st.m[h] - tile_max);  // 0 on the first tile
+    const __m512 vc = _mm512_set1_ps(correction);
+    for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
+      for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
+    }
+    st.l[h] *= correction;
+    st.m[h] = tile_max;
+  }
+  const __m512 p = ExpPs(_mm512_sub_ps(s, _mm512_set1_ps(st.m[h])));  // exp(-inf) = 0 for padding
+  st.l[h] += _mm512_reduce_add_ps(p);
+  return p;
+}
+
+// Adds sum_t p[h][t] v_t of one tile to target[h * hd ..].
+HWY_INLINE void AccumulateTileVnni(int g, int hd, int group, const KvPageLayout& layout, const uint8_t* page, int kvh,
+                                   int t0, int nt, const __m512* p, float* target) {
+  const KvRowFormat& vf = layout.format(true);
+  const int pt = layout.page_tokens();
+  if (vf.bits == 16) {
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true));
+    alignas(64) float pw[16][kKvTile];
+    for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[h]);
+    for (int d = 0; d < hd; d += 16) {
+      __m512 a[16];
+      for (int h = 0; h < g; ++h) a[h] = _mm512_loadu_ps(target + h * hd + d);
+      for (int j = 0; j < nt; ++j) {
+        const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + j * hd + d)));
+        for (int h = 0; h < g; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(pw[h][j]), vv, a[h]);
+      }
+      for (int h = 0; h < g; ++h) _mm512_storeu_ps(target + h * hd + d, a[h]);
+    }
+    return;
+  }
+  const int bits = vf.bits, planes = 8 / bits, chunks = bits / 2;
+  const int groups = hd / group;
+  const uint16_t* vs = reinterpret_cast<const uint16_t*>(page + layout.scales(true, kvh));
+  const uint16_t* vm = reinterpret_cast<const uint16_t*>(page + layout.minimums(true, kvh));
+  // Integer weights per (head, group): 16 bytes, one per token; ws = their scale.
+  alignas(64) int8_t wq[16][4][kKvTile];
+  float ws[16][4];
+  for (int gr = 0; gr < groups; ++gr) {
+    const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vs + gr * pt + t0)));
+    const __m512 minimum = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vm + gr * pt + t0)));
+    for (int h = 0; h < g; ++h) {
+      const __m512 w = _mm512_mul_ps(p[h], scale);
+      const float wmax = _mm512_reduce_max_ps(w);
+      ws[h][gr] = wmax / 127.0f;
+      const __m512 inv = _mm512_set1_ps(wmax > 0.0f ? 127.0f / wmax : 0.0f);
+      _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr]), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(w, inv))));
+      // sum_t p_t vm_t: the minimums' share, the same for every dim of the group.
+      const __m512 add = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_mul_ps(p[h], minimum)));
+      for (int d = gr * group; d < (gr + 1) * group; d += 16) {
+        _mm512_storeu_ps(target + h * hd + d, _mm512_add_ps(_mm512_loadu_ps(target + h * hd + d), add));
+      }
+    }
+  }
+  const uint8_t* v = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
+  for (int kb = 0; kb < hd / 16; ++kb) {  // 16-dim blocks
+    const int gr = kb * 16 / group;
+    __m512i acc[16];
+    for (int h = 0; h < g; ++h) acc[h] = _mm512_setzero_si512();
+    const uint8_t* block = v + kb * 32 * bits;
+    for (int z = 0; z < chunks; ++z) {
+      const __m512i raw = _mm512_loadu_si512(block + z * 64);
+      for (int j = 0; j < planes; ++j) {
+        const int quad = z * planes + j;
+        if (4 * quad >= nt) break;
+        const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
+        for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, wq[h][gr] + 4 * quad);
+      }
+    }
+    for (int h = 0; h < g; ++h) {
+      float* t = target + h * hd + kb * 16;
+      _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[h]), _mm512_set1_ps(ws[h][gr]), _mm512_loadu_ps(t)));
+    }
+  }
+}
+
+// The VNNI page kernel: tiles of 16 tokens, each read once for the nq queries of a block.
+HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
+                               const KvPageRef& page, int kvh, bool rotated_v) {
+  const KvPageLayout& layout = *page.layout;
+  const bool v_quant = layout.format(true).bits < 16;
+  __m512 s[16];
+  for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
+    const int nt = std::min(kKvTile, page.n_tokens - t0);
+    for (int qi = 0; qi < nq; ++qi) {
+      const SoftmaxState& st = states[qi];
+      ScoreTileVnni(qs[qi], g, hd, group, layout, page.data, kvh, t0, nt, s);
+      for (int h = 0; h < g; ++h) s[h] = SoftmaxTile(s[h], h, hd, st);
+      AccumulateTileVnni(g, hd, group, layout, page.data, kvh, t0, nt, s, v_quant && rotated_v ? st.acc_rot : st.acc);
+    }
+  }
+}
