@@ -3,6 +3,8 @@
 //   matvec/<type>/<rows>x<cols>/threads:N   one token (decode): bound by reading the weights
 //   matmul/<type>/<rows>x<cols>/threads:N   64 tokens (prefill chunk): compute bound
 //   ref/<type>/576x576                      scalar matmul_ref on one token, for the SIMD ratio
+// Q4_0, Q4_1 and Q8_0 run on planar rows (repack_planar, as the model loads them); <type>.file
+// runs the file-layout kernels (used for matrices that are not repacked).
 //
 // bytes_per_second counts weight bytes read once per call (rows * row_bytes); items_per_second
 // counts multiply-accumulates (rows * cols * n_tokens). Real time, because the pool's workers
@@ -45,6 +47,8 @@ constexpr TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType:
 struct BenchWeights {
   std::vector<uint8_t> bytes;  // [rows, row_bytes]
   MatrixView view;
+  std::vector<uint8_t> planar_bytes;  // repack_planar(view) for Q4_0 / Q4_1 / Q8_0
+  MatrixView planar;
 };
 
 const BenchWeights& weights(TensorType type, int64_t rows, int64_t cols) {
@@ -82,6 +86,11 @@ const BenchWeights& weights(TensorType type, int64_t rows, int64_t cols) {
     }
   }
   slot->view = make_matrix_view(static_cast<uint32_t>(type), slot->bytes.data(), rows, cols);
+  slot->planar = slot->view;
+  if (can_repack_planar(static_cast<uint32_t>(type))) {
+    slot->planar_bytes.resize(slot->bytes.size());
+    slot->planar = repack_planar(slot->view, slot->planar_bytes.data());
+  }
   return *slot;
 }
 
@@ -104,19 +113,20 @@ void set_counters(benchmark::State& state, const MatrixView& w, int64_t n_tokens
   state.SetItemsProcessed(iters * w.rows * w.cols * n_tokens);
 }
 
-void BM_Matmul(benchmark::State& state, TensorType type, Shape shape, int64_t n_tokens, int threads) {
-  const BenchWeights& w = weights(type, shape.rows, shape.cols);
+void BM_Matmul(benchmark::State& state, TensorType type, bool planar, Shape shape, int64_t n_tokens, int threads) {
+  const BenchWeights& bw = weights(type, shape.rows, shape.cols);
+  const MatrixView& w = planar ? bw.planar : bw.view;
   const std::vector<float> x = activations(n_tokens, shape.cols);
   std::vector<float> y(static_cast<size_t>(n_tokens * shape.rows));
   MatmulScratch scratch;
   ThreadPool& pool = pool_of(threads);
   for (auto _ : state) {
-    matmul(w.view, x.data(), n_tokens, y.data(), pool, scratch);
+    matmul(w, x.data(), n_tokens, y.data(), pool, scratch);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, w.view, n_tokens);
-  state.SetLabel(std::string(matmul_target_name()) + " " + shape.what);
+  set_counters(state, w, n_tokens);
+  state.SetLabel(std::string(matmul_target_name()) + " " + shape.what + (w.planar ? " (planar)" : ""));
 }
 
 void BM_MatmulRef(benchmark::State& state, TensorType type, Shape shape) {
@@ -135,14 +145,18 @@ void BM_MatmulRef(benchmark::State& state, TensorType type, Shape shape) {
 const bool registered = [] {
   for (const auto& [prefix, n_tokens] : {std::pair{"matvec", int64_t{1}}, std::pair{"matmul", int64_t{64}}}) {
     for (TensorType type : kTypes) {
-      for (const Shape& s : kShapes) {
-        for (int threads : {1, 2}) {
-          const std::string name = std::string(prefix) + "/" + tensor_type_name(static_cast<uint32_t>(type)) +
-                                   "/" + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
-                                   "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, s, n_tokens, threads)
-              ->UseRealTime()
-              ->Unit(benchmark::kMicrosecond);
+      const bool repackable = can_repack_planar(static_cast<uint32_t>(type));
+      for (bool planar : {true, false}) {
+        if (!planar && !repackable) continue;
+        for (const Shape& s : kShapes) {
+          for (int threads : {1, 2}) {
+            const std::string name = std::string(prefix) + "/" + tensor_type_name(static_cast<uint32_t>(type)) +
+                                     (repackable && !planar ? ".file" : "") + "/" + std::to_string(s.rows) + "x" +
+                                     std::to_string(s.cols) + "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, planar && repackable, s, n_tokens, threads)
+                ->UseRealTime()
+                ->Unit(benchmark::kMicrosecond);
+          }
         }
       }
     }

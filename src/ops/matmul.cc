@@ -2,9 +2,12 @@
 //
 // Quantized weights: on x86 targets the integer dot products use AVX2 byte multiplies
 // (vpmaddubsw + vpmaddwd, unsigned 4-bit weights x signed 8-bit activations; the 16-bit pair sums
-// are at most 2*15*127 or 2*127*127 in magnitude, so they never saturate) or, where AVX-512 VNNI is
-// available, vpdpbusd. Other targets use the portable integer loop below, which the compiler
-// vectorizes. Float weights use Highway's portable ops on every target.
+// are at most 2*15*127 or 2*128*127 in magnitude, so they never saturate) or, where AVX-512 VNNI is
+// available, vpdpbusd. Two kernel families: planar rows (the layout the model repacks Q4_0, Q4_1
+// and Q8_0 into at load: one block per 32-bit lane, 16 blocks per 512-bit vector, see "Planar
+// rows" below) and file-layout rows (one block at a time, for matrices that are not repacked).
+// Other targets use the portable integer loop below, which the compiler vectorizes. Float weights
+// use Highway's portable ops on every target.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -12,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "io/tensor_type.h"
@@ -78,52 +82,35 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// out[t] = row . a[t] for NT tokens. w: one row of nb blocks.
+// out[t] = row . a[t] for NT tokens. w: one row of nb blocks. Even and odd blocks go to two
+// accumulator chains (hiding the FMA latency when NT is small), for every NT alike so that the
+// result does not depend on the token tile.
 template <int NT>
 void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
-  if constexpr (NT == 1) {
-    // Decode: one token, so the loop-carried FMA latency (4 cycles) would bound each block;
-    // two independent accumulator chains hide it.
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float summ0 = 0.0f, summ1 = 0.0f;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchBytes, _MM_HINT_T0);
-      const __m256i q0 = unpack_nibbles(w[b].qs), q1 = unpack_nibbles(w[b + 1].qs);
-      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
-      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32 + 32));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_u8_i8(q0, a0)), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b + 1].d) * a->d[b + 1]), _mm256_cvtepi32_ps(dot_u8_i8(q1, a1)), acc1);
-      summ0 += half_to_float(w[b].m) * a->d[b] * static_cast<float>(a->isum[b]);
-      summ1 += half_to_float(w[b + 1].m) * a->d[b + 1] * static_cast<float>(a->isum[b + 1]);
-    }
-    for (; b < nb; ++b) {
-      const __m256i q0 = unpack_nibbles(w[b].qs);
-      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_u8_i8(q0, a0)), acc0);
-      summ0 += half_to_float(w[b].m) * a->d[b] * static_cast<float>(a->isum[b]);
-    }
-    out[0] = hsum(_mm256_add_ps(acc0, acc1)) + (summ0 + summ1);
-    return;
-  }
-  __m256 acc[NT];
-  float summ[NT];
+  __m256 acc[2][NT];
+  float summ[2][NT];
   for (int t = 0; t < NT; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    summ[t] = 0.0f;
+    acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    summ[0][t] = summ[1][t] = 0.0f;
   }
-  for (int64_t b = 0; b < nb; ++b) {
+  auto block = [&](int64_t b, __m256* acc_p, float* summ_p) {
     const __m256i qw = unpack_nibbles(w[b].qs);
     const float dw = half_to_float(w[b].d), mw = half_to_float(w[b].m);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-      const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qw, qa));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc[t]);
-      summ[t] += mw * a[t].d[b] * static_cast<float>(a[t].isum[b]);
+      acc_p[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), _mm256_cvtepi32_ps(dot_u8_i8(qw, qa)), acc_p[t]);
+      summ_p[t] += mw * a[t].d[b] * static_cast<float>(a[t].isum[b]);
     }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    if constexpr (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchBytes, _MM_HINT_T0);
+    block(b, acc[0], summ[0]);
+    block(b + 1, acc[1], summ[1]);
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]) + summ[t];
+  if (b < nb) block(b, acc[0], summ[0]);
+  for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_add_ps(acc[0][t], acc[1][t])) + (summ[0][t] + summ[1][t]);
 #else
   for (int t = 0; t < NT; ++t) {
     float sum = 0.0f;
@@ -175,40 +162,26 @@ void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* 
 template <int NT>
 void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
-  if constexpr (NT == 1) {
-    // Decode: two accumulator chains hide the FMA latency (see dot_q4_1).
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchBytes, _MM_HINT_T0);
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b + 1].qs));
-      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
-      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32 + 32));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_i8_i8(w0, a0)), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b + 1].d) * a->d[b + 1]), _mm256_cvtepi32_ps(dot_i8_i8(w1, a1)), acc1);
-    }
-    for (; b < nb; ++b) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + b * 32));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * a->d[b]), _mm256_cvtepi32_ps(dot_i8_i8(w0, a0)), acc0);
-    }
-    out[0] = hsum(_mm256_add_ps(acc0, acc1));
-    return;
-  }
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  __m256 acc[2][NT];  // even / odd blocks (see dot_q4_1)
+  for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+  auto block = [&](int64_t b, __m256* acc_p) {
     const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i aw = _mm256_sign_epi8(qw, qw);
     const float dw = half_to_float(w[b].d);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
       const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw)));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc[t]);
+      acc_p[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc_p[t]);
     }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    if constexpr (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchBytes, _MM_HINT_T0);
+    block(b, acc[0]);
+    block(b + 1, acc[1]);
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]);
+  if (b < nb) block(b, acc[0]);
+  for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_add_ps(acc[0][t], acc[1][t]));
 #else
   for (int t = 0; t < NT; ++t) {
     float sum = 0.0f;
@@ -222,88 +195,422 @@ void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* 
 #endif
 }
 
-// ---- Planar rows (MatrixView::planar): [codes][fp16 d][fp16 m] per row. ----
-constexpr int64_t kMaxPlanarBlocks = 512;  // rows up to 16384 columns; longer rows use file layout
-
+// ---- Planar rows (MatrixView::planar; layout: PlanarGeometry in ops/quant_blocks.h) ----
+//
+// One 32-bit lane per block: a chunk of 16 blocks is 8 steps of "4 bytes x 4 bytes" dot products
+// (vpdpbusd) into 16 int32 lanes, so each lane ends up with its block's whole integer dot product,
+// and the fp32 work is one convert, one scale product and one or two FMAs per chunk of 16 blocks.
+// Per output (row r, token t) the arithmetic is fixed, whatever the tile sizes, token count or
+// thread split:
+//   acc[16] = 0; for each chunk c: acc = fma(float(idot_c), d_w * d_a, acc) (+ Q4_1: acc =
+//   fma(m_w, d_a * isum_a, acc)); a narrow tail chunk (8 lanes) computes its own acc8 that way
+//   and is added to acc's lanes 0..7; y = pairwise tree over the 16 lanes: (i, i+8), (i, i+4),
+//   (i, i+2), (i, i+1).
+// so decode, prefill and chunked prefill give bit-identical results.
 #if KVBITS_X86_INT8
-// sc[t][b] = d_w[b] * d_a[t][b] for the whole row (8 scales per instruction), and the Q4_1
-// minimum term sum_b m[b] * (d_a * isum)[t][b] (m16 == nullptr for types without it).
-template <int NT>
-void planar_scales(const uint16_t* d16, const uint16_t* m16, int64_t nb, const QuantizedRowView* a,
-                   float (*sc)[kMaxPlanarBlocks], float* mterm) {
-  __m256 macc[NT];
-  for (int t = 0; t < NT; ++t) {
-    macc[t] = _mm256_setzero_ps();
-    mterm[t] = 0.0f;
-  }
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d16 + b)));
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(&sc[t][b], _mm256_mul_ps(dv, _mm256_loadu_ps(a[t].d + b)));
-    if (m16 != nullptr) {
-      const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m16 + b)));
-      for (int t = 0; t < NT; ++t) macc[t] = _mm256_fmadd_ps(mv, _mm256_loadu_ps(a[t].ds + b), macc[t]);
-    }
-  }
-  for (; b < nb; ++b) {
-    uint16_t dh, mh = 0;
-    std::memcpy(&dh, d16 + b, 2);
-    if (m16 != nullptr) std::memcpy(&mh, m16 + b, 2);
-    for (int t = 0; t < NT; ++t) {
-      sc[t][b] = half_to_float(dh) * a[t].d[b];
-      if (m16 != nullptr) mterm[t] += half_to_float(mh) * a[t].ds[b];
-    }
-  }
-  for (int t = 0; t < NT; ++t) mterm[t] += hsum(macc[t]);
+// The tile loops below must be unrolled for their arrays to live in registers (-O2 does not).
+#define KVBITS_UNROLL _Pragma("GCC unroll 16")
+enum class PKind { kQ4_0, kQ4_1, kQ8_0 };
+
+#if HWY_TARGET == HWY_AVX3_DL
+// vpdpbusd in inline asm: the intrinsics need the "avx512vnni" target, which Highway 1.0.3 does
+// not enable for AVX3_DL (it enables "avxvnni", whose 256-bit intrinsic is the VEX form: see
+// dot_u8_i8). The zmm form exists only as EVEX; the ymm form is written with {evex} explicitly.
+inline __m512i dpbusd512(__m512i acc, __m512i u, const void* s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const __m512i*>(s)));
+  return acc;
+}
+inline __m256i dpbusd256(__m256i acc, __m256i u, const void* s) {
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const __m256i*>(s)));
+  return acc;
 }
 
-template <int NT, bool q4>
-void dot_planar_typed(const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
-  const uint8_t* qs = row;
-  const uint16_t* d16 = reinterpret_cast<const uint16_t*>(row + nb * (q4 ? 16 : 32));
-  float sc[NT][kMaxPlanarBlocks];
-  float mterm[NT];
-  planar_scales<NT>(d16, q4 ? d16 + nb : nullptr, nb, a, sc, mterm);
-  // Two accumulator chains per token hide the FMA latency when NT is small.
-  __m256 acc0[NT], acc1[NT];
-  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
-  auto block = [&](int64_t b, __m256* acc) {
-    if constexpr (q4) {
-      const __m256i qw = unpack_nibbles(qs + b * 16);
-      for (int t = 0; t < NT; ++t) {
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(qw, qa)), _mm256_broadcast_ss(&sc[t][b]), acc[t]);
-      }
-    } else {
-      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + b * 32));
-      const __m256i aw = _mm256_sign_epi8(qw, qw);
-      for (int t = 0; t < NT; ++t) {
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw))),
-                                 _mm256_broadcast_ss(&sc[t][b]), acc[t]);
-      }
-    }
+// 16 lanes in one zmm.
+struct V16 {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr bool kQ8Biased = true;  // Q8_0 codes used as stored (q + 128), init -128 isum
+  static I zero() { return _mm512_setzero_si512(); }
+  static I load_init(const int32_t* p) { return _mm512_load_si512(p); }
+  template <bool kMasked>
+  static I load_codes(const uint8_t* p, int valid) {
+    if constexpr (kMasked) return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << valid) - 1), p);
+    else return _mm512_loadu_si512(p);
+  }
+  static I lo_nibbles(I v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+  static I hi_nibbles(I v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f)); }
+  static I dp_q4(I acc, I u, const int8_t* s) { return dpbusd512(acc, u, s); }
+  static I dp_q8(I acc, I u, const int8_t* s) { return dpbusd512(acc, u, s); }
+  template <bool kMasked>
+  static F load_scales(const uint16_t* p, int valid) {
+    if constexpr (kMasked) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << valid) - 1), p));
+    else return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static F zero_f() { return _mm512_setzero_ps(); }
+  static F load_f(const float* p) { return _mm512_load_ps(p); }
+  static F cvt(I v) { return _mm512_cvtepi32_ps(v); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F add_low8(F a, __m256 b) { return _mm512_add_ps(a, _mm512_zextps256_ps512(b)); }
+};
+#else
+// 16 lanes as two ymm (AVX2; AVX3 without VNNI uses this too).
+struct V16 {
+  struct I {
+    __m256i a, b;
   };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(qs + b * (q4 ? 16 : 32)) + kPrefetchBytes, _MM_HINT_T0);
-    block(b, acc0);
-    block(b + 1, acc1);
+  struct F {
+    __m256 a, b;
+  };
+  static constexpr bool kQ8Biased = false;  // Q8_0: signed dot via vpsignb, no bias correction
+  static I zero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
+  static I load_init(const int32_t* p) {
+    return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)), _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 8))};
   }
-  if (b < nb) block(b, acc0);
-  for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + mterm[t];
+  template <bool kMasked>
+  static I load_codes(const uint8_t* p, int valid) {
+    if constexpr (kMasked) {
+      const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i ma = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx);
+      const __m256i mb = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), idx);
+      return {_mm256_maskload_epi32(reinterpret_cast<const int*>(p), ma),
+              _mm256_maskload_epi32(reinterpret_cast<const int*>(p + 32), mb)};
+    } else {
+      return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))};
+    }
+  }
+  static I lo_nibbles(I v) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return {_mm256_and_si256(v.a, m), _mm256_and_si256(v.b, m)};
+  }
+  static I hi_nibbles(I v) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return {_mm256_and_si256(_mm256_srli_epi16(v.a, 4), m), _mm256_and_si256(_mm256_srli_epi16(v.b, 4), m)};
+  }
+  static __m256i dp1(__m256i acc, __m256i u, const int8_t* s) {
+    const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(s));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, sv), _mm256_set1_epi16(1)));
+  }
+  static __m256i dp1_q8(__m256i acc, __m256i biased, const int8_t* s) {
+    const __m256i w = _mm256_xor_si256(biased, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(s));
+    // |w| <= 128 and |a| <= 127: pair sums <= 2 * 128 * 127 fit int16 (no vpmaddubsw saturation).
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(sv, w)),
+                                                   _mm256_set1_epi16(1)));
+  }
+  static I dp_q4(I acc, I u, const int8_t* s) { return {dp1(acc.a, u.a, s), dp1(acc.b, u.b, s + 32)}; }
+  static I dp_q8(I acc, I u, const int8_t* s) { return {dp1_q8(acc.a, u.a, s), dp1_q8(acc.b, u.b, s + 32)}; }
+  template <bool kMasked>
+  static F load_scales(const uint16_t* p, int valid) {
+    alignas(32) uint16_t tmp[16] = {};
+    const uint16_t* src = p;
+    if constexpr (kMasked) {
+      std::memcpy(tmp, p, static_cast<size_t>(valid) * 2);
+      src = tmp;
+    }
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+    return {_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1))};
+  }
+  static F zero_f() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static F load_f(const float* p) { return {_mm256_load_ps(p), _mm256_load_ps(p + 8)}; }
+  static F cvt(I v) { return {_mm256_cvtepi32_ps(v.a), _mm256_cvtepi32_ps(v.b)}; }
+  static F mul(F x, F y) { return {_mm256_mul_ps(x.a, y.a), _mm256_mul_ps(x.b, y.b)}; }
+  static F fma(F x, F y, F z) { return {_mm256_fmadd_ps(x.a, y.a, z.a), _mm256_fmadd_ps(x.b, y.b, z.b)}; }
+  static F add_low8(F x, __m256 lo) { return {_mm256_add_ps(x.a, lo), _mm256_add_ps(x.b, _mm256_setzero_ps())}; }
+};
+#endif
+
+// The narrow tail chunk: 8 lanes in one ymm.
+struct V8 {
+  using I = __m256i;
+  using F = __m256;
+  static I zero() { return _mm256_setzero_si256(); }
+  static I load_init(const int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I load_codes(const uint8_t* p, int valid) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
+  }
+  static I lo_nibbles(I v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
+  static I hi_nibbles(I v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
+#if HWY_TARGET == HWY_AVX3_DL
+  static I dp_q4(I acc, I u, const int8_t* s) { return dpbusd256(acc, u, s); }
+  static I dp_q8(I acc, I u, const int8_t* s) { return dpbusd256(acc, u, s); }
+#else
+  static I dp_q4(I acc, I u, const int8_t* s) { return V16::dp1(acc, u, s); }
+  static I dp_q8(I acc, I u, const int8_t* s) { return V16::dp1_q8(acc, u, s); }
+#endif
+  // fp16 scales of `blocks` blocks, each repeated over its `parts` lanes (idx: lane -> block).
+  static F load_scales(const uint16_t* p, int blocks, __m256i idx) {
+    alignas(16) uint16_t tmp[8] = {};
+    std::memcpy(tmp, p, static_cast<size_t>(blocks) * 2);
+    return _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp))), idx);
+  }
+  static F load_f(const float* p) { return _mm256_load_ps(p); }
+  static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+// Pointers of one row tile (R rows) and one token tile (T tokens) for the chunk loop.
+template <int R, int T>
+struct PlanarTile {
+  const uint8_t* codes[R];   // row's codes
+  const uint16_t* d16[R];    // row's fp16 scales
+  const uint16_t* m16[R];    // row's fp16 minimums (Q4_1)
+  QuantizedRowView a[T];
+};
+
+template <class B, PKind K, int R, int T, bool kMasked>
+HWY_INLINE void PlanarChunk16(const PlanarTile<R, T>& p, int64_t c, int valid, typename B::F (&acc)[R][T]) {
+  using I = typename B::I;
+  using F = typename B::F;
+  constexpr bool q8 = K == PKind::kQ8_0;
+  const int64_t code_off = (q8 ? 512 : 256) * c;
+  const int stride = kMasked ? 4 * valid : 64;
+  I idot[R][T];
+  KVBITS_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const int32_t* init = K == PKind::kQ4_0 ? p.a[t].lane_neg8 : p.a[t].lane_neg128;
+    KVBITS_UNROLL
+    for (int r = 0; r < R; ++r) {
+      if constexpr (K == PKind::kQ4_1 || (q8 && !B::kQ8Biased)) idot[r][t] = B::zero();
+      else idot[r][t] = B::load_init(init + 16 * c);
+    }
+  }
+  if constexpr (q8) {
+    KVBITS_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      I wv[R];
+      KVBITS_UNROLL
+      for (int r = 0; r < R; ++r) wv[r] = B::template load_codes<kMasked>(p.codes[r] + code_off + stride * k, valid);
+      KVBITS_UNROLL
+      for (int t = 0; t < T; ++t) {
+        const int8_t* s = p.a[t].qt + 512 * c + 64 * k;
+        KVBITS_UNROLL
+        for (int r = 0; r < R; ++r) idot[r][t] = B::dp_q8(idot[r][t], wv[r], s);
+      }
+    }
+  } else {
+    KVBITS_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      I lo[R], hi[R];
+      KVBITS_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const I v = B::template load_codes<kMasked>(p.codes[r] + code_off + stride * i, valid);
+        lo[r] = B::lo_nibbles(v);
+        hi[r] = B::hi_nibbles(v);
+      }
+      KVBITS_UNROLL
+      for (int t = 0; t < T; ++t) {
+        const int8_t* s = p.a[t].qt + 512 * c + 64 * i;
+        KVBITS_UNROLL
+        for (int r = 0; r < R; ++r) idot[r][t] = B::dp_q4(B::dp_q4(idot[r][t], lo[r], s), hi[r], s + 256);
+      }
+    }
+  }
+  KVBITS_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const F dw = B::template load_scales<kMasked>(p.d16[r] + 16 * c, valid);
+    F mw;
+    if constexpr (K == PKind::kQ4_1) mw = B::template load_scales<kMasked>(p.m16[r] + 16 * c, valid);
+    KVBITS_UNROLL
+    for (int t = 0; t < T; ++t) {
+      acc[r][t] = B::fma(B::cvt(idot[r][t]), B::mul(dw, B::load_f(p.a[t].lane_d + 16 * c)), acc[r][t]);
+      if constexpr (K == PKind::kQ4_1) acc[r][t] = B::fma(mw, B::load_f(p.a[t].lane_ds + 16 * c), acc[r][t]);
+    }
+  }
 }
 
-template <int NT>
-void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
-  if (type == TensorType::Q4_1) dot_planar_typed<NT, true>(row, nb, a, out);
-  else dot_planar_typed<NT, false>(row, nb, a, out);
+template <PKind K, int R, int T>
+HWY_INLINE void PlanarChunk8(const PlanarTile<R, T>& p, const PlanarChunk& k, __m256 (&acc8)[R][T]) {
+  using I = V8::I;
+  using F = V8::F;
+  constexpr bool q8 = K == PKind::kQ8_0;
+  const int64_t c = k.chunk_index;
+  const int64_t code_off = (q8 ? 512 : 256) * c;
+  const int valid = k.valid_lanes, stride = 4 * valid, steps = k.steps;
+  I idot[R][T];
+  KVBITS_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const int32_t* init = K == PKind::kQ4_0 ? p.a[t].lane_neg8 : p.a[t].lane_neg128;
+    KVBITS_UNROLL
+    for (int r = 0; r < R; ++r) {
+      if constexpr (K == PKind::kQ4_1 || (q8 && !V16::kQ8Biased)) idot[r][t] = V8::zero();
+      else idot[r][t] = V8::load_init(init + 16 * c);
+    }
+  }
+  if constexpr (q8) {
+    for (int s = 0; s < steps; ++s) {
+      I wv[R];
+      KVBITS_UNROLL
+      for (int r = 0; r < R; ++r) wv[r] = V8::load_codes(p.codes[r] + code_off + stride * s, valid);
+      KVBITS_UNROLL
+      for (int t = 0; t < T; ++t) {
+        KVBITS_UNROLL
+        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q8(idot[r][t], wv[r], p.a[t].qt + 512 * c + 32 * s);
+      }
+    }
+  } else {
+    const int half = steps / 2;
+    for (int i = 0; i < half; ++i) {
+      I lo[R], hi[R];
+      KVBITS_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const I v = V8::load_codes(p.codes[r] + code_off + stride * i, valid);
+        lo[r] = V8::lo_nibbles(v);
+        hi[r] = V8::hi_nibbles(v);
+      }
+      KVBITS_UNROLL
+      for (int t = 0; t < T; ++t) {
+        const int8_t* s = p.a[t].qt + 512 * c;
+        KVBITS_UNROLL
+        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q4(V8::dp_q4(idot[r][t], lo[r], s + 32 * i), hi[r], s + 32 * (i + half));
+      }
+    }
+  }
+  // Lane l belongs to block l / parts.
+  const int shift = k.parts == 1 ? 0 : (k.parts == 2 ? 1 : 2);
+  const __m256i idx = _mm256_srli_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), shift);
+  KVBITS_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const F dw = V8::load_scales(p.d16[r] + 16 * c, k.blocks, idx);
+    F mw;
+    if constexpr (K == PKind::kQ4_1) mw = V8::load_scales(p.m16[r] + 16 * c, k.blocks, idx);
+    KVBITS_UNROLL
+    for (int t = 0; t < T; ++t) {
+      acc8[r][t] = V8::mul(V8::cvt(idot[r][t]), V8::mul(dw, V8::load_f(p.a[t].lane_d + 16 * c)));
+      if constexpr (K == PKind::kQ4_1) acc8[r][t] = V8::fma(mw, V8::load_f(p.a[t].lane_ds + 16 * c), acc8[r][t]);
+    }
+  }
+}
+
+// acc[r][t] for R rows x T tokens over the whole row (all chunks).
+template <class B, PKind K, int R, int T>
+HWY_NOINLINE void PlanarTileDot(const PlanarTile<R, T>& p, const PlanarGeometry& g, typename B::F (&acc)[R][T]) {
+  KVBITS_UNROLL
+  for (int r = 0; r < R; ++r) {
+    KVBITS_UNROLL
+    for (int t = 0; t < T; ++t) acc[r][t] = B::zero_f();
+  }
+  for (int64_t c = 0; c < g.n_full; ++c) PlanarChunk16<B, K, R, T, false>(p, c, 16, acc);
+  if (g.wide_tail()) PlanarChunk16<B, K, R, T, true>(p, g.n_full, g.tail, acc);
+  if (g.narrow_tail()) {
+    __m256 acc8[R][T];
+    PlanarChunk8<K, R, T>(p, g.chunk(g.n_full), acc8);
+    KVBITS_UNROLL
+    for (int r = 0; r < R; ++r) {
+      KVBITS_UNROLL
+      for (int t = 0; t < T; ++t) acc[r][t] = B::add_low8(acc[r][t], acc8[r][t]);
+    }
+  }
+}
+
+// y[i] = pairwise sum of the 16 lanes of acc[i] ((j, j+8), (j, j+4), (j, j+2), (j, j+1)) for
+// i < n <= 16; acc entries past n are ignored.
+#if HWY_TARGET == HWY_AVX3_DL
+HWY_INLINE __m512 Pairs8(__m512 a, __m512 b) {  // [a: lanes j + j+8 (8), b: same]
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+HWY_INLINE __m512 Pairs4(__m512 a, __m512 b) {  // quarters: a.out0, a.out1, b.out0, b.out1
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+HWY_INLINE __m512 Pairs2(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+HWY_INLINE __m512 Pairs1(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+void ReduceLanes16(const V16::F* acc, int n, float* y) {
+  // Input slot s carries output 4 * (s % 4) + s / 4, so that the network's result (lane 4q + j =
+  // slot q + 4j) comes out in natural order.
+  __m512 in[16];
+  for (int s = 0; s < 16; ++s) {
+    const int o = 4 * (s % 4) + s / 4;
+    in[s] = o < n ? acc[o] : _mm512_setzero_ps();
+  }
+  __m512 c[8], e[4];
+  for (int i = 0; i < 8; ++i) c[i] = Pairs8(in[2 * i], in[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) e[i] = Pairs4(c[2 * i], c[2 * i + 1]);
+  const __m512 g0 = Pairs2(e[0], e[1]), g1 = Pairs2(e[2], e[3]);
+  const __m512 h = Pairs1(g0, g1);
+  if (n == 16) _mm512_storeu_ps(y, h);
+  else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), h);
 }
 #else
-// Portable fallback: rebuild the row's blocks in file layout and use the block kernels.
-template <int NT>
-void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out);
+void ReduceLanes16(const V16::F* acc, int n, float* y) {
+  for (int i = 0; i < n; ++i) {
+    const __m256 v8 = _mm256_add_ps(acc[i].a, acc[i].b);
+    const __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    const __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    y[i] = _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+  }
+}
 #endif
+
+// Row tiles: kRows rows x kTokens tokens per call of PlanarTileDot.
+constexpr int kPlanarDecodeRows = 4;
+constexpr int kPlanarPrefillRows = 2;
+constexpr int kPlanarTokens = 4;
+
+template <PKind K, int R, int T>
+void PlanarTileToAcc(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
+                     int64_t t, V16::F (*acc)[16], int slot) {
+  PlanarTile<R, T> p;
+  const int64_t code_bytes = (K == PKind::kQ8_0 ? 32 : 16) * g.nb;
+  for (int i = 0; i < R; ++i) {
+    const uint8_t* row = w.data + static_cast<uint64_t>(r + i) * w.row_bytes;
+    p.codes[i] = row;
+    p.d16[i] = reinterpret_cast<const uint16_t*>(row + code_bytes);
+    p.m16[i] = p.d16[i] + g.nb;
+  }
+  for (int j = 0; j < T; ++j) p.a[j] = act.row(t + j);
+  V16::F out[R][T];
+  PlanarTileDot<V16, K, R, T>(p, g, out);
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < T; ++j) acc[j][slot + i] = out[i][j];
+  }
+}
+
+template <PKind K, int T>
+void PlanarRowsToAcc(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
+                     int nr, int64_t t, V16::F (*acc)[16]) {
+  constexpr int kR = T == 1 ? kPlanarDecodeRows : kPlanarPrefillRows;
+  int i = 0;
+  for (; i + kR <= nr; i += kR) PlanarTileToAcc<K, kR, T>(w, g, act, r + i, t, acc, i);
+  for (; i < nr; ++i) PlanarTileToAcc<K, 1, T>(w, g, act, r + i, t, acc, i);
+}
+
+template <PKind K>
+void PlanarRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
+                 int64_t t1, float* y) {
+  const PlanarGeometry g(w.cols / kBlockElems);
+  HWY_ALIGN V16::F acc[kPlanarTokens][16];
+  // Rows in batches of 16 (one reduction network per token), tokens in tiles of kPlanarTokens;
+  // within a batch the token tile's activations stay in L1 while the batch's rows stream by.
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int nr = static_cast<int>(std::min<int64_t>(16, r1 - rb));
+    int64_t t = t0;
+    for (; t + kPlanarTokens <= t1; t += kPlanarTokens) {
+      PlanarRowsToAcc<K, kPlanarTokens>(w, g, act, rb, nr, t, acc);
+      for (int j = 0; j < kPlanarTokens; ++j) ReduceLanes16(acc[j], nr, y + (t + j) * w.rows + rb);
+    }
+    for (; t < t1; ++t) {
+      PlanarRowsToAcc<K, 1>(w, g, act, rb, nr, t, acc);
+      ReduceLanes16(acc[0], nr, y + t * w.rows + rb);
+    }
+  }
+}
+
+void PlanarMatmulRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
+                       int64_t t1, float* y) {
+  switch (static_cast<TensorType>(w.type_id)) {
+    case TensorType::Q4_0: PlanarRange<PKind::kQ4_0>(w, act, r0, r1, t0, t1, y); break;
+    case TensorType::Q4_1: PlanarRange<PKind::kQ4_1>(w, act, r0, r1, t0, t1, y); break;
+    default: PlanarRange<PKind::kQ8_0>(w, act, r0, r1, t0, t1, y); break;
+  }
+}
+#endif  // KVBITS_X86_INT8
 
 // Float weights: fp32 activations, portable Highway code on every target.
 template <typename WT>
@@ -354,19 +661,19 @@ void dot_quantized(uint32_t type_id, const uint8_t* row, int64_t nb, const Quant
 }
 
 #if !KVBITS_X86_INT8
-template <int NT>
-void dot_planar(TensorType type, const uint8_t* row, int64_t nb, const QuantizedRowView* a, float* out) {
-  const bool q4 = type == TensorType::Q4_1;
-  const size_t code_bytes = q4 ? 16 : 32, block_bytes = q4 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
-  std::vector<uint8_t> blocks(static_cast<size_t>(nb) * block_bytes);
-  const uint8_t* d = row + nb * code_bytes;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* blk = blocks.data() + b * block_bytes;
-    std::memcpy(blk, d + 2 * b, 2);
-    if (q4) std::memcpy(blk + 2, d + 2 * nb + 2 * b, 2);
-    std::memcpy(blk + (q4 ? 4 : 2), row + b * code_bytes, code_bytes);
+// Portable targets: each planar row is rebuilt as file-layout blocks and multiplied with the
+// block kernels (the same per-output arithmetic for every token count).
+void PlanarMatmulRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
+                       int64_t t1, float* y) {
+  const int64_t nb = w.cols / kBlockElems;
+  std::vector<uint8_t> blocks(static_cast<size_t>(w.row_bytes));
+  for (int64_t r = r0; r < r1; ++r) {
+    planar_row_to_blocks(w, r, blocks.data());
+    for (int64_t t = t0; t < t1; ++t) {
+      const QuantizedRowView a = act.row(t);
+      dot_quantized<1>(w.type_id, blocks.data(), nb, &a, &y[t * w.rows + r]);
+    }
   }
-  dot_quantized<NT>(static_cast<uint32_t>(type), blocks.data(), nb, a, out);
 }
 #endif
 
@@ -430,24 +737,14 @@ void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations
     DotDequantizedRange(w, x, r0, r1, t0, t1, y);
     return;
   }
+  if (w.planar) {
+    PlanarMatmulRange(w, *act, r0, r1, t0, t1, y);
+    return;
+  }
   const int64_t nb = w.cols / kBlockElems;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
     int64_t t = t0;
-    if (w.planar) {
-      for (; t + kTokenTile <= t1; t += kTokenTile) {
-        QuantizedRowView a[kTokenTile];
-        float out[kTokenTile];
-        for (int i = 0; i < kTokenTile; ++i) a[i] = act->row(t + i);
-        dot_planar<kTokenTile>(type, row, nb, a, out);
-        for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
-      }
-      for (; t < t1; ++t) {
-        const QuantizedRowView a = act->row(t);
-        dot_planar<1>(type, row, nb, &a, &y[t * w.rows + r]);
-      }
-      continue;
-    }
     for (; t + kTokenTile <= t1; t += kTokenTile) {
       QuantizedRowView a[kTokenTile];
       float out[kTokenTile];
@@ -464,6 +761,56 @@ void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations
   }
 }
 
+// QuantizedActivations::quantize: n_blocks consecutive blocks of 32, with exactly the operations
+// of quantize_activation_blocks_ref (ops/quant_blocks.cc), vectorized within each block.
+void QuantizeBlocks(const float* x, int64_t n_blocks, int8_t* qs, float* d, int32_t* isum, float* ds) {
+#if KVBITS_X86_INT8
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const float* xb = x + b * kBlockElems;
+    __m256 v[4];
+    __m256 am = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      // fmax(amax, |x|) ignores NaN: drop NaN lanes (unordered with themselves) before the max.
+      const __m256 a = _mm256_and_ps(_mm256_and_ps(v[j], abs_mask), _mm256_cmp_ps(v[j], v[j], _CMP_ORD_Q));
+      am = _mm256_max_ps(am, a);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    const float db = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4];
+    __m256i sum = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      const __m256 p = _mm256_mul_ps(v[j], idv);
+      // vcvtps2dq rounds to nearest even (MXCSR default), like nearbyint; NaN and +-Inf (x Inf, or
+      // 127 / amax overflowing for a subnormal amax) -> 0 as in the reference; |p| <= 127 otherwise.
+      const __m256 finite = _mm256_cmp_ps(_mm256_and_ps(p, abs_mask), inf, _CMP_LT_OQ);
+      q[j] = _mm256_and_si256(_mm256_cvtps_epi32(p), _mm256_castps_si256(finite));
+      sum = _mm256_add_epi32(sum, q[j]);
+    }
+    const __m256i q16 = _mm256_packs_epi32(q[0], q[1]), q16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * kBlockElems), q8);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+    const int32_t isb = _mm_cvtsi128_si32(s4);
+    const float dh = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    d[b] = dh;
+    isum[b] = isb;
+    ds[b] = dh * static_cast<float>(isb);
+  }
+#else
+  quantize_activation_blocks_ref(x, n_blocks, qs, d, isum, ds);
+#endif
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
@@ -474,7 +821,19 @@ HWY_AFTER_NAMESPACE();
 namespace kvbits {
 
 HWY_EXPORT(MatmulRange);
+HWY_EXPORT(QuantizeBlocks);
 HWY_EXPORT(TargetName);
+
+void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t cols) {
+  cols_ = cols;
+  const int64_t nb = cols / kBlockElems;
+  qs_.resize(static_cast<size_t>(n_tokens * cols));
+  d_.resize(static_cast<size_t>(n_tokens * nb));
+  isum_.resize(d_.size());
+  ds_.resize(d_.size());
+  HWY_DYNAMIC_DISPATCH(QuantizeBlocks)(x, n_tokens * nb, qs_.data(), d_.data(), isum_.data(), ds_.data());
+  arrange(n_tokens);
+}
 
 const char* matmul_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
@@ -497,6 +856,7 @@ void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok
   // (short interleaved chunks made them restart every 10 KB and halved the achieved bandwidth).
   // Prefill uses ~32-row chunks, which keep a chunk's weights in L1/L2 across a token chunk.
   const int64_t tokens_per_task = 64;
+  const auto round_up16 = [](int64_t v) { return std::max<int64_t>(16, (v + 15) / 16 * 16); };
   const int64_t token_tasks = (n_tokens + tokens_per_task - 1) / tokens_per_task;
   struct Split {
     int64_t rows_per_task, row_tasks, first_task;
@@ -505,8 +865,9 @@ void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok
   int64_t n_tasks = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const int64_t rows = jobs[i].w->rows;
-    const int64_t rpt = n_tokens <= 4 ? std::max<int64_t>(8, (rows + 2 * pool.size() - 1) / (2 * pool.size()))
-                                      : std::max<int64_t>(8, std::min<int64_t>(32, rows / (8 * pool.size()) + 1));
+    // Multiples of 16 rows: the planar kernels reduce 16 rows' lanes together.
+    const int64_t rpt = n_tokens <= 4 ? round_up16((rows + 2 * pool.size() - 1) / (2 * pool.size()))
+                                      : std::min<int64_t>(32, round_up16(rows / (8 * pool.size()) + 1));
     splits[i] = {rpt, (rows + rpt - 1) / rpt, n_tasks};
     n_tasks += splits[i].row_tasks * token_tasks;
   }

@@ -23,9 +23,9 @@ struct MatrixView {
   int64_t rows = 0;
   int64_t cols = 0;
   uint64_t row_bytes = 0;
-  // Planar rows (Q4_1 and Q8_0 only; see repack_planar): the same bytes per row, regrouped as
-  // [all nibble/int8 codes][all fp16 scales d][all fp16 minimums m (Q4_1)], so kernels convert
-  // eight scales with one instruction instead of one scalar conversion per block.
+  // Planar rows (Q4_0, Q4_1 and Q8_0; see repack_planar): the same bytes per row, regrouped as
+  // [all codes][all fp16 scales d][all fp16 minimums m (Q4_1)], the codes arranged so that the
+  // int8 kernels hold one block per 32-bit lane (layout: PlanarGeometry in ops/quant_blocks.h).
   bool planar = false;
 };
 
@@ -42,25 +42,51 @@ MatrixView make_matrix_view(uint32_t type_id, const uint8_t* data, int64_t rows,
 // file format). d is the block scale rounded through fp16 exactly as ggml stores it; isum =
 // sum(qs) exactly. (ggml's Q8_1 keeps fp16(d * isum) instead, which overflows to inf for blocks
 // summing past 65504; the Q4_1 kernels use d * isum in fp32.)
+//
+// The same values are also stored arranged like planar weight codes (PlanarGeometry in
+// ops/quant_blocks.h: chunk c at qt + 512 c, step k of lane l at + 4 * lanes * k + 4 * l, lanes
+// past a chunk's valid ones zero) with per-lane factors (chunk c at + 16 c): the kernels for
+// planar weights read only these.
 struct QuantizedRowView {
   const int8_t* qs;     // [cols]
   const float* d;       // [cols / 32]
   const int32_t* isum;  // [cols / 32]
   const float* ds;      // [cols / 32] d * isum (the Q4_1 minimum term's factor)
+  const int8_t* qt;     // [n_chunks * 512] arranged codes, 64-byte aligned
+  const float* lane_d;  // [n_chunks * 16] d of the lane's block
+  // In the first lane of each block (part 0), 0 in the others and in padding lanes:
+  const float* lane_ds;         // d * isum (Q4_1 minimum term)
+  const int32_t* lane_neg8;     // -8 * isum (Q4_0: sum (q - 8) a = sum q a - 8 sum a)
+  const int32_t* lane_neg128;   // -128 * isum (Q8_0 codes are stored as q + 128)
 };
 
 // Storage for quantized activations of n_tokens rows of `cols`. Reused across calls.
 class QuantizedActivations {
  public:
   void quantize(const float* x, int64_t n_tokens, int64_t cols);  // x: [n_tokens, cols]
-  QuantizedRowView row(int64_t t) const;
+  QuantizedRowView row(int64_t t) const {
+    const int64_t nb = cols_ / 32;
+    const size_t i = static_cast<size_t>(t * nb), l = static_cast<size_t>(t * lane_stride_);
+    return {qs_.data() + t * cols_, d_.data() + i, isum_.data() + i, ds_.data() + i,
+            qt_ + t * qt_stride_, lane_d_ + l, lane_ds_ + l, lane_neg8_ + l, lane_neg128_ + l};
+  }
   int64_t cols() const { return cols_; }
 
  private:
+  void arrange(int64_t n_tokens);  // builds the arranged copy from qs_, d_, isum_, ds_
+
   int64_t cols_ = 0;
+  int64_t qt_stride_ = 0, lane_stride_ = 0;  // per token
   std::vector<int8_t> qs_;
   std::vector<float> d_, ds_;
   std::vector<int32_t> isum_;
+  // The arranged copy: 64-byte aligned arrays inside `arranged_`.
+  std::vector<uint8_t> arranged_;
+  int8_t* qt_ = nullptr;
+  float* lane_d_ = nullptr;
+  float* lane_ds_ = nullptr;
+  int32_t* lane_neg8_ = nullptr;
+  int32_t* lane_neg128_ = nullptr;
 };
 
 // How activations meet quantized weights. kInt8 is the fast path (as in ggml). kFloat keeps the
@@ -96,6 +122,9 @@ void matmul_ref(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
 
 // Dequantizes row r of w into out[cols] (scalar; used for embedding lookups and tests).
 void dequantize_row(const MatrixView& w, int64_t r, float* out);
+
+// Row r of a planar matrix rebuilt as file-layout blocks (blocks: w.row_bytes bytes).
+void planar_row_to_blocks(const MatrixView& w, int64_t r, uint8_t* blocks);
 
 // Name of the SIMD target the dispatcher picked for this machine (for bench output).
 const char* matmul_target_name();

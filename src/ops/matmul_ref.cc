@@ -1,8 +1,10 @@
 // Scalar parts of ops/matmul.h: views, activation quantization, reference matmul.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "io/tensor_type.h"
 #include "ops/matmul.h"
@@ -35,72 +37,107 @@ MatrixView make_matrix_view(uint32_t type_id, const uint8_t* data, int64_t rows,
   return v;
 }
 
-void QuantizedActivations::quantize(const float* x, int64_t n_tokens, int64_t cols) {
-  cols_ = cols;
-  const int64_t nb = cols / kBlockElems;
-  qs_.resize(static_cast<size_t>(n_tokens * cols));
-  d_.resize(static_cast<size_t>(n_tokens * nb));
-  isum_.resize(d_.size());
-  ds_.resize(d_.size());
+void QuantizedActivations::arrange(int64_t n_tokens) {
+  // The copy laid out like planar weight codes (PlanarGeometry), padding zero.
+  const int64_t nb = cols_ / kBlockElems;
+  const PlanarGeometry g(nb);
+  const int64_t n_chunks = g.n_chunks();
+  qt_stride_ = n_chunks * 512;
+  lane_stride_ = n_chunks * 16;
+  const size_t qt_bytes = static_cast<size_t>(n_tokens * qt_stride_);
+  const size_t lane_bytes = static_cast<size_t>(n_tokens * lane_stride_) * 4;
+  arranged_.resize(qt_bytes + 4 * lane_bytes + 64);
+  auto base = reinterpret_cast<uintptr_t>(arranged_.data());
+  base = (base + 63) & ~uintptr_t{63};
+  uint8_t* p = reinterpret_cast<uint8_t*>(base);
+  std::memset(p, 0, qt_bytes + 4 * lane_bytes);
+  qt_ = reinterpret_cast<int8_t*>(p);
+  lane_d_ = reinterpret_cast<float*>(p + qt_bytes);
+  lane_ds_ = reinterpret_cast<float*>(p + qt_bytes + lane_bytes);
+  lane_neg8_ = reinterpret_cast<int32_t*>(p + qt_bytes + 2 * lane_bytes);
+  lane_neg128_ = reinterpret_cast<int32_t*>(p + qt_bytes + 3 * lane_bytes);
   for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * cols + b * kBlockElems;
-      float amax = 0.0f;
-      for (int j = 0; j < kBlockElems; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
-      // Same rounding as ggml's quantize_row_q8_1: q = round(x * 127 / amax), d stored as fp16.
-      const float d = amax / 127.0f;
-      const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-      int8_t* q = qs_.data() + t * cols + b * kBlockElems;
-      int32_t sum = 0;
-      for (int j = 0; j < kBlockElems; ++j) {
-        const float v = std::nearbyint(xb[j] * id);
-        // NaN/Inf activations would be UB to convert; they only arise from a broken model,
-        // and map to 0 here rather than to garbage.
-        const int qi = std::isfinite(v) ? static_cast<int>(v) : 0;
-        q[j] = static_cast<int8_t>(qi);
-        sum += qi;
+    const int8_t* q = qs_.data() + t * cols_;
+    int8_t* qt = qt_ + t * qt_stride_;
+    const size_t l0 = static_cast<size_t>(t * lane_stride_);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const PlanarChunk k = g.chunk(c);
+      const int per_part = kBlockElems / k.parts;
+      for (int bl = 0; bl < k.blocks; ++bl) {
+        const int64_t b = k.first_block + bl;
+        const size_t i = static_cast<size_t>(t * nb + b);
+        for (int part = 0; part < k.parts; ++part) {
+          const int lane = bl * k.parts + part;
+          for (int step = 0; step < k.steps; ++step) {
+            std::memcpy(qt + 512 * c + 4 * k.lanes * step + 4 * lane, q + b * kBlockElems + part * per_part + 4 * step, 4);
+          }
+          const size_t l = l0 + static_cast<size_t>(16 * c + lane);
+          lane_d_[l] = d_[i];
+          if (part == 0) {
+            lane_ds_[l] = ds_[i];
+            lane_neg8_[l] = -8 * isum_[i];
+            lane_neg128_[l] = -128 * isum_[i];
+          }
+        }
       }
-      const size_t i = static_cast<size_t>(t * nb + b);
-      d_[i] = fp16_to_fp32(fp32_to_fp16(d));
-      isum_[i] = sum;
-      ds_[i] = d_[i] * static_cast<float>(sum);
     }
   }
 }
 
-QuantizedRowView QuantizedActivations::row(int64_t t) const {
-  const int64_t nb = cols_ / kBlockElems;
-  return {qs_.data() + t * cols_, d_.data() + t * nb, isum_.data() + t * nb, ds_.data() + t * nb};
-}
-
 bool can_repack_planar(uint32_t type_id) {
   const auto t = static_cast<TensorType>(type_id);
-  return t == TensorType::Q4_1 || t == TensorType::Q8_0;
+  return t == TensorType::Q4_0 || t == TensorType::Q4_1 || t == TensorType::Q8_0;
 }
+
+namespace {
+
+// Codes (0..15 for Q4, -128..127 for Q8) of one block in file layout.
+void block_codes(TensorType type, const uint8_t* blk, int codes[kBlockElems]) {
+  if (type == TensorType::Q8_0) {
+    for (int e = 0; e < kBlockElems; ++e) codes[e] = static_cast<int8_t>(blk[offsetof(BlockQ8_0, qs) + e]);
+    return;
+  }
+  const uint8_t* qs = blk + (type == TensorType::Q4_1 ? offsetof(BlockQ4_1, qs) : offsetof(BlockQ4_0, qs));
+  for (int j = 0; j < 16; ++j) {
+    codes[j] = qs[j] & 0x0f;
+    codes[j + 16] = qs[j] >> 4;
+  }
+}
+
+size_t file_block_bytes(TensorType type) {
+  return type == TensorType::Q4_1 ? sizeof(BlockQ4_1) : type == TensorType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+}
+
+int64_t code_bytes_per_block(TensorType type) { return type == TensorType::Q8_0 ? 32 : 16; }
+
+}  // namespace
 
 MatrixView repack_planar(const MatrixView& w, uint8_t* dst) {
   if (!can_repack_planar(w.type_id) || w.planar) throw Error("repack_planar: unsupported matrix");
+  const auto type = static_cast<TensorType>(w.type_id);
   const int64_t nb = w.cols / kBlockElems;
+  const PlanarGeometry g(nb);
+  const size_t bsize = file_block_bytes(type);
+  const int64_t code_bytes = code_bytes_per_block(type) * nb;
+  int codes[kBlockElems];
   for (int64_t r = 0; r < w.rows; ++r) {
     const uint8_t* src = w.data + static_cast<uint64_t>(r) * w.row_bytes;
     uint8_t* row = dst + static_cast<uint64_t>(r) * w.row_bytes;
-    if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
-      uint8_t* qs = row;
-      uint8_t* d = row + nb * 16;
-      uint8_t* m = d + nb * 2;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = src + b * sizeof(BlockQ4_1);
-        std::memcpy(d + 2 * b, blk + offsetof(BlockQ4_1, d), 2);
-        std::memcpy(m + 2 * b, blk + offsetof(BlockQ4_1, m), 2);
-        std::memcpy(qs + 16 * b, blk + offsetof(BlockQ4_1, qs), 16);
-      }
-    } else {
-      uint8_t* qs = row;
-      uint8_t* d = row + nb * 32;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = src + b * sizeof(BlockQ8_0);
-        std::memcpy(d + 2 * b, blk + offsetof(BlockQ8_0, d), 2);
-        std::memcpy(qs + 32 * b, blk + offsetof(BlockQ8_0, qs), 32);
+    std::memset(row, 0, static_cast<size_t>(code_bytes));
+    uint8_t* d = row + code_bytes;
+    uint8_t* m = d + nb * 2;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = src + b * bsize;
+      std::memcpy(d + 2 * b, blk, 2);  // d is the first field of every block type
+      if (type == TensorType::Q4_1) std::memcpy(m + 2 * b, blk + offsetof(BlockQ4_1, m), 2);
+      block_codes(type, blk, codes);
+      for (int e = 0; e < kBlockElems; ++e) {
+        if (type == TensorType::Q8_0) {
+          row[planar_q8_offset(g, b, e)] = static_cast<uint8_t>(codes[e] ^ 0x80);
+        } else {
+          int shift;
+          row[planar_q4_offset(g, b, e, &shift)] |= static_cast<uint8_t>(codes[e] << shift);
+        }
       }
     }
   }
@@ -110,35 +147,51 @@ MatrixView repack_planar(const MatrixView& w, uint8_t* dst) {
   return out;
 }
 
-void copy_block(const MatrixView& w, int64_t r, int64_t b, void* block_out) {
+void planar_row_to_blocks(const MatrixView& w, int64_t r, uint8_t* blocks) {
+  const auto type = static_cast<TensorType>(w.type_id);
   const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
   const int64_t nb = w.cols / kBlockElems;
-  if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
-    BlockQ4_1 blk;
-    std::memcpy(&blk.d, row + nb * 16 + 2 * b, 2);
-    std::memcpy(&blk.m, row + nb * 18 + 2 * b, 2);
-    std::memcpy(blk.qs, row + 16 * b, 16);
-    std::memcpy(block_out, &blk, sizeof blk);
-  } else {
-    BlockQ8_0 blk;
-    std::memcpy(&blk.d, row + nb * 32 + 2 * b, 2);
-    std::memcpy(blk.qs, row + 32 * b, 32);
-    std::memcpy(block_out, &blk, sizeof blk);
+  const PlanarGeometry g(nb);
+  const size_t bsize = file_block_bytes(type);
+  const uint8_t* d = row + code_bytes_per_block(type) * nb;
+  const bool q8 = type == TensorType::Q8_0;
+  const size_t qs_at = q8 ? offsetof(BlockQ8_0, qs) : type == TensorType::Q4_1 ? offsetof(BlockQ4_1, qs) : offsetof(BlockQ4_0, qs);
+  std::memset(blocks, 0, static_cast<size_t>(nb) * bsize);
+  for (int64_t b = 0; b < nb; ++b) {
+    std::memcpy(blocks + b * bsize, d + 2 * b, 2);
+    if (type == TensorType::Q4_1) std::memcpy(blocks + b * bsize + offsetof(BlockQ4_1, m), d + 2 * nb + 2 * b, 2);
+  }
+  for (int64_t c = 0; c < g.n_chunks(); ++c) {
+    const PlanarChunk k = g.chunk(c);
+    const int per_part = kBlockElems / k.parts;
+    const uint8_t* codes = row + (q8 ? 512 : 256) * c;
+    for (int lane = 0; lane < k.valid_lanes; ++lane) {
+      uint8_t* qs = blocks + (k.first_block + lane / k.parts) * bsize + qs_at;
+      const int e0 = (lane % k.parts) * per_part;
+      for (int step = 0; step < k.steps; ++step) {
+        for (int byte = 0; byte < 4; ++byte) {
+          const int e = e0 + 4 * step + byte;
+          if (q8) {
+            qs[e] = codes[4 * k.valid_lanes * step + 4 * lane + byte] ^ 0x80;
+          } else {
+            const int half = k.steps / 2;
+            const int q = (codes[4 * k.valid_lanes * (step % half) + 4 * lane + byte] >> (step < half ? 0 : 4)) & 0x0f;
+            qs[e % 16] |= static_cast<uint8_t>(e < 16 ? q : q << 4);
+          }
+        }
+      }
+    }
   }
 }
 
 void dequantize_row(const MatrixView& w, int64_t r, float* out) {
   if (w.planar) {
-    for (int64_t b = 0; b < w.cols / kBlockElems; ++b) {
-      if (static_cast<TensorType>(w.type_id) == TensorType::Q4_1) {
-        BlockQ4_1 blk;
-        copy_block(w, r, b, &blk);
-        dequantize_row_q4_1_ref(&blk, out + b * kBlockElems, kBlockElems);
-      } else {
-        BlockQ8_0 blk;
-        copy_block(w, r, b, &blk);
-        dequantize_row_q8_0_ref(&blk, out + b * kBlockElems, kBlockElems);
-      }
+    std::vector<uint8_t> blocks(static_cast<size_t>(w.row_bytes));
+    planar_row_to_blocks(w, r, blocks.data());
+    switch (static_cast<TensorType>(w.type_id)) {
+      case TensorType::Q4_0: dequantize_row_q4_0_ref(reinterpret_cast<const BlockQ4_0*>(blocks.data()), out, w.cols); break;
+      case TensorType::Q4_1: dequantize_row_q4_1_ref(reinterpret_cast<const BlockQ4_1*>(blocks.data()), out, w.cols); break;
+      default: dequantize_row_q8_0_ref(reinterpret_cast<const BlockQ8_0*>(blocks.data()), out, w.cols); break;
     }
     return;
   }

@@ -81,6 +81,31 @@ void quantize_row_q8_1_ref(const float* x, BlockQ8_1* y, int64_t n) {
   }
 }
 
+void quantize_activation_blocks_ref(const float* x, int64_t n_blocks, int8_t* qs, float* d, int32_t* isum,
+                                    float* ds) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const float* xb = x + b * kBlockElems;
+    float amax = 0.0f;
+    for (int j = 0; j < kBlockElems; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    // Same rounding as ggml's quantize_row_q8_1: q = round(x * 127 / amax), d stored as fp16.
+    const float db = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int8_t* q = qs + b * kBlockElems;
+    int32_t sum = 0;
+    for (int j = 0; j < kBlockElems; ++j) {
+      const float v = std::nearbyint(xb[j] * id);
+      // NaN/Inf activations would be UB to convert; they only arise from a broken model,
+      // and map to 0 here rather than to garbage.
+      const int qi = std::isfinite(v) ? static_cast<int>(v) : 0;
+      q[j] = static_cast<int8_t>(qi);
+      sum += qi;
+    }
+    d[b] = fp16_to_fp32(fp32_to_fp16(db));
+    isum[b] = sum;
+    ds[b] = d[b] * static_cast<float>(sum);
+  }
+}
+
 void dequantize_row_q4_0_ref(const BlockQ4_0* x, float* y, int64_t n) {
   for (int64_t b = 0; b < n / kBlockElems; ++b) {
     const float d = fp16_to_fp32(x[b].d);

@@ -1,7 +1,10 @@
 // SIMD matmul (ops/matmul.cc, dispatched) against the scalar reference matmul_ref, for every weight
-// type, over many shapes, token counts (tiles of 4, task chunks of 64), thread counts, misaligned
-// weights and activations, and every SIMD target compiled into the library; with sentinels around
-// the output and a NaN/Inf check.
+// type, file-layout and planar (repacked) rows, over many shapes (every chunk tail of the planar
+// layout), token counts (tiles of 4, task chunks of 64), row counts (tiles of 2 and 4, reduction
+// batches of 16), thread counts, misaligned weights and activations, and every SIMD target
+// compiled into the library; with sentinels around the output and a NaN/Inf check. Also: results
+// bit-identical across token counts, tiles and threads; the repack and the arranged activations
+// against the layout definition; vectorized activation quantization against its scalar reference.
 //
 // Tolerance of matmul vs matmul_ref(quantize_activations = true). Both see identical weights and,
 // for quantized types, identical int8 activations (QuantizedActivations), so in exact arithmetic
@@ -11,15 +14,20 @@
 //    For Q4_1 it also rounds each decoded weight d*q + m to fp32: <= u * sum|w x|.
 //  * Quantized kernels form one integer dot product per block (exact: |sum| < 2^24) or per SIMD
 //    lane, scale it by fl(dw * da) and accumulate over nb = cols/32 blocks: every term passes
-//    through <= nb + 5 roundings (scale product, nb accumulations, 3 levels of horizontal sum,
-//    final add), so |error| <= gamma(nb + 8) * S, gamma(k) = k u / (1 - k u), where S bounds the
+//    through <= nb + 8 roundings (file layout: scale product, nb accumulations, 3 levels of
+//    horizontal sum, final add: nb + 5; planar rows: scale product, one FMA per 16-block chunk,
+//    two for Q4_1, into the block's lane, the narrow tail's fold, 4 levels of pairwise lane sums:
+//    <= 2 ceil(nb/16) + 6 <= nb + 8), so |error| <= gamma(nb + 8) * S,
+//    gamma(k) = k u / (1 - k u), where S bounds the
 //    sum of magnitudes of everything added: sum_b |dw da| sum_j |qw_j qa_j| for Q8_0; for Q4_0 the
-//    x86 kernel adds unsigned nibbles and subtracts 8 * sum(qa) separately, so
+//    x86 kernels add unsigned nibbles and subtract 8 * sum(qa) (exactly, in integers on planar rows), so
 //    S = sum_b |dw da| (sum_j q_j |qa_j| + 8 |sum_j qa_j|); for Q4_1, S = sum_b |dw da| sum_j q_j
 //    |qa_j| + sum_b |m_b s_b|.
-//  * Q4_1 only: the kernel adds m * s with s = fp16(d * sum(qa)) (as ggml's Q8_1) where the
-//    reference adds m * dh * sum(qa) (dh = fp16(d)). Both fp16 roundings are relative 2^-11 (or
-//    absolute 2^-25 when subnormal): per block |m| (2^-10 |d| |sum qa| + 2^-25 (1 + |sum qa|)).
+//  * Q4_1 only: the kernels add m * s with s = fl(dh * sum(qa)) in fp32 (planar: via d * isum of
+//    QuantizedActivations; file layout: fl(fl(m * dh) * sum(qa))) where the reference adds
+//    m * dh * sum(qa) in double: these roundings are within the count above (S includes
+//    sum_b |m_b s_b|). The extra allowance E = per block |m| (2^-10 |d| |sum qa| + 2^-25 (1 +
+//    |sum qa|)) dates from kernels that rounded s to fp16 as ggml's Q8_1 does; it is slack now.
 //  * Float weights: fp32 multiply-add (fused or not) over 2 accumulators of N lanes (N >= 4 on
 //    every SIMD target; N = 1 on HWY_SCALAR, which is compiled in as the last fallback), then a
 //    horizontal sum and a scalar tail of < N <= 16 elements: <= cols/(2N) + 24 roundings per
@@ -33,9 +41,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -269,13 +279,14 @@ struct Case {
   uint32_t seed = 1;
   float x_scale = 1.0f;
   ActivationMode mode = ActivationMode::kInt8;
+  bool planar = false;  // run the kernels on repack_planar(weights) (Q4_0, Q4_1, Q8_0)
 
   std::string describe() const {
     std::ostringstream s;
     s << type_name(type) << " rows=" << rows << " cols=" << cols << " n_tokens=" << n_tokens
       << " threads=" << threads << " w_offset=" << w_offset << " x_offset=" << x_offset
       << " seed=" << seed << " x_scale=" << x_scale << " target=" << matmul_target_name()
-      << (mode == ActivationMode::kFloat ? " mode=kFloat" : " mode=kInt8");
+      << (mode == ActivationMode::kFloat ? " mode=kFloat" : " mode=kInt8") << (planar ? " planar" : "");
     return s.str();
   }
 };
@@ -283,12 +294,28 @@ struct Case {
 constexpr uint32_t kSentinel = 0x7fa5a5a5u;  // a NaN: an unwritten output also fails the finite check
 constexpr int64_t kGuard = 37;
 
+// The planar repack of w (same misalignment as w), or w's own view when c.planar is false.
+struct KernelWeights {
+  std::vector<uint8_t> storage;
+  MatrixView view;
+};
+
+KernelWeights kernel_weights(const Case& c, const Weights& w) {
+  KernelWeights k;
+  k.view = w.view;
+  if (!c.planar) return k;
+  k.storage.assign(w.view.rows * w.view.row_bytes + 128, 0xcd);
+  k.view = repack_planar(w.view, at_offset(k.storage, c.w_offset));
+  return k;
+}
+
 ::testing::AssertionResult check_against_ref(const Case& c, const Weights& w, const Activations& a,
                                              MatmulScratch& scratch) {
   const int64_t n_out = c.n_tokens * c.rows;
   std::vector<float> ybuf(static_cast<size_t>(n_out + 2 * kGuard), std::bit_cast<float>(kSentinel));
   float* y = ybuf.data() + kGuard;  // [n_tokens, rows]
-  matmul(w.view, a.x, c.n_tokens, y, pool_of(c.threads), scratch, c.mode);
+  const KernelWeights kw = kernel_weights(c, w);
+  matmul(kw.view, a.x, c.n_tokens, y, pool_of(c.threads), scratch, c.mode);
   for (int64_t i = 0; i < kGuard; ++i) {
     if (std::bit_cast<uint32_t>(ybuf[i]) != kSentinel ||
         std::bit_cast<uint32_t>(ybuf[kGuard + n_out + i]) != kSentinel) {
@@ -556,6 +583,257 @@ TEST(Matmul, Q4_1ConstantLargeActivationBlockStaysFinite) {
   EXPECT_TRUE(std::isfinite(ref)) << ref;
   EXPECT_TRUE(std::isfinite(y)) << "matmul Q4_1 gave " << y << " for a finite input; reference " << ref;
   EXPECT_NEAR(y, ref, 1e-3 * std::fabs(ref));
+}
+
+TEST(Matmul, PlanarRowsMatchReference) {
+  // Planar (repacked) Q4_0/Q4_1/Q8_0 rows: column counts of 1..32 blocks cover every tail of the
+  // chunk layout (nb % 16 = 0 .. 15: none, narrow tails of 1..8 blocks with 4, 2 or 1 lanes per
+  // block, wide tails of 9..15), rows around the 16-row reduction batches and the 4/2-row tiles,
+  // token counts around the 4-token tiles and the 64-token task chunks.
+  const int64_t rows_list[] = {1, 3, 4, 5, 15, 16, 17, 33};
+  const int64_t tokens_list[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64, 65, 130};
+  CaseRunner run;
+  uint32_t i = 0;
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+    for (int64_t nb = 1; nb <= 32; ++nb) {
+      for (int64_t rows : rows_list) {
+        Case c{type, rows, nb * 32, tokens_list[i % 12]};
+        c.planar = true;
+        c.threads = 1 + static_cast<int>(i % 2);
+        c.w_offset = i % 8;
+        c.x_offset = (i / 8) % 8;
+        c.seed = 60000 + i++;
+        run(c);
+      }
+    }
+  }
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+    for (int64_t cols : {576, 960, 1536, 2048}) {  // SmolLM2 135M / 360M / 1.7B inputs
+      for (int64_t n_tokens : {1, 4, 7, 67}) {
+        Case c{type, 48, cols, n_tokens};
+        c.planar = true;
+        c.threads = 1 + static_cast<int>(i % 3);
+        c.w_offset = i % 5;
+        c.seed = 60000 + i++;
+        run(c);
+      }
+    }
+  }
+  EXPECT_EQ(run.cases(), 3 * 32 * 8 + 3 * 4 * 4);
+}
+
+TEST(Matmul, PlanarEveryCompiledSimdTarget) {
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    CaseRunner run;
+    uint32_t i = 0;
+    for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+      for (int64_t nb : {1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 18, 30, 48}) {
+        for (int64_t n_tokens : {1, 5, 9}) {
+          Case c{type, i % 2 ? 17 : 32, nb * 32, n_tokens};
+          c.planar = true;
+          c.threads = 1 + static_cast<int>(i % 2);
+          c.w_offset = i % 8;
+          c.x_offset = (i / 3) % 8;
+          c.seed = 70000 + i++;
+          run(c);
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, PlanarRawRandomBlocks) {
+  // Any code byte (Q8_0: -128 included, which the bias q + 128 maps to 0) through the planar path.
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    MatmulScratch scratch;
+    uint32_t seed = 1;
+    for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+      for (int64_t cols : {256, 576}) {
+        Case c{type, 17, cols, cols == 256 ? 1 : 6};
+        c.planar = true;
+        c.seed = seed++;
+        Weights w = make_weights(type, c.rows, c.cols, c.seed, 0);
+        std::mt19937 rng(c.seed);
+        std::uniform_real_distribution<float> scale(-0.05f, 0.05f), minimum(-1.0f, 1.0f);
+        uint8_t* data = const_cast<uint8_t*>(w.view.data);
+        const size_t bsize = tensor_type_info(static_cast<uint32_t>(type))->block_bytes;
+        for (size_t off = 0; off < w.view.rows * w.view.row_bytes; off += bsize) {
+          for (size_t k = 0; k < bsize; ++k) data[off + k] = static_cast<uint8_t>(rng());
+          const uint16_t d = fp32_to_fp16(scale(rng)), m = fp32_to_fp16(minimum(rng));
+          std::memcpy(data + off, &d, 2);
+          if (type == TensorType::Q4_1) std::memcpy(data + off + 2, &m, 2);
+        }
+        if (type == TensorType::Q8_0) {
+          data[2] = 0x80;
+          data[3] = 0x7f;
+        }
+        const Activations a = make_activations(c.n_tokens, c.cols, seed * 31u, 1);
+        EXPECT_TRUE(check_against_ref(c, w, a, scratch));
+      }
+    }
+  }
+}
+
+TEST(Matmul, PlanarRepackRoundTrips) {
+  // repack_planar keeps every bit: the rebuilt file blocks equal the originals, and
+  // dequantize_row reads both layouts identically.
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+    for (int64_t nb = 1; nb <= 40; ++nb) {
+      const Weights w = make_weights(type, 3, nb * 32, 500 + static_cast<uint32_t>(nb), 0);
+      std::vector<uint8_t> buf(w.view.rows * w.view.row_bytes);
+      const MatrixView p = repack_planar(w.view, buf.data());
+      ASSERT_TRUE(p.planar);
+      ASSERT_EQ(p.row_bytes, w.view.row_bytes);
+      std::vector<uint8_t> blocks(p.row_bytes);
+      std::vector<float> a(nb * 32), b(nb * 32);
+      for (int64_t r = 0; r < p.rows; ++r) {
+        planar_row_to_blocks(p, r, blocks.data());
+        ASSERT_EQ(0, std::memcmp(blocks.data(), w.view.data + r * w.view.row_bytes, p.row_bytes))
+            << type_name(type) << " nb=" << nb << " r=" << r;
+        dequantize_row(w.view, r, a.data());
+        dequantize_row(p, r, b.data());
+        ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << type_name(type) << " nb=" << nb;
+      }
+      if (type == TensorType::Q4_1) {
+        // The minimums stay where the planar layout has always kept them: [codes][d][m].
+        for (int64_t b2 = 0; b2 < nb; ++b2) {
+          ASSERT_EQ(0, std::memcmp(p.data + nb * 18 + 2 * b2, w.view.data + b2 * sizeof(BlockQ4_1) + offsetof(BlockQ4_1, m), 2));
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, ArrangedActivationsFollowPlanarLayout) {
+  // QuantizedActivations' arranged copy, checked element by element against planar_position.
+  for (int64_t nb : {1, 2, 3, 5, 8, 9, 16, 18, 31, 48}) {
+    const int64_t cols = nb * 32, n_tokens = 3;
+    const Activations x = make_activations(n_tokens, cols, 99 + static_cast<uint32_t>(nb), 0);
+    QuantizedActivations act;
+    act.quantize(x.x, n_tokens, cols);
+    const PlanarGeometry g(nb);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const QuantizedRowView a = act.row(t);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(a.qt) % 64, 0u);
+      std::vector<int> seen(static_cast<size_t>(g.n_chunks() * 512), 0);
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int e = 0; e < 32; ++e) {
+          const PlanarPos p = planar_position(g, b, e);
+          const PlanarChunk k = g.chunk(p.chunk);
+          const int64_t at = 512 * p.chunk + 4 * k.lanes * p.step + 4 * p.lane + p.byte;
+          ASSERT_EQ(a.qt[at], a.qs[b * 32 + e]) << "nb=" << nb << " b=" << b << " e=" << e;
+          ++seen[static_cast<size_t>(at)];
+          const int64_t l = 16 * p.chunk + p.lane;
+          ASSERT_EQ(a.lane_d[l], a.d[b]);
+          const bool first = p.lane % k.parts == 0;
+          ASSERT_EQ(a.lane_ds[l], first ? a.ds[b] : 0.0f);
+          ASSERT_EQ(a.lane_neg8[l], first ? -8 * a.isum[b] : 0);
+          ASSERT_EQ(a.lane_neg128[l], first ? -128 * a.isum[b] : 0);
+        }
+      }
+      for (size_t i = 0; i < seen.size(); ++i) {  // each element once; padding stays zero
+        ASSERT_LE(seen[i], 1);
+        if (seen[i] == 0) ASSERT_EQ(a.qt[i], 0) << "nb=" << nb << " padding byte " << i;
+      }
+    }
+  }
+}
+
+TEST(Matmul, ResultsDoNotDependOnTokenCountOrThreads) {
+  // Each output is computed with the same operations whatever the token count, tile and thread
+  // split, so decode (1 token), chunked prefill and one big prefill agree bit for bit (the forward
+  // tests rely on it for quantized weights). Every compiled target, planar and file layouts.
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    MatmulScratch scratch;
+    for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::F16}) {
+      for (bool planar : {true, false}) {
+        if (planar && !can_repack_planar(static_cast<uint32_t>(type))) continue;
+        for (int64_t cols : {64, 576, 1536}) {
+          const int64_t rows = 37, n_tokens = 70;
+          Case c{type, rows, cols, n_tokens};
+          c.planar = planar;
+          const Weights w = make_weights(type, rows, cols, 3000 + static_cast<uint32_t>(cols), 0);
+          const KernelWeights kw = kernel_weights(c, w);
+          const Activations a = make_activations(n_tokens, cols, 3001, 0);
+          std::vector<float> all(rows * n_tokens), one(rows), part(rows * n_tokens);
+          matmul(kw.view, a.x, n_tokens, all.data(), pool_of(2), scratch);
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            matmul(kw.view, a.x + t * cols, 1, one.data(), pool_of(1), scratch);
+            ASSERT_EQ(0, std::memcmp(one.data(), &all[t * rows], rows * sizeof(float)))
+                << c.describe() << " target=" << hwy::TargetName(target) << " token " << t << " alone";
+          }
+          for (int64_t t = 0; t < n_tokens;) {  // chunks of 3, 7, 1, 25, ...
+            const int64_t n = std::min<int64_t>(n_tokens - t, 1 + (t * 7) % 26);
+            matmul(kw.view, a.x + t * cols, n, &part[t * rows], pool_of(1 + static_cast<int>(t % 2)), scratch);
+            t += n;
+          }
+          ASSERT_EQ(0, std::memcmp(part.data(), all.data(), all.size() * sizeof(float)))
+              << c.describe() << " target=" << hwy::TargetName(target) << " chunked";
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, ActivationQuantizationMatchesScalarReference) {
+  // QuantizedActivations::quantize (vectorized per target) against quantize_activation_blocks_ref,
+  // bit for bit: random blocks over many exponents, exact .5 ties of x * 127 / amax, zeros,
+  // subnormals, NaN and Inf, values whose scale rounds to an fp16 subnormal or overflows fp16.
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  const int64_t nb = 64;
+  std::vector<float> x(nb * 32);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    float* xb = &x[b * 32];
+    for (int j = 0; j < 32; ++j) xb[j] = std::ldexp(u(rng), static_cast<int>(b % 40) - 20);
+    switch (b % 8) {
+      case 1: for (int j = 0; j < 32; ++j) xb[j] = 0.0f; break;
+      case 2: xb[3] = std::numeric_limits<float>::quiet_NaN(); break;
+      case 3: xb[5] = std::numeric_limits<float>::infinity(); xb[6] = -1.0f; break;
+      case 4:  // amax = 127: x * 127 / amax = x, ties at k + 0.5 round to even
+        xb[0] = 127.0f;
+        for (int j = 1; j < 32; ++j) xb[j] = static_cast<float>(j % 9) - 4.5f;
+        break;
+      case 5: for (int j = 0; j < 32; ++j) xb[j] = std::ldexp(u(rng), -140); break;  // subnormal
+      case 6: xb[7] = 1.0e7f; break;  // d = 78740 > 65504: fp16 inf
+      case 7: xb[2] = -0.0f; xb[9] = std::ldexp(1.0f, -30); break;
+      default: break;
+    }
+  }
+  std::vector<int8_t> qs(x.size());
+  std::vector<float> d(nb), ds(nb);
+  std::vector<int32_t> isum(nb);
+  quantize_activation_blocks_ref(x.data(), nb, qs.data(), d.data(), isum.data(), ds.data());
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    QuantizedActivations act;
+    act.quantize(x.data(), 4, 16 * 32);  // 4 tokens of 16 blocks
+    for (int64_t t = 0; t < 4; ++t) {
+      const QuantizedRowView a = act.row(t);
+      for (int64_t b = 0; b < 16; ++b) {
+        const int64_t i = t * 16 + b;
+        ASSERT_EQ(0, std::memcmp(a.qs + b * 32, &qs[i * 32], 32)) << hwy::TargetName(target) << " block " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(a.d[b]), std::bit_cast<uint32_t>(d[i])) << hwy::TargetName(target) << " block " << i;
+        ASSERT_EQ(a.isum[b], isum[i]) << hwy::TargetName(target) << " block " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(a.ds[b]), std::bit_cast<uint32_t>(ds[i])) << hwy::TargetName(target) << " block " << i;
+      }
+    }
+  }
 }
 
 // --- the reference itself --------------------------------------------------------------------
