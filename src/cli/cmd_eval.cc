@@ -33,6 +33,8 @@ struct EvalFlags {
   eval::RunnerOptions runner;
   int64_t decode_depth = 1024;
   int64_t decode_tokens = 32;
+  bool kl = false;
+  std::string activations = "int8";
 };
 
 // "int4/int2" -> "int4-int2", "kivi:2" -> "kivi_2": safe in file names.
@@ -75,6 +77,7 @@ int eval_command(const EvalFlags& f) {
   so.threads = f.model.threads;
   so.context = f.model.context;
   so.max_batch = 512;  // side-by-side choices of one item in one forward call
+  so.activations = f.activations == "float" ? ActivationMode::kFloat : ActivationMode::kInt8;
   apply_kv_flags(f.kv, so);
 
   std::vector<eval::TaskData> data;
@@ -106,6 +109,13 @@ int eval_command(const EvalFlags& f) {
   LoadedModel m = load_model(f.model);
   const std::string sha = eval::sha256_file(f.model.model_path);
   Session session(*m.model, so);
+  std::unique_ptr<Session> reference;
+  if (f.kl) {
+    SessionOptions ro = so;
+    ro.policy = nullptr;  // FP16 cache
+    ro.kv.budget_bytes = 0;
+    reference = std::make_unique<Session>(*m.model, ro);
+  }
   eval::SigintScope sigint;
   bool interrupted = false;
   std::vector<eval::RunResult> results;
@@ -128,6 +138,7 @@ int eval_command(const EvalFlags& f) {
     eval::RunnerOptions ro = f.runner;
     ro.limit = f.limit;
     ro.shard = shard;
+    ro.reference = reference.get();
     eval::run_task(session, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
       if (done == 1) progress = eval::Progress(specs[t].name + " [" + r.policy.name + "]", total);
       progress.update(done, metric);
@@ -165,6 +176,7 @@ int eval_command(const EvalFlags& f) {
                   j["metrics"]["acc_norm_stderr"].get<double>());
     } else {
       std::printf("ppl %.4f\tbits/byte %.4f", j["metrics"]["ppl"].get<double>(), j["metrics"]["bits_per_byte"].get<double>());
+      if (j["metrics"].contains("kl_vs_fp16")) std::printf("\tKL vs fp16 %.6f nats/token", j["metrics"]["kl_vs_fp16"].get<double>());
     }
     std::printf("\teffective bits %.3f\t%s%s\n", r.kv.effective_bits, writers[t]->path().string().c_str(),
                 r.complete ? "" : "\t(partial: interrupted)");
@@ -186,6 +198,10 @@ Runner add_eval_command(CLI::App& cmd) {
   cmd.add_flag("--skip-bad", f->skip_bad, "count and skip malformed data lines instead of stopping");
   cmd.add_option("--ppl-window", f->runner.ppl_window, "perplexity window W in tokens")->check(CLI::Range(int64_t{2}, int64_t{8192}));
   cmd.add_option("--ppl-chunk", f->runner.ppl_chunk, "perplexity chunk C in tokens")->check(CLI::Range(int64_t{1}, int64_t{256}));
+  cmd.add_option("--activations", f->activations,
+                 "matmul inputs: int8 (fast, as llama.cpp) or float (slow; no activation rounding, for analysis)")
+      ->check(CLI::IsMember({"int8", "float"}));
+  cmd.add_flag("--kl", f->kl, "perplexity tasks: also KL divergence from an FP16-cache run of the same chunks");
   cmd.add_option("--decode-depth", f->decode_depth, "context depth for the decode timing in the result");
   cmd.add_option("--decode-tokens", f->decode_tokens, "decoded tokens for that timing (0: skip)")->check(CLI::Range(int64_t{0}, int64_t{4096}));
   return [f] { return eval_command(*f); };

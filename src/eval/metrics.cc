@@ -119,17 +119,25 @@ void validate(const PplWindow& w, std::string_view where) {
   if (!std::isfinite(w.nll) || w.nll < 0) throw Error(at + "nll must be finite and >= 0");
   if (w.tokens < 1) throw Error(at + "tokens must be >= 1");
   if (w.bytes < 0) throw Error(at + "bytes must be >= 0");
+  if (w.kl && (!std::isfinite(*w.kl) || *w.kl < -1e-6 * static_cast<double>(w.tokens))) {
+    throw Error(at + "kl must be finite and >= 0");
+  }
 }
 
 PplMetrics ppl_metrics(std::span<const PplWindow> windows) {
   if (windows.empty()) throw Error("no scored windows");
   PplMetrics m;
   m.windows = static_cast<int64_t>(windows.size());
+  double kl = 0.0;
+  bool all_kl = true;
   for (const PplWindow& w : windows) {
     m.nll += w.nll;
     m.tokens += w.tokens;
     m.bytes += w.bytes;
+    all_kl = all_kl && w.kl.has_value();
+    kl += w.kl.value_or(0.0);
   }
+  if (all_kl) m.kl_per_token = kl / static_cast<double>(m.tokens);
   m.ppl = std::exp(m.nll / static_cast<double>(m.tokens));
   m.bits_per_byte = m.bytes > 0 ? m.nll / (std::log(2.0) * static_cast<double>(m.bytes))
                                 : std::numeric_limits<double>::quiet_NaN();

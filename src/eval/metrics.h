@@ -9,6 +9,7 @@
 // Standard error of a proportion: sqrt(p (1 - p) / n) (lm-eval divides by n - 1; the difference
 // is below 0.1 % of the error for n >= 500).
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,9 @@ struct PplWindow {
   double nll = 0;      // summed negative log-likelihood of its scored tokens, nats (>= 0)
   int64_t tokens = 0;  // scored tokens (>= 1)
   int64_t bytes = 0;   // UTF-8 bytes of the text those tokens cover (>= 0)
+  // Sum over the scored tokens of KL(p_fp16 || p_policy) of the next-token distributions, nats,
+  // when the run compared against an FP16-cache reference (eval --kl).
+  std::optional<double> kl;
 };
 void validate(const PplWindow& w, std::string_view where);
 
@@ -79,6 +83,7 @@ struct PplMetrics {
   int64_t bytes = 0;
   double ppl = 0;            // exp(nll / tokens)
   double bits_per_byte = 0;  // nll / (ln 2 * bytes)
+  std::optional<double> kl_per_token;  // sum kl / tokens, if every window has kl
 };
 // Throws Error for no windows.
 PplMetrics ppl_metrics(std::span<const PplWindow> windows);

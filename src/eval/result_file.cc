@@ -77,6 +77,7 @@ json to_json(const RunResult& r) {
     for (const PplWindow& w : r.windows) {
       validate(w, where);
       records.push_back({{"index", w.index}, {"nll", w.nll}, {"tokens", w.tokens}, {"bytes", w.bytes}});
+      if (w.kl) records.back()["kl"] = *w.kl;
     }
     if (r.windows.empty()) {
       doc["metrics"] = nullptr;
@@ -84,6 +85,7 @@ json to_json(const RunResult& r) {
       const PplMetrics m = ppl_metrics(r.windows);
       doc["metrics"] = {{"ppl", m.ppl}, {"bits_per_byte", m.bits_per_byte}, {"nll", m.nll},
                         {"tokens", m.tokens}, {"bytes", m.bytes}};
+      if (m.kl_per_token) doc["metrics"]["kl_vs_fp16"] = *m.kl_per_token;
     }
   }
   doc["kv"] = {{"effective_bits", r.kv.effective_bits}, {"kv_bytes", r.kv.kv_bytes},
@@ -203,6 +205,7 @@ PplWindow parse_window(const Fields& f) {
   w.nll = f.number("nll");
   w.tokens = f.integer("tokens", 1);
   w.bytes = f.integer("bytes", 0);
+  w.kl = f.number_or_null("kl");
   return w;
 }
 

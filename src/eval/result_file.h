@@ -22,7 +22,8 @@
 //   "n_skipped": 0,        // malformed data lines dropped by --skip-bad
 //   "complete": true,      // false: interrupted, the records are a prefix of the shard's items
 //   "metrics": {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"}            (multiple choice)
-//            | {"ppl", "bits_per_byte", "nll", "tokens", "bytes"}              (perplexity)
+//            | {"ppl", "bits_per_byte", "nll", "tokens", "bytes"[, "kl_vs_fp16"]} (perplexity;
+//              kl_vs_fp16: mean KL(p_fp16 || p_policy) per scored token, nats, with eval --kl)
 //            | null                                                            (n == 0),
 //   "kv": {"effective_bits": 3.02,      // 8 * kv_bytes / (tokens * layers * 2 * kv_heads * head_dim)
 //          "kv_bytes": 123456,          // summed over items (windows): bytes held for the cached context
@@ -31,7 +32,7 @@
 //   "decode_ms_per_token": 11.8,        // or null when not measured
 //   "wall_seconds": 812.4,
 //   "items": [{"index": 0, "gold": 2, "ll": [-12.1, ...], "len": [31, ...]}, ...]   (multiple choice)
-//   "windows": [{"index": 0, "nll": 1654.2, "tokens": 512, "bytes": 2213}, ...]       (perplexity)
+//   "windows": [{"index": 0, "nll": 1654.2, "tokens": 512, "bytes": 2213[, "kl": 0.8]}, ...] (perplexity)
 // }
 // Unknown fields are ignored on reading (later versions may add some); records may carry extra
 // fields too.

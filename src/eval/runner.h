@@ -4,15 +4,15 @@
 //  * multiple choice: the context is prefilled (full precision inside its chunk) and committed
 //    through the session's policy; then all choices are scored side by side, each attending the
 //    compressed context and, at full precision, its own earlier tokens. The compressed context is
-//    computed once per item and shared by its choices. Tokenization follows lm-evaluation-harness:
-//    whole = encode(context + " " + choice), context = encode(context), continuation = the tokens
-//    of whole after len(context); ll = sum of log p(continuation token | everything before).
+//    computed once per item and shared by its choices. Tokenization follows lm-evaluation-harness
+//    (tokenize_item below); ll = sum of log p(continuation token | everything before).
 //  * perplexity: the text is tokenized as one stream and split into non-overlapping windows of W
 //    tokens; each window starts from an empty cache and is fed in chunks of C tokens, each chunk
 //    attending the compressed cache of the window so far plus itself at full precision, then
 //    committed. Every token but the window's first is scored (the first chunk too).
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "engine/session.h"
 #include "eval/result_file.h"
@@ -26,7 +26,21 @@ struct RunnerOptions {
   ShardSpec shard;          // --shard i/n
   int64_t ppl_window = 512;  // W
   int64_t ppl_chunk = 32;    // C
+  // Perplexity only: a session with the FP16 cache fed the same chunks; each window then also
+  // records sum KL(p_reference || p_session) over its scored tokens.
+  Session* reference = nullptr;
 };
+
+// An item's tokens as lm-evaluation-harness's TemplateLM._encode_pair(context, " " + choice) makes
+// them: whitespace at the end of the context (Python's str.isspace) moves to the front of each
+// continuation; whole = encode(context + continuation), context = encode(context) (BOS first if
+// the tokenizer adds one), continuation = the tokens of whole after context.size(). A context
+// that is whitespace only is kept whole. Throws Error if a choice adds no token.
+struct McTokens {
+  std::vector<int32_t> context;
+  std::vector<std::vector<int32_t>> continuations;  // one per choice
+};
+McTokens tokenize_item(const Tokenizer& tokenizer, const McItem& item);
 
 // Number of perplexity windows a tokenized text of n tokens yields (the last partial window is
 // kept if it has at least 2 tokens).

@@ -110,6 +110,19 @@ expect_error "synth unknown type" synth --type q5_k -o "$TMP/x.gguf"
 expect_error "synth unwritable output" synth --shape tiny -o "$TMP/no-such-dir/x.gguf"
 expect_error "synth tokenizer vocab mismatch" synth --shape 135m --tokenizer-from "$TINY" -o "$TMP/x.gguf"
 [[ -e "$TMP/x.gguf" ]] && fail "failed synth left a file behind" || pass
+# KV cache flags (run, chat, bench and eval share them)
+expect_error "--kv unknown policy" run -m "$TINY" -c 256 -p hi -n 1 --kv int3
+expect_error "--kv empty" run -m "$TINY" -c 256 -p hi -n 1 --kv ""
+expect_error "--kv three widths" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int4/int4
+expect_error "--kv bad width pair" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int5
+expect_error "--kv bad kivi" run -m "$TINY" -c 256 -p hi -n 1 --kv kivi:8
+expect_error "--kv-residual -1" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-residual -1
+expect_error "--kv-residual abc" run -m "$TINY" -c 256 -p hi -n 1 --kv-residual abc
+expect_error "--kv-group 8" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-group 8
+expect_error "--kv-rotate bad" run -m "$TINY" -c 256 -p hi -n 1 --kv-rotate x
+expect_error "--kv-mb -1" run -m "$TINY" -c 256 -p hi -n 1 --kv-mb -1
+expect_error "--kv-mb too small for the context" run -m "$TINY" -c 512 -p hi -n 1 --kv int4 --kv-mb 0.01
+expect_error "bench --kv unknown" bench -m "$TINY" -c 256 --depth 4 --kv nope
 
 # --- positive checks ---------------------------------------------------------------------------
 if expect_ok "inspect tiny" inspect "$TINY"; then
@@ -122,6 +135,11 @@ fi
 if expect_ok "run tiny" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos; then
   if grep -q '^kvbits: prompt .* tokens.*generated 4 tokens' "$TMP/err"; then pass; else fail "run tiny: no summary line"; fi
 fi
+for kv in int8 int4 int2 int4/int2 fp16/int4 kivi:2 rule; do
+  if expect_ok "run tiny --kv $kv" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv "$kv"; then
+    if grep -q 'KV .*effective bits' "$TMP/err"; then pass; else fail "run tiny --kv $kv: no KV summary"; fi
+  fi
+done
 if expect_ok "run tiny prompt file" run -m "$TINY" -c 256 -f "$TMP/badmagic.gguf" -n 2 --temp 0; then pass; fi
 if expect_ok "--version" --version; then
   if grep -q '^kvbits ' "$TMP/out"; then pass; else fail "--version: unexpected output"; fi
