@@ -327,8 +327,12 @@ struct V8 {
   static I zero() { return _mm256_setzero_si256(); }
   static I load_init(const int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
   static I load_codes(const uint8_t* p, int valid) {
+#if HWY_TARGET == HWY_AVX3_DL
+    return _mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << valid) - 1), p);
+#else
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
+#endif
   }
   static I lo_nibbles(I v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
   static I hi_nibbles(I v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
@@ -341,9 +345,14 @@ struct V8 {
 #endif
   // fp16 scales of `blocks` blocks, each repeated over its `parts` lanes (idx: lane -> block).
   static F load_scales(const uint16_t* p, int blocks, __m256i idx) {
+#if HWY_TARGET == HWY_AVX3_DL
+    const __m128i h = _mm_maskz_loadu_epi16(static_cast<__mmask8>((1u << blocks) - 1), p);
+#else
     alignas(16) uint16_t tmp[8] = {};
     std::memcpy(tmp, p, static_cast<size_t>(blocks) * 2);
-    return _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp))), idx);
+    const __m128i h = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+#endif
+    return _mm256_permutevar8x32_ps(_mm256_cvtph_ps(h), idx);
   }
   static F load_f(const float* p) { return _mm256_load_ps(p); }
   static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
@@ -505,46 +514,46 @@ HWY_NOINLINE void PlanarTileDot(const PlanarTile<R, T>& p, const PlanarGeometry&
   }
 }
 
-// y[i] = pairwise sum of the 16 lanes of acc[i] ((j, j+8), (j, j+4), (j, j+2), (j, j+1)) for
-// i < n <= 16; acc entries past n are ignored.
+// y[i] = pairwise sum of the 16 lanes of row i's accumulator: (j, j+8), (j, j+4), (j, j+2),
+// (j, j+1). The first level is taken per pair of rows right after the tile (Pairs8: two rows'
+// 8-lane partials in one RowPair), the rest for 16 rows at once (ReduceRowPairs).
 #if HWY_TARGET == HWY_AVX3_DL
-HWY_INLINE __m512 Pairs8(__m512 a, __m512 b) {  // [a: lanes j + j+8 (8), b: same]
+using RowPair = __m512;  // [row a: lanes j + j+8][row b: same]
+HWY_INLINE RowPair Pairs8(__m512 a, __m512 b) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
 }
-HWY_INLINE __m512 Pairs4(__m512 a, __m512 b) {  // quarters: a.out0, a.out1, b.out0, b.out1
+HWY_INLINE __m512 Pairs4(__m512 a, __m512 b) {  // quarters: a's two rows, then b's, 4 lanes each
   return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
-HWY_INLINE __m512 Pairs2(__m512 a, __m512 b) {
+HWY_INLINE __m512 Pairs2(__m512 a, __m512 b) {  // per quarter: a's row (2 lanes), b's row (2 lanes)
   return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
 }
 HWY_INLINE __m512 Pairs1(__m512 a, __m512 b) {
   return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-void ReduceLanes16(const V16::F* acc, int n, float* y) {
-  // Input slot s carries output 4 * (s % 4) + s / 4, so that the network's result (lane 4q + j =
-  // slot q + 4j) comes out in natural order.
-  __m512 in[16];
-  for (int s = 0; s < 16; ++s) {
-    const int o = 4 * (s % 4) + s / 4;
-    in[s] = o < n ? acc[o] : _mm512_setzero_ps();
-  }
-  __m512 c[8], e[4];
-  for (int i = 0; i < 8; ++i) c[i] = Pairs8(in[2 * i], in[2 * i + 1]);
-  for (int i = 0; i < 4; ++i) e[i] = Pairs4(c[2 * i], c[2 * i + 1]);
-  const __m512 g0 = Pairs2(e[0], e[1]), g1 = Pairs2(e[2], e[3]);
-  const __m512 h = Pairs1(g0, g1);
-  if (n == 16) _mm512_storeu_ps(y, h);
-  else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), h);
+// pairs[k] holds rows 2k and 2k+1; writes y[0..n).
+HWY_INLINE void ReduceRowPairs(const RowPair* pairs, int n, float* y) {
+  __m512 e[4];
+  for (int i = 0; i < 4; ++i) e[i] = Pairs4(pairs[2 * i], pairs[2 * i + 1]);  // quarters: rows 4i..4i+3
+  const __m512 g0 = Pairs2(e[0], e[1]), g1 = Pairs2(e[2], e[3]);  // quarter q: rows q, q+4 / q+8, q+12
+  const __m512 h = Pairs1(g0, g1);                                 // lane 4q + j: row q + 4j
+  const __m512 out = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), h);
+  if (n == 16) _mm512_storeu_ps(y, out);
+  else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), out);
 }
 #else
-void ReduceLanes16(const V16::F* acc, int n, float* y) {
-  for (int i = 0; i < n; ++i) {
-    const __m256 v8 = _mm256_add_ps(acc[i].a, acc[i].b);
-    const __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
-    const __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
-    y[i] = _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
-  }
+struct RowPair {
+  __m256 a, b;  // rows a, b: lanes j + j+8
+};
+HWY_INLINE RowPair Pairs8(V16::F a, V16::F b) { return {_mm256_add_ps(a.a, a.b), _mm256_add_ps(b.a, b.b)}; }
+HWY_INLINE float Sum8(__m256 v8) {
+  const __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+  const __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+  return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+HWY_INLINE void ReduceRowPairs(const RowPair* pairs, int n, float* y) {
+  for (int i = 0; i < n; ++i) y[i] = Sum8(i % 2 == 0 ? pairs[i / 2].a : pairs[i / 2].b);
 }
 #endif
 
@@ -553,9 +562,10 @@ constexpr int kPlanarDecodeRows = 4;
 constexpr int kPlanarPrefillRows = 2;
 constexpr int kPlanarTokens = 4;
 
+// Rows [r, r + R) (slot = r - batch start, even) for tokens [t, t + T) into pairs[token][slot / 2].
 template <PKind K, int R, int T>
-void PlanarTileToAcc(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
-                     int64_t t, V16::F (*acc)[16], int slot) {
+void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
+                       int64_t t, RowPair (*pairs)[8], int slot) {
   PlanarTile<R, T> p;
   const int64_t code_bytes = (K == PKind::kQ8_0 ? 32 : 16) * g.nb;
   for (int i = 0; i < R; ++i) {
@@ -567,37 +577,47 @@ void PlanarTileToAcc(const MatrixView& w, const PlanarGeometry& g, const Quantiz
   for (int j = 0; j < T; ++j) p.a[j] = act.row(t + j);
   V16::F out[R][T];
   PlanarTileDot<V16, K, R, T>(p, g, out);
-  for (int i = 0; i < R; ++i) {
-    for (int j = 0; j < T; ++j) acc[j][slot + i] = out[i][j];
+  for (int j = 0; j < T; ++j) {
+    if constexpr (R == 1) {
+      pairs[j][slot / 2] = Pairs8(out[0][j], V16::zero_f());
+    } else {
+      for (int i = 0; i < R; i += 2) pairs[j][(slot + i) / 2] = Pairs8(out[i][j], out[i + 1][j]);
+    }
   }
 }
 
 template <PKind K, int T>
-void PlanarRowsToAcc(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
-                     int nr, int64_t t, V16::F (*acc)[16]) {
+void PlanarRowsToPairs(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
+                       int nr, int64_t t, RowPair (*pairs)[8]) {
   constexpr int kR = T == 1 ? kPlanarDecodeRows : kPlanarPrefillRows;
   int i = 0;
-  for (; i + kR <= nr; i += kR) PlanarTileToAcc<K, kR, T>(w, g, act, r + i, t, acc, i);
-  for (; i < nr; ++i) PlanarTileToAcc<K, 1, T>(w, g, act, r + i, t, acc, i);
+  for (; i + kR <= nr; i += kR) PlanarTileToPairs<K, kR, T>(w, g, act, r + i, t, pairs, i);
+  if constexpr (kR > 2) {
+    for (; i + 2 <= nr; i += 2) PlanarTileToPairs<K, 2, T>(w, g, act, r + i, t, pairs, i);
+  }
+  if (i < nr) PlanarTileToPairs<K, 1, T>(w, g, act, r + i, t, pairs, i);
+  for (int j = 0; j < T; ++j) {  // pairs past the batch's rows: zero (their outputs are not stored)
+    for (int k = (nr + 1) / 2; k < 8; ++k) pairs[j][k] = Pairs8(V16::zero_f(), V16::zero_f());
+  }
 }
 
 template <PKind K>
 void PlanarRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
                  int64_t t1, float* y) {
   const PlanarGeometry g(w.cols / kBlockElems);
-  HWY_ALIGN V16::F acc[kPlanarTokens][16];
+  HWY_ALIGN RowPair pairs[kPlanarTokens][8];
   // Rows in batches of 16 (one reduction network per token), tokens in tiles of kPlanarTokens;
   // within a batch the token tile's activations stay in L1 while the batch's rows stream by.
   for (int64_t rb = r0; rb < r1; rb += 16) {
     const int nr = static_cast<int>(std::min<int64_t>(16, r1 - rb));
     int64_t t = t0;
     for (; t + kPlanarTokens <= t1; t += kPlanarTokens) {
-      PlanarRowsToAcc<K, kPlanarTokens>(w, g, act, rb, nr, t, acc);
-      for (int j = 0; j < kPlanarTokens; ++j) ReduceLanes16(acc[j], nr, y + (t + j) * w.rows + rb);
+      PlanarRowsToPairs<K, kPlanarTokens>(w, g, act, rb, nr, t, pairs);
+      for (int j = 0; j < kPlanarTokens; ++j) ReduceRowPairs(pairs[j], nr, y + (t + j) * w.rows + rb);
     }
     for (; t < t1; ++t) {
-      PlanarRowsToAcc<K, 1>(w, g, act, rb, nr, t, acc);
-      ReduceLanes16(acc[0], nr, y + t * w.rows + rb);
+      PlanarRowsToPairs<K, 1>(w, g, act, rb, nr, t, pairs);
+      ReduceRowPairs(pairs[0], nr, y + t * w.rows + rb);
     }
   }
 }
