@@ -589,15 +589,15 @@ TEST(Matmul, PlanarRowsMatchReference) {
   // Planar (repacked) Q4_0/Q4_1/Q8_0 rows: column counts of 1..32 blocks cover every tail of the
   // chunk layout (nb % 16 = 0 .. 15: none, narrow tails of 1..8 blocks with 4, 2 or 1 lanes per
   // block, wide tails of 9..15), rows around the 16-row reduction batches and the 4/2-row tiles,
-  // token counts around the 4-token tiles and the 64-token task chunks.
+  // token counts around the 8- and 4-token tiles (8 + 4 + 1 ...) and the 64-token task chunks.
   const int64_t rows_list[] = {1, 3, 4, 5, 15, 16, 17, 33};
-  const int64_t tokens_list[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64, 65, 130};
+  const int64_t tokens_list[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 64, 65, 130};
   CaseRunner run;
   uint32_t i = 0;
   for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
     for (int64_t nb = 1; nb <= 32; ++nb) {
       for (int64_t rows : rows_list) {
-        Case c{type, rows, nb * 32, tokens_list[i % 12]};
+        Case c{type, rows, nb * 32, tokens_list[i % 16]};
         c.planar = true;
         c.threads = 1 + static_cast<int>(i % 2);
         c.w_offset = i % 8;
