@@ -1,6 +1,7 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "policy/static_policy.h"
@@ -39,28 +40,99 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   if (options.prefill_chunk <= 0 || options.max_batch <= 0) throw Error("prefill chunk and batch must be positive");
   const int64_t capacity = resolve_context(model, options.context, options.allow_beyond_trained_context);
   store_ = std::make_unique<KvStore>(model.config(), store_options(options_, *policy_, capacity));
+  needs_ = policy_->needs();
 }
 
 void Session::reset() {
   store_->clear();
   history_.clear();
+  features_.clear();
+  have_last_ = false;
 }
 
 void Session::forward(const ForwardInput& input, LogitsFor which) {
-  model_.forward(input, *store_, which, logits_, pool_, scratch_, {options_.activations});
+  model_.forward(input, *store_, which, logits_, pool_, scratch_,
+                 {options_.activations, needs_.attention ? &tap_ : nullptr});
+}
+
+namespace {
+// log-sum-exp, entropy and max probability of softmax(row).
+struct RowStats {
+  double lse, entropy, confidence;
+};
+RowStats row_stats(std::span<const float> row) {
+  float mx = -INFINITY;
+  for (float x : row) mx = std::max(mx, x);
+  double z = 0.0, zx = 0.0;
+  for (float x : row) {
+    const double e = std::exp(static_cast<double>(x - mx));
+    z += e;
+    zx += e * (x - mx);
+  }
+  const double lz = std::log(z);
+  return {mx + lz, lz - zx / z, 1.0 / z};
+}
+}  // namespace
+
+void Session::record(std::span<const int32_t> tokens, LogitsFor which) {
+  const int64_t first = static_cast<int64_t>(history_.size());
+  history_.insert(history_.end(), tokens.begin(), tokens.end());
+  features_.resize(history_.size());
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  for (int64_t i = 0; i < n; ++i) {
+    features_[first + i].position = first + i;
+    features_[first + i].token = tokens[i];
+  }
+  const LlamaConfig& c = model_.config();
+  if (needs_.logits) {
+    const size_t vocab = static_cast<size_t>(c.vocab_size);
+    const int64_t rows = static_cast<int64_t>(logits_.size() / vocab);
+    const int64_t row0 = n - rows;  // logits cover the last `rows` tokens
+    for (int64_t i = 0; i < n; ++i) {
+      TokenInfo& f = features_[first + i];
+      // Surprisal: the row before this token (the previous call's last row for i = 0).
+      if (i == 0) {
+        f.surprisal = have_last_ ? static_cast<float>(last_lse_ - last_row_[tokens[0]]) : 0.0f;
+      } else if (i - 1 >= row0) {
+        const auto prev = std::span<const float>(logits_).subspan((i - 1 - row0) * vocab, vocab);
+        f.surprisal = static_cast<float>(row_stats(prev).lse - prev[tokens[i]]);
+      }
+      if (i >= row0) {
+        const RowStats st = row_stats(std::span<const float>(logits_).subspan((i - row0) * vocab, vocab));
+        f.entropy = static_cast<float>(st.entropy);
+        f.confidence = static_cast<float>(st.confidence);
+        if (i == n - 1) last_lse_ = st.lse;
+      }
+    }
+    have_last_ = rows > 0;
+    if (have_last_) last_row_.assign(logits_.end() - static_cast<ptrdiff_t>(vocab), logits_.end());
+  }
+  (void)which;
+  if (needs_.attention) {
+    const int H = c.n_heads;
+    for (int64_t i = 0; i < n; ++i) {
+      double mean = 0.0, sq = 0.0;
+      for (int h = 0; h < H; ++h) mean += tap_.concentration[i * H + h];
+      mean /= H;
+      for (int h = 0; h < H; ++h) sq += (tap_.concentration[i * H + h] - mean) * (tap_.concentration[i * H + h] - mean);
+      features_[first + i].attn_concentration = static_cast<float>(mean);
+      features_[first + i].attn_variance = static_cast<float>(sq / H);
+    }
+    const int64_t committed = store_->committed();
+    for (size_t row = 0; row < tap_.received.size(); ++row) {
+      const int64_t pos = committed + static_cast<int64_t>(row);
+      if (pos < static_cast<int64_t>(features_.size())) features_[pos].attn_received += tap_.received[row];
+    }
+  }
 }
 
 void Session::commit_ready() {
   const int64_t n = store_->window_tokens() - policy_->residual();
   if (n <= 0) return;
   const int n_layers = model_.config().n_layers;
-  infos_.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t pos = store_->committed() + i;
-    infos_[i] = {pos, history_[static_cast<size_t>(pos)]};
-  }
+  const std::span<const TokenInfo> infos(features_.data() + store_->committed(), static_cast<size_t>(n));
   precisions_.resize(static_cast<size_t>(n * n_layers));
-  policy_->decide(infos_, n_layers, precisions_);
+  policy_->decide(infos, n_layers, precisions_);
   store_->commit(n, precisions_, pool_);
 }
 
@@ -74,16 +146,18 @@ std::span<float> Session::prefill(std::span<const int32_t> tokens) {
     const size_t n = std::min(tokens.size() - i, static_cast<size_t>(options_.prefill_chunk));
     const bool last = i + n == tokens.size();
     const auto chunk = tokens.subspan(i, n);
-    forward({chunk, {}, {}}, last ? LogitsFor::kLast : LogitsFor::kNone);
-    history_.insert(history_.end(), chunk.begin(), chunk.end());
+    const LogitsFor which = needs_.logits ? LogitsFor::kAll : last ? LogitsFor::kLast : LogitsFor::kNone;
+    forward({chunk, {}, {}}, which);
+    record(chunk, which);
     commit_ready();
   }
+  if (needs_.logits) return last_row_;  // kAll: the last row
   return logits_;
 }
 
 std::span<float> Session::decode(int32_t token) {
   forward({std::span<const int32_t>(&token, 1), {}, {}}, LogitsFor::kLast);
-  history_.push_back(token);
+  record(std::span<const int32_t>(&token, 1), LogitsFor::kLast);
   commit_ready();
   return logits_;
 }
@@ -101,16 +175,19 @@ std::span<float> Session::prefill_all_logits(std::span<const int32_t> tokens) {
     const auto chunk = tokens.subspan(i, n);
     forward({chunk, {}, {}}, LogitsFor::kAll);
     std::copy(logits_.begin(), logits_.end(), all_logits_.begin() + static_cast<ptrdiff_t>(i * vocab));
-    history_.insert(history_.end(), chunk.begin(), chunk.end());
+    record(chunk, LogitsFor::kAll);
     commit_ready();
   }
   return all_logits_;
 }
 
 std::span<float> Session::score_continuations(std::span<const std::vector<int32_t>> continuations,
-                                              std::vector<int64_t>& offsets) {
-  const int64_t base = store_->size();
-  const int64_t shared = store_->window_tokens();  // context rows still in the window
+                                              std::vector<int64_t>& offsets, int64_t prefix) {
+  const int64_t size = store_->size();
+  if (prefix > store_->window_tokens()) throw Error("score_continuations: prefix beyond the window");
+  // Window rows every continuation attends, and the position its first token takes.
+  const int64_t shared = prefix >= 0 ? prefix : store_->window_tokens();
+  const int64_t base = store_->committed() + shared;
   const size_t vocab = static_cast<size_t>(model_.config().vocab_size);
   int64_t total = 0;
   offsets.clear();
@@ -120,8 +197,8 @@ std::span<float> Session::score_continuations(std::span<const std::vector<int32_
       throw Error("a continuation of " + std::to_string(c.size()) + " tokens exceeds the batch limit of " +
                   std::to_string(options_.max_batch));
     }
-    if (base + static_cast<int64_t>(c.size()) > store_->capacity()) {
-      throw Error("context overflow: " + std::to_string(base + c.size()) + " tokens exceed the context size of " +
+    if (size + static_cast<int64_t>(c.size()) > store_->capacity()) {
+      throw Error("context overflow: " + std::to_string(size + c.size()) + " tokens exceed the context size of " +
                   std::to_string(store_->capacity()));
     }
     offsets.push_back(total);
@@ -141,7 +218,7 @@ std::span<float> Session::score_continuations(std::span<const std::vector<int32_
     for (; j < continuations.size(); ++j) {
       const auto& c = continuations[j];
       if (!tokens.empty() && static_cast<int64_t>(tokens.size() + c.size()) > options_.max_batch) break;
-      const int64_t row0 = shared + static_cast<int64_t>(tokens.size());
+      const int64_t row0 = (size - store_->committed()) + static_cast<int64_t>(tokens.size());
       for (size_t t = 0; t < c.size(); ++t) {
         tokens.push_back(c[t]);
         positions.push_back(base + static_cast<int64_t>(t));
@@ -149,7 +226,7 @@ std::span<float> Session::score_continuations(std::span<const std::vector<int32_
       }
     }
     forward({tokens, positions, windows}, LogitsFor::kAll);
-    store_->truncate(base);
+    store_->truncate(size);
     std::copy(logits_.begin(), logits_.end(), all_logits_.begin() + static_cast<ptrdiff_t>(offsets[first] * vocab));
   }
   return all_logits_;

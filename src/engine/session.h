@@ -47,8 +47,14 @@ class Session {
   // Scores continuations of the current context side by side, each attending the context and its
   // own earlier tokens, and leaves the context unchanged. Returns logits [sum of lengths, vocab];
   // continuation j's rows start at offsets[j]. Each continuation must fit max_batch tokens.
+  // prefix >= 0 makes the continuations follow position committed() + prefix instead, attending
+  // only the first `prefix` window rows (the damage probe scores from inside the window).
   std::span<float> score_continuations(std::span<const std::vector<int32_t>> continuations,
-                                       std::vector<int64_t>& offsets);
+                                       std::vector<int64_t>& offsets, int64_t prefix = -1);
+
+  // The features of the token at `pos` as computed so far (what the policy sees at commit).
+  const TokenInfo& features(int64_t pos) const { return features_[static_cast<size_t>(pos)]; }
+  KvStore& mutable_kv() { return *store_; }
 
   void reset();
   int64_t n_past() const { return store_->size(); }
@@ -60,6 +66,9 @@ class Session {
 
  private:
   void forward(const ForwardInput& input, LogitsFor which);
+  // Appends `tokens` (just run through the model, logits per `which`) to the history and computes
+  // the features the policy needs.
+  void record(std::span<const int32_t> tokens, LogitsFor which);
   void commit_ready();  // commits window tokens beyond the policy's R
 
   const LlamaModel& model_;
@@ -70,7 +79,12 @@ class Session {
   ForwardScratch scratch_;
   std::vector<float> logits_, all_logits_;
   std::vector<int32_t> history_;  // token id at every cached position
-  std::vector<TokenInfo> infos_;
+  PolicyNeeds needs_;
+  std::vector<TokenInfo> features_;  // per cached position
+  AttentionTap tap_;
+  double last_lse_ = 0.0;            // log-sum-exp of the last logits row (surprisal of the next token)
+  bool have_last_ = false;
+  std::vector<float> last_row_;      // logits row predicting the next token (needs_.logits)
   std::vector<KvPrecision> precisions_;
 };
 

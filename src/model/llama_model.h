@@ -24,6 +24,7 @@ enum class LogitsFor { kNone, kLast, kAll };
 
 struct ForwardOptions {
   ActivationMode activations = ActivationMode::kInt8;  // see ops/matmul.h
+  AttentionTap* final_layer_tap = nullptr;  // statistics of the last layer's attention rows
 };
 
 // The tokens of one forward call. By default token i sits at position store.size() + i and

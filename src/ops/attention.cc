@@ -41,12 +41,14 @@ struct PreparedQuery {
   const float* qsum;  // [g, groups] sum of qr over each group (multiplies the K minimums)
 };
 
-// Online-softmax state of one task: m, l: [g]; acc, acc_rot: [g, hd]. Start: m = -inf, rest 0.
+// Online-softmax state of one task: m, l, l2: [g]; acc, acc_rot: [g, hd]. Start: m = -inf, rest
+// 0. l = sum of p = exp(s - m); l2 = sum of p^2 (only when l2 != nullptr: AttentionTap).
 struct SoftmaxState {
   float* m;
   float* l;
   float* acc;
   float* acc_rot;
+  float* l2;
 };
 
 }  // namespace kvbits::attention_detail
@@ -77,9 +79,13 @@ void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, co
         for (int d = 0; d < hd; ++d) a[d] *= correction;
       }
     }
-    float sum = 0.0f;
-    for (int j = 0; j < nt; ++j) sum += (sh[j] = std::exp(sh[j] - new_max));
+    float sum = 0.0f, sum2 = 0.0f;
+    for (int j = 0; j < nt; ++j) {
+      sum += (sh[j] = std::exp(sh[j] - new_max));
+      sum2 += sh[j] * sh[j];
+    }
     st.l[h] = st.l[h] * correction + sum;
+    if (st.l2) st.l2[h] = st.l2[h] * correction * correction + sum2;
     st.m[h] = new_max;
     float* a = target + h * hd;
     for (int d = 0; d < hd; d += N) {
@@ -241,7 +247,7 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
 }  // namespace
 
 void attention(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
-               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch) {
+               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch, AttentionTap* tap) {
   const int hd = shape.head_dim;
   const int g = shape.n_heads / shape.n_kv_heads;
   const int lanes = HWY_DYNAMIC_DISPATCH(Lanes)();
@@ -274,7 +280,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   parts.insert(parts.end(), {-1, -1});
   const int64_t n_parts = static_cast<int64_t>(parts.size() / 2);
   const int64_t n_blocks = (n_queries + kQueryBlock - 1) / kQueryBlock;
-  const int64_t state = static_cast<int64_t>(g) * (2 * hd + 2);  // m, l, acc, acc_rot
+  const int64_t state = static_cast<int64_t>(g) * (2 * hd + 3);  // m, l, acc, acc_rot, l2
   // State of (query i, kv head, part c) at ((i * n_kv_heads + kvh) * n_parts + c) * state.
   scratch.partial.resize(static_cast<size_t>(n_queries * shape.n_kv_heads * n_parts * state));
   const int64_t buffer = 2 * kKvTile * hd;
@@ -282,7 +288,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   float* partial = scratch.partial.data();
   auto state_of = [&](int64_t i, int kvh, int64_t c) {
     float* st = partial + ((i * shape.n_kv_heads + kvh) * n_parts + c) * state;
-    return SoftmaxState{st, st + g, st + 2 * g, st + 2 * g + g * hd};
+    return SoftmaxState{st, st + g, st + 2 * g, st + 2 * g + g * hd, tap ? st + 2 * g + 2 * g * hd : nullptr};
   };
   pool.parallel_for(n_blocks * shape.n_kv_heads * n_parts, [&](int64_t task, int thread) {
     const int64_t c = task % n_parts;
@@ -295,7 +301,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
       pqs[k] = qb.get((i0 + k) * shape.n_kv_heads + kvh);
       sss[k] = state_of(i0 + k, kvh, c);
       std::fill(sss[k].m, sss[k].m + g, -INFINITY);
-      std::fill(sss[k].l, sss[k].l + 2 * g * hd + g, 0.0f);  // l, acc, acc_rot are contiguous
+      std::fill(sss[k].l, sss[k].l + 2 * g * hd + 2 * g, 0.0f);  // l, acc, acc_rot, l2 are contiguous
     }
     float* buf = scratch.buffers.data() + thread * buffer;
     const int64_t p0 = parts[2 * c], p1 = parts[2 * c + 1];
@@ -318,7 +324,10 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   });
 
   // Merge the parts of each (query, kv head) and normalise.
+  if (tap) tap->concentration.assign(static_cast<size_t>(n_queries * shape.n_heads), 0.0f);
   std::vector<float> rot(static_cast<size_t>(hd));
+  std::vector<float> final_m(tap ? static_cast<size_t>(n_queries * shape.n_heads) : 0);
+  std::vector<float> final_l(final_m.size());
   for (int64_t idx = 0; idx < n_queries * shape.n_kv_heads; ++idx) {
     const int64_t i = idx / shape.n_kv_heads;
     const int kvh = static_cast<int>(idx % shape.n_kv_heads);
@@ -328,7 +337,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
       float* o = out + i * shape.n_heads * hd + (kvh * g + h) * hd;
       std::fill(o, o + hd, 0.0f);
       std::fill(rot.begin(), rot.end(), 0.0f);
-      float total = 0.0f;
+      float total = 0.0f, total2 = 0.0f;
       bool any_rot = false;
       for (int64_t c = 0; c < n_parts; ++c) {
         const float* st = partial + (idx * n_parts + c) * state;
@@ -336,6 +345,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
         if (cm == -INFINITY) continue;
         const float w = std::exp(cm - m);
         total += w * st[g + h];
+        if (tap) total2 += w * w * st[2 * g + 2 * g * hd + h];
         const float* acc = st + 2 * g + h * hd;
         const float* acc_rot = st + 2 * g + g * hd + h * hd;
         for (int d = 0; d < hd; ++d) {
@@ -350,6 +360,37 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
       }
       const float inv = total > 0.0f ? 1.0f / total : 0.0f;
       for (int d = 0; d < hd; ++d) o[d] *= inv;
+      if (tap) {
+        const size_t qh = static_cast<size_t>(i * shape.n_heads + kvh * g + h);
+        tap->concentration[qh] = total2 * inv * inv;
+        final_m[qh] = m;
+        final_l[qh] = total;
+      }
+    }
+  }
+  if (tap) {
+    // Attention each window row received: a second, small pass over the window rows only.
+    int64_t rows = 0;
+    for (int64_t i = 0; i < n_queries; ++i) rows = std::max({rows, window[i].shared, window[i].end});
+    tap->received.assign(static_cast<size_t>(rows), 0.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (int64_t i = 0; i < n_queries; ++i) {
+      for (int h = 0; h < shape.n_heads; ++h) {
+        const size_t qh = static_cast<size_t>(i * shape.n_heads + h);
+        if (final_l[qh] <= 0.0f) continue;
+        const float* qv = q + qh * hd;
+        const uint16_t* kb = cache.window_k + static_cast<int64_t>(h / g) * cache.window_stride * hd;
+        // The query's own row (the last it attends) is not counted: received means from others.
+        const int64_t own = window[i].end > window[i].begin ? window[i].end - 1 : window[i].shared - 1;
+        for (const auto& [j0, j1] : {std::pair{int64_t{0}, window[i].shared}, std::pair{window[i].begin, window[i].end}}) {
+          for (int64_t j = j0; j < j1; ++j) {
+            if (j == own) continue;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; ++d) dot += qv[d] * fp16_to_fp32(kb[j * hd + d]);
+            tap->received[j] += std::exp(dot * scale - final_m[qh]) / final_l[qh] / static_cast<float>(shape.n_heads);
+          }
+        }
+      }
     }
   }
 }

@@ -55,6 +55,15 @@ struct WindowRange {
   int64_t end = 0;
 };
 
+// Optional statistics of the attention rows, for token features (policy/precision_policy.h).
+struct AttentionTap {
+  // Per query and head: sum_j a(j)^2 of its normalised attention row. [n_queries * n_heads]
+  std::vector<float> concentration;
+  // Per window row: attention mass received from the queries of this call other than the row's
+  // own token, summed over queries, mean over heads (sized to the largest row attended + 1).
+  std::vector<float> received;
+};
+
 struct AttentionScratch {
   std::vector<float> partial;   // per task: online-softmax state (see attention.cc)
   std::vector<float> buffers;   // per thread: decoded tile rows
@@ -64,9 +73,10 @@ struct AttentionScratch {
 };
 
 // q: [n_queries, n_heads * head_dim]; out: [n_queries, n_heads * head_dim]. A query that attends
-// no key at all gets a zero output.
+// no key at all gets a zero output. With `tap`, also fills its statistics.
 void attention(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
-               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch);
+               const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch,
+               AttentionTap* tap = nullptr);
 
 // Scalar reference, same contract: dequantizes every page row (kv_page_read_row), un-rotates it
 // with the Hadamard transform where the view says it is rotated, and accumulates in double.

@@ -89,10 +89,12 @@ HWY_INLINE __m512 SoftmaxTile(__m512 s, int h, int hd, const SoftmaxState& st) {
       for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
     }
     st.l[h] *= correction;
+    if (st.l2) st.l2[h] *= correction * correction;
     st.m[h] = tile_max;
   }
   const __m512 p = ExpPs(_mm512_sub_ps(s, _mm512_set1_ps(st.m[h])));  // exp(-inf) = 0 for padding
   st.l[h] += _mm512_reduce_add_ps(p);
+  if (st.l2) st.l2[h] += _mm512_reduce_add_ps(_mm512_mul_ps(p, p));
   return p;
 }
 

@@ -23,11 +23,31 @@
 
 namespace kvbits {
 
-// What a policy may look at for one token. Features beyond ids and positions are filled only when
-// the policy asks for them (PolicyNeeds).
+// What a policy may look at for one token, computed online by the engine (engine/session.cc)
+// when the policy asks for it (PolicyNeeds). All are known when the token's own forward pass ends,
+// except attn_received, which grows while the token waits in the FP16 window (R > 0).
 struct TokenInfo {
   int64_t position = 0;
   int32_t token = 0;
+  // PolicyNeeds::logits: the model's next-token distribution at this token (the one predicting
+  // the following token), and how surprising the token itself was.
+  float entropy = 0.0f;       // nats
+  float confidence = 0.0f;    // its max probability
+  float surprisal = 0.0f;     // -log p(token | prefix), nats (0 for the first token)
+  // PolicyNeeds::attention: the token's own attention row in the final layer. Per head h the
+  // concentration c_h = sum_j a_h(j)^2 (1/keys for uniform, 1 for one key); attn_variance is
+  // the variance of c_h across heads, attn_concentration their mean.
+  float attn_variance = 0.0f;
+  float attn_concentration = 0.0f;
+  // Attention mass the token received from later queries while in the window, final layer,
+  // mean over heads, summed over queries (0 when R = 0).
+  float attn_received = 0.0f;
+};
+
+// Features a policy wants the engine to compute (each has a cost: docs/benchmarks.md).
+struct PolicyNeeds {
+  bool logits = false;     // entropy, confidence, surprisal: logits at every prompt position
+  bool attention = false;  // attn_variance, attn_concentration, attn_received
 };
 
 class PrecisionPolicy {
@@ -46,6 +66,7 @@ class PrecisionPolicy {
   virtual KvPrecision floor() const = 0;
   // Tokens kept at FP16 in the window after each commit (R).
   virtual int64_t residual() const { return residual_; }
+  virtual PolicyNeeds needs() const { return {}; }
   void set_residual(int64_t r) { residual_ = r; }
 
   // out[i * n_layers + l]: precision of tokens[i] in layer l.

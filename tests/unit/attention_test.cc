@@ -326,3 +326,56 @@ TEST(Attention, AllFp16StoreMatchesPlainAttention) {
 
 }  // namespace
 }  // namespace kvbits
+
+namespace kvbits {
+namespace {
+
+// The tap's statistics against a double-precision computation of the same attention rows, on an
+// FP16 store with a window (every target computes FP16 rows in fp32, so 1e-4 holds).
+TEST(Attention, TapMatchesExactAttentionRows) {
+  ThreadPool pool(2);
+  const int H = 6, KVH = 2, hd = 64, g = H / KVH;
+  const LlamaConfig c = kv_test_config(1, H, KVH, hd);
+  KvStoreOptions o;
+  o.capacity = 400;
+  o.residual = 40;
+  o.max_chunk = 64;
+  KvStore store(c, o);
+  const auto rows = fill_store(store, c, 300, 50, 40, {{16, 16}}, 99, pool);
+  const int64_t w = store.window_tokens(), committed = store.committed();
+  // Three causal queries at the last three window rows.
+  const std::vector<WindowRange> win = {{w - 2, 0, 0}, {w - 1, 0, 0}, {w, 0, 0}};
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(3 * H * hd), out(q.size());
+  for (float& x : q) x = u(rng);
+  AttentionScratch scratch;
+  AttentionTap tap;
+  attention({H, KVH, hd}, q.data(), 3, win.data(), store.layer_view(0), out.data(), pool, scratch, &tap);
+  ASSERT_EQ(tap.concentration.size(), 3u * H);
+  std::vector<double> received(static_cast<size_t>(w), 0.0);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t keys = committed + win[i].shared;  // all positions up to and including the query's
+    for (int h = 0; h < H; ++h) {
+      const int kvh = h / g;
+      std::vector<double> s(static_cast<size_t>(keys));
+      double m = -INFINITY;
+      for (int64_t j = 0; j < keys; ++j) {
+        double d = 0;
+        for (int e = 0; e < hd; ++e) d += q[(i * H + h) * hd + e] * fp16_to_fp32(fp32_to_fp16(rows.k[0][j * KVH * hd + kvh * hd + e]));
+        s[j] = d / 8.0;
+        m = std::max(m, s[j]);
+      }
+      double total = 0, c2 = 0;
+      for (double& x : s) total += (x = std::exp(x - m));
+      for (double x : s) c2 += (x / total) * (x / total);
+      EXPECT_NEAR(tap.concentration[i * H + h], c2, 1e-4 * c2 + 1e-6) << "query " << i << " head " << h;
+      for (int64_t j = committed; j < keys - 1; ++j) received[j - committed] += s[j] / total / H;  // own row excluded
+    }
+  }
+  ASSERT_GE(tap.received.size(), static_cast<size_t>(w));
+  for (int64_t r = 0; r < w; ++r) EXPECT_NEAR(tap.received[r], received[r], 1e-5) << "window row " << r;
+}
+
+}  // namespace
+}  // namespace kvbits
