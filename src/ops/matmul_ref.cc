@@ -130,13 +130,38 @@ MatrixView repack_planar(const MatrixView& w, uint8_t* dst) {
       const uint8_t* blk = src + b * bsize;
       std::memcpy(d + 2 * b, blk, 2);  // d is the first field of every block type
       if (type == TensorType::Q4_1) std::memcpy(m + 2 * b, blk + offsetof(BlockQ4_1, m), 2);
-      block_codes(type, blk, codes);
-      for (int e = 0; e < kBlockElems; ++e) {
-        if (type == TensorType::Q8_0) {
-          row[planar_q8_offset(g, b, e)] = static_cast<uint8_t>(codes[e] ^ 0x80);
-        } else {
-          int shift;
-          row[planar_q4_offset(g, b, e, &shift)] |= static_cast<uint8_t>(codes[e] << shift);
+    }
+    for (int64_t c = 0; c < g.n_chunks(); ++c) {
+      const PlanarChunk k = g.chunk(c);
+      if (k.parts == 1) {
+        // One lane per block: lane bl's 4-byte step i is bytes 4i..4i+3 of the block's file codes
+        // (for Q4 the file's bytes already pair element j with j + 16, i.e. step i with i + 4).
+        const int loads = type == TensorType::Q8_0 ? 8 : 4;
+        const uint32_t bias = type == TensorType::Q8_0 ? 0x80808080u : 0u;
+        const size_t qs_at = type == TensorType::Q8_0 ? offsetof(BlockQ8_0, qs)
+                             : type == TensorType::Q4_1 ? offsetof(BlockQ4_1, qs) : offsetof(BlockQ4_0, qs);
+        uint8_t* out = row + (type == TensorType::Q8_0 ? 512 : 256) * c;
+        for (int bl = 0; bl < k.blocks; ++bl) {
+          const uint8_t* qs = src + (k.first_block + bl) * bsize + qs_at;
+          for (int i = 0; i < loads; ++i) {
+            uint32_t v;
+            std::memcpy(&v, qs + 4 * i, 4);
+            v ^= bias;
+            std::memcpy(out + 4 * k.valid_lanes * i + 4 * bl, &v, 4);
+          }
+        }
+        continue;
+      }
+      for (int bl = 0; bl < k.blocks; ++bl) {  // narrow tail: element by element
+        const int64_t b = k.first_block + bl;
+        block_codes(type, src + b * bsize, codes);
+        for (int e = 0; e < kBlockElems; ++e) {
+          if (type == TensorType::Q8_0) {
+            row[planar_q8_offset(g, b, e)] = static_cast<uint8_t>(codes[e] ^ 0x80);
+          } else {
+            int shift;
+            row[planar_q4_offset(g, b, e, &shift)] |= static_cast<uint8_t>(codes[e] << shift);
+          }
         }
       }
     }
