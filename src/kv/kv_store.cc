@@ -138,6 +138,26 @@ void KvStore::write_window(int layer, int64_t pos, int64_t n, const float* k, co
 
 void KvStore::end_append(int64_t n) { size_ += n; }
 
+void KvStore::get_window_row(int layer, int64_t pos, uint16_t* k, uint16_t* v) const {
+  if (pos < window_first_ || pos >= size_) throw Error("KV store: position " + std::to_string(pos) + " is not in the window");
+  const Layer& L = *layers_[static_cast<size_t>(layer)];
+  for (int h = 0; h < n_kv_heads_; ++h) {
+    const int64_t off = (static_cast<int64_t>(h) * window_rows_ + pos - window_base_) * head_dim_;
+    std::memcpy(k + h * head_dim_, L.wk.get() + off, sizeof(uint16_t) * head_dim_);
+    std::memcpy(v + h * head_dim_, L.wv.get() + off, sizeof(uint16_t) * head_dim_);
+  }
+}
+
+void KvStore::set_window_row(int layer, int64_t pos, const uint16_t* k, const uint16_t* v) {
+  if (pos < window_first_ || pos >= size_) throw Error("KV store: position " + std::to_string(pos) + " is not in the window");
+  Layer& L = *layers_[static_cast<size_t>(layer)];
+  for (int h = 0; h < n_kv_heads_; ++h) {
+    const int64_t off = (static_cast<int64_t>(h) * window_rows_ + pos - window_base_) * head_dim_;
+    std::memcpy(L.wk.get() + off, k + h * head_dim_, sizeof(uint16_t) * head_dim_);
+    std::memcpy(L.wv.get() + off, v + h * head_dim_, sizeof(uint16_t) * head_dim_);
+  }
+}
+
 KvLayerView KvStore::layer_view(int layer) const {
   const Layer& L = *layers_[static_cast<size_t>(layer)];
   const int64_t offset = (window_first_ - window_base_) * head_dim_;

@@ -107,6 +107,11 @@ class KvStore {
   // committed()); rows of a chunk being appended are readable as soon as they are written.
   KvLayerView layer_view(int layer) const;
 
+  // Window rows of an uncommitted position in layer l: k, v [n_kv_heads * head_dim] fp16 bits.
+  // (The damage probe swaps one token's rows for their quantized image and back.)
+  void get_window_row(int layer, int64_t pos, uint16_t* k, uint16_t* v) const;
+  void set_window_row(int layer, int64_t pos, const uint16_t* k, const uint16_t* v);
+
   // --- policy side (engine) ---
   // Moves the oldest n window tokens (positions committed() .. committed()+n-1) into pages at the
   // given precisions: precision[i * n_layers + l] for token i, layer l. Demotes or throws per the

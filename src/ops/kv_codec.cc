@@ -51,6 +51,19 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
   }
 }
 
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate) {
+  if (bits == 16) {
+    for (int i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+    return;
+  }
+  uint8_t codes[1024];
+  uint16_t scale[64], minimum[64];
+  if (rotate) hadamard(x, n);
+  kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
+  kv_dequantize_ref(codes, n, group, scale, minimum, x);
+  if (rotate) hadamard(x, n);
+}
+
 bool hadamard_supported(int n) { return n >= 1 && n <= 1024 && (n & (n - 1)) == 0; }
 
 void hadamard(float* x, int n) {

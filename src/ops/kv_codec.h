@@ -45,6 +45,10 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
 void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
                        const uint16_t* minimum, float* out);
 
+// The value a row has after being stored at `bits` and read back (rotation, quantization,
+// dequantization, inverse rotation), in place; x: one head's row of n elements. bits 16: fp16.
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate);
+
 // True if n is a power of two in [1, 1024], the sizes hadamard() handles.
 bool hadamard_supported(int n);
 

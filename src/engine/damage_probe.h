@@ -1,0 +1,43 @@
+#pragma once
+// Measured damage of storing one token's K and V at a lower width: the training signal of the
+// learned precision controller (issue 5) and the oracle policy.
+//
+// For a token sequence, the whole sequence is prefilled with an FP16 cache and kept in the window.
+// Then, for each probed position t and width b: token t's K/V rows in every layer are replaced by
+// their image after storage at b (kv_roundtrip: the store's own codec), the following `horizon`
+// tokens are run again attending the modified cache (their own K/V recomputed), and the damage is
+//   D(t, b) = sum over those tokens of KL(p_fp16 || p_b)   (nats)
+// of the next-token distributions; the rows are restored before the next probe. The reference
+// p_fp16 is the same continuation run through the same code path with token t untouched, so only
+// token t's rows differ. Cost: one forward of `horizon` tokens per (t, b), plus one per t.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/session.h"
+#include "kv/kv_store.h"
+#include "model/llama_model.h"
+
+namespace kvbits {
+
+struct DamageProbeOptions {
+  int64_t horizon = 16;            // following tokens whose distributions are compared
+  std::vector<int> widths{2, 4, 8};  // K and V stored at the same width
+  int group = 64;
+  KvRotation rotation = KvRotation::kKeysAndValues;
+  int threads = 2;
+  ActivationMode activations = ActivationMode::kInt8;
+};
+
+struct TokenDamage {
+  int64_t position = 0;
+  std::vector<float> kl;  // [widths] D(t, b), nats summed over `tokens` following tokens
+  int64_t tokens = 0;     // following tokens compared (horizon, fewer near the end)
+};
+
+// Probes positions [begin, end) of `tokens` (end <= tokens.size() - 1: the last token has no
+// following token). Throws Error on bad options.
+std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const int32_t> tokens, int64_t begin,
+                                      int64_t end, const DamageProbeOptions& options);
+
+}  // namespace kvbits
