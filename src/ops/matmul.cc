@@ -557,11 +557,14 @@ HWY_INLINE void ReduceRowPairs(const RowPair* pairs, int n, float* y) {
 }
 #endif
 
-// Tiles: rows x tokens per call of PlanarTileDot. Prefill: 2 x 8 (then 2 x 4 and 4 x 1 for the
-// remaining tokens); decode: 4 x 1. Measured on Zen 4 against 2x4, 4x4, 4x6, 2x6, 4x2, 6x2, 8x2.
-constexpr int kPlanarDecodeRows = 4;
+// Tiles: rows x tokens per call of PlanarTileDot. Prefill: 2 x 8 (then 2 x 4 and 2 x 1 for the
+// remaining tokens; measured on Zen 4 against 2x4, 4x4, 4x6, 2x6, 4x2, 6x2, 8x2). Decode: 2 x 1,
+// with a software prefetch 2 KiB ahead (4-row tiles, which interleave four streams, and no
+// prefetch were slower when streaming the weights from DRAM).
+constexpr int kPlanarDecodeRows = 2;
 constexpr int kPlanarPrefillRows = 2;
 constexpr int kPlanarTokens = 8;
+constexpr int kPlanarPrefetchBytes = 2048;
 
 // Rows [r, r + R) (slot = r - batch start, even) for tokens [t, t + T) into pairs[token][slot / 2].
 template <PKind K, int R, int T>
@@ -576,6 +579,11 @@ void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const Quant
     p.m16[i] = p.d16[i] + g.nb;
   }
   for (int j = 0; j < T; ++j) p.a[j] = act.row(t + j);
+  if constexpr (T == 1 && kPlanarPrefetchBytes > 0) {
+    // Decode streams the weights once: fetch the rows kPlanarPrefetchBytes ahead of this tile.
+    const char* ahead = reinterpret_cast<const char*>(p.codes[0]) + kPlanarPrefetchBytes;
+    for (uint64_t off = 0; off < R * w.row_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+  }
   V16::F out[R][T];
   PlanarTileDot<V16, K, R, T>(p, g, out);
   for (int j = 0; j < T; ++j) {
