@@ -34,6 +34,8 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv-rotate", f.rotate, "Hadamard rotation of quantized rows: none, k, kv")
       ->check(CLI::IsMember({"none", "k", "kv"}));
   cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
+  cmd.add_option("--kv-center", f.center, "subtract the model's mean key before quantizing keys: on, off")
+      ->check(CLI::IsMember({"on", "off"}));
 }
 
 void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
@@ -43,6 +45,7 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   so.kv.group = f.group;
   so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;
   so.kv.budget_bytes = static_cast<uint64_t>(f.budget_mib * 1024.0 * 1024.0);
+  so.center_keys = f.center == "on";
 }
 
 std::string kv_summary(const Session& session) {

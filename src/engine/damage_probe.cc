@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/key_means.h"
 #include "ops/kv_codec.h"
 #include "policy/static_policy.h"
 #include "util/error.h"
@@ -73,6 +74,7 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
   std::vector<int64_t> offsets;
   std::vector<TokenDamage> out;
   const bool rot_k = o.rotation != KvRotation::kNone, rot_v = o.rotation == KvRotation::kKeysAndValues;
+  const std::vector<float> key_mean = o.center_keys ? measure_key_means(model, session.pool()) : std::vector<float>();
   for (int64_t t = begin; t < end; ++t) {
     TokenDamage d;
     d.position = t;
@@ -94,7 +96,8 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
           uint16_t* dst = is_v ? v1.data() : k1.data();
           for (int hh = 0; hh < c.n_kv_heads; ++hh) {
             for (int e = 0; e < c.head_dim; ++e) x[e] = fp16_to_fp32(src[hh * c.head_dim + e]);
-            kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k);
+            const float* mean = !is_v && !key_mean.empty() ? &key_mean[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
+            kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k, mean);
             for (int e = 0; e < c.head_dim; ++e) dst[hh * c.head_dim + e] = fp32_to_fp16(x[e]);
           }
         }

@@ -25,6 +25,7 @@ struct DamageProbeOptions {
   std::vector<int> widths{2, 4, 8};  // K and V stored at the same width
   int group = 64;
   KvRotation rotation = KvRotation::kKeysAndValues;
+  bool center_keys = true;  // as the store does (engine/key_means.h)
   int threads = 2;
   ActivationMode activations = ActivationMode::kInt8;
 };

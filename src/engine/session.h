@@ -28,6 +28,9 @@ struct SessionOptions {
   // capacity, residual, max_chunk, floor, demotion and record from itself and the policy.
   std::shared_ptr<PrecisionPolicy> policy;
   KvStoreOptions kv;
+  // Key centering (engine/key_means.h): measured at construction when the policy quantizes and
+  // kv.key_mean is empty (one forward of ~90 tokens).
+  bool center_keys = true;
 };
 
 class Session {

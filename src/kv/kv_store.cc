@@ -47,6 +47,7 @@ struct KvStore::Layer {
   std::array<int, 16> open;            // page id being filled per class, -1 if none
   std::array<int64_t, 16> rows{};      // committed tokens per class
   std::vector<uint16_t> page_of;       // per committed position: page id (per_token_record)
+  const float* key_mean = nullptr;     // [n_kv_heads, head_dim] or nullptr (options.key_mean)
   Layer() { open.fill(-1); }
 };
 
@@ -61,6 +62,10 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
     throw Error("the Hadamard rotation needs a power-of-two head dimension, the model has " + std::to_string(head_dim_) +
                 " (use --kv-rotate none)");
   }
+  if (!options_.key_mean.empty() &&
+      options_.key_mean.size() != static_cast<size_t>(n_layers_) * n_kv_heads_ * head_dim_) {
+    throw Error("KV store: the key mean must have one row per layer");
+  }
   // Validates widths, head_dim and group once, with the floor class.
   const KvPageLayout floor_layout({options_.floor.k_bits, head_dim_, options_.group},
                                   {options_.floor.v_bits, head_dim_, options_.group}, options_.page_tokens, n_kv_heads_);
@@ -70,6 +75,7 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
     const size_t n = static_cast<size_t>(n_kv_heads_) * window_rows_ * head_dim_;
     layer->wk.reset(new uint16_t[n]);  // untouched until written: the OS maps pages on first use
     layer->wv.reset(new uint16_t[n]);
+    if (!options_.key_mean.empty()) layer->key_mean = options_.key_mean.data() + static_cast<size_t>(l) * n_kv_heads_ * head_dim_;
     layers_.push_back(std::move(layer));
   }
   if (options_.budget_bytes > 0) {
@@ -169,6 +175,7 @@ KvLayerView KvStore::layer_view(int layer) const {
   view.window_k = L.wk.get() + offset;
   view.window_v = L.wv.get() + offset;
   view.window_stride = window_rows_;
+  if (!options_.key_mean.empty()) view.key_mean = options_.key_mean.data() + static_cast<size_t>(layer) * n_kv_heads_ * head_dim_;
   return view;
 }
 
@@ -234,6 +241,9 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
         for (int e = 0; e < head_dim_; ++e) half[e] = fp32_to_fp16(x[e]);
         kv_page_write_fp16(layout, page.data.get(), is_v, h, slot, half);
         continue;
+      }
+      if (!is_v && L.key_mean) {
+        for (int e = 0; e < head_dim_; ++e) x[e] -= L.key_mean[h * head_dim_ + e];
       }
       if (is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone) {
         hadamard(x, head_dim_);
@@ -367,6 +377,9 @@ bool KvStore::demote_one_page() {
         const int bits = is_v ? from.v_bits : from.k_bits;
         const bool rotated = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
         if (bits < 16 && rotated) hadamard(x, head_dim_);  // back to the model's basis
+        if (bits < 16 && !is_v && L.key_mean) {
+          for (int e = 0; e < head_dim_; ++e) x[e] += L.key_mean[h * head_dim_ + e];
+        }
       }
     }
   }

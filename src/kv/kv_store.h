@@ -53,6 +53,12 @@ struct KvStoreOptions {
   int group = 64;             // elements per scale/minimum pair; clamped to head_dim
   int page_tokens = 64;       // slots per page, a multiple of 16
   KvRotation rotation = KvRotation::kKeysAndValues;
+  // Key centering: per layer, the mean key row [n_layers, n_kv_heads * head_dim] (empty: none).
+  // Quantized K rows store (k - mean) and attention adds q . mean back; keys share a large
+  // channel-wise offset, so centred rows have a much smaller range (2-bit key error halves). It
+  // is measured once per model (engine/key_means.h), model data like the weights, not bytes of
+  // the cached tokens.
+  std::vector<float> key_mean;
   // Memory budget on kv_bytes_allocated (0: none). When a new page would exceed it, the store
   // demotes whole pages to the next lower width (16 -> 8 -> 4 -> 2, K and V) if allow_demotion,
   // and otherwise refuses with an Error.

@@ -39,6 +39,7 @@ struct PreparedQuery {
   const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path)
   const float* qd;    // [g, groups] scale of qi: qr ~ qd * qi
   const float* qsum;  // [g, groups] sum of qr over each group (multiplies the K minimums)
+  const float* qmu;   // [g] qf . key_mean: added to the scores of quantized (centred) K rows
 };
 
 // Online-softmax state of one task: m, l, l2: [g]; acc, acc_rot: [g, hd]. Start: m = -inf, rest
@@ -156,7 +157,8 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     for (int qi = 0; qi < nq; ++qi) {
       const float* qk = k_quant ? qs[qi].qr : qs[qi].qf;
       for (int h = 0; h < g; ++h) {
-        for (int j = 0; j < nt; ++j) s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd);
+        const float offset = k_quant ? qs[qi].qmu[h] : 0.0f;
+        for (int j = 0; j < nt; ++j) s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd) + offset;
       }
       const SoftmaxState& st = states[qi];
       FoldTile(g, hd, s, nt, vf, v_quant && rotated_v ? st.acc_rot : st.acc, st);
@@ -193,12 +195,13 @@ constexpr int kQueryBlock = 8;
 // Per (query, KV head) prepared query buffers, in the scratch vectors.
 struct QueryBuffers {
   int g, hd, groups;
-  std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups]
+  std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups], qmu [g]
   std::vector<int8_t>& qi;  // per (i, kvh): [g*hd]
-  size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups); }
+  size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups + 1); }
   PreparedQuery get(int64_t index) const {
     const float* base = f.data() + index * f_stride();
-    return {base, base + g * hd, qi.data() + index * g * hd, base + 2 * g * hd, base + 2 * g * hd + g * groups};
+    return {base, base + g * hd, qi.data() + index * g * hd, base + 2 * g * hd, base + 2 * g * hd + g * groups,
+            base + 2 * g * hd + 2 * g * groups};
   }
 };
 
@@ -220,10 +223,15 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
     float* qr = qf + g * hd;
     float* qd = qr + g * hd;
     float* qsum = qd + g * qb.groups;
+    float* qmu = qsum + g * qb.groups;
     int8_t* qi = qb.qi.data() + idx * g * hd;
     for (int h = 0; h < g; ++h) {
       const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
       for (int d = 0; d < hd; ++d) qf[h * hd + d] = qr[h * hd + d] = src[d] * scale;
+      qmu[h] = 0.0f;
+      if (cache.key_mean) {
+        for (int d = 0; d < hd; ++d) qmu[h] += qf[h * hd + d] * cache.key_mean[kvh * hd + d];
+      }
       if (cache.rotated_k) hadamard(qr + h * hd, hd);
       for (int gr = 0; gr < qb.groups; ++gr) {
         const float* x = qr + h * hd + gr * group;
@@ -412,7 +420,11 @@ void attention_ref(const AttentionShape& shape, const float* q, int64_t n_querie
       for (const KvPageRef& page : cache.pages) {
         for (int t = 0; t < page.n_tokens; ++t) {
           kv_page_read_row(*page.layout, page.data, false, kvh, t, row.data());
-          add_row(keys, page.layout->format(false).bits < 16 && cache.rotated_k);
+          const bool k_quant = page.layout->format(false).bits < 16;
+          add_row(keys, k_quant && cache.rotated_k);
+          if (k_quant && cache.key_mean) {
+            for (int d = 0; d < hd; ++d) keys.back()[d] += cache.key_mean[kvh * hd + d];
+          }
           kv_page_read_row(*page.layout, page.data, true, kvh, t, row.data());
           add_row(values, page.layout->format(true).bits < 16 && cache.rotated_v);
         }

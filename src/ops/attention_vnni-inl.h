@@ -63,11 +63,11 @@ HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, 
     }
     const uint16_t* ks = reinterpret_cast<const uint16_t*>(page + layout.scales(false, kvh));
     const uint16_t* km = reinterpret_cast<const uint16_t*>(page + layout.minimums(false, kvh));
-    for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
     for (int gr = 0; gr < groups; ++gr) {
       const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks + gr * pt + t0)));
       const __m512 minimum = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(km + gr * pt + t0)));
       for (int h = 0; h < g; ++h) {
+        if (gr == 0) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
         const __m512 dot = _mm512_cvtepi32_ps(acc[h][gr]);
         s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
         s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);

@@ -13,9 +13,42 @@ constexpr float kHalfMax = 65504.0f;
 
 bool valid_kv_bits(int bits) { return bits == 2 || bits == 4 || bits == 8 || bits == 16; }
 
+namespace {
+
+// Codes of one group for the range [lo, hi]; returns the squared error of the decoded values
+// (finite elements only). lo <= hi, both finite.
+double quantize_group(const float* x, int group, int levels, float lo, float hi, uint8_t* codes, uint16_t* s_out,
+                      uint16_t* m_out) {
+  const uint16_t m_h = fp32_to_fp16(lo);
+  const float m = fp16_to_fp32(m_h);
+  // (hi - m) can reach 2 * 65504: compute the step in fp32, then clamp to fp16's range.
+  const uint16_t s_h = fp32_to_fp16(std::min((hi - m) / static_cast<float>(levels), kHalfMax));
+  const float s = fp16_to_fp32(s_h);
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+  double err = 0.0;
+  for (int i = 0; i < group; ++i) {
+    const float v = x[i];
+    if (std::isnan(v)) {
+      codes[i] = 0;
+      continue;
+    }
+    const float vc = std::clamp(v, -kHalfMax, kHalfMax);
+    const float c = std::clamp(std::nearbyint((vc - m) * inv), 0.0f, static_cast<float>(levels));
+    codes[i] = static_cast<uint8_t>(c);
+    const double d = static_cast<double>(std::fma(s, c, m)) - vc;
+    err += d * d;
+  }
+  *s_out = s_h;
+  *m_out = m_h;
+  return err;
+}
+
+}  // namespace
+
 void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
                      uint16_t* minimum) {
   const int levels = (1 << bits) - 1;
+  uint8_t trial[1024];
   for (int g = 0; g * group < n; ++g) {
     const float* xg = x + g * group;
     float lo = INFINITY, hi = -INFINITY;
@@ -26,20 +59,19 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
       hi = std::max(hi, v);
     }
     if (lo > hi) lo = hi = 0.0f;  // all NaN
-    const uint16_t m_h = fp32_to_fp16(lo);
-    const float m = fp16_to_fp32(m_h);
-    // (hi - m) can reach 2 * 65504: compute the step in fp32, then clamp to fp16's range.
-    const uint16_t s_h = fp32_to_fp16(std::min((hi - m) / static_cast<float>(levels), kHalfMax));
-    const float s = fp16_to_fp32(s_h);
-    const float inv = s > 0.0f ? 1.0f / s : 0.0f;
-    for (int i = 0; i < group; ++i) {
-      const float v = xg[i];
-      float c = std::isnan(v) ? 0.0f : std::nearbyint((std::clamp(v, -kHalfMax, kHalfMax) - m) * inv);
-      c = std::clamp(c, 0.0f, static_cast<float>(levels));
-      codes[g * group + i] = static_cast<uint8_t>(c);
+    double best = quantize_group(xg, group, levels, lo, hi, codes + g * group, &scale[g], &minimum[g]);
+    if (bits > 4 || hi == lo) continue;
+    const float centre = 0.5f * lo + 0.5f * hi, half = 0.5f * hi - 0.5f * lo;
+    for (const float r : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f}) {
+      uint16_t s_h, m_h;
+      const double err = quantize_group(xg, group, levels, centre - r * half, centre + r * half, trial, &s_h, &m_h);
+      if (err < best) {
+        best = err;
+        std::copy(trial, trial + group, codes + g * group);
+        scale[g] = s_h;
+        minimum[g] = m_h;
+      }
     }
-    scale[g] = s_h;
-    minimum[g] = m_h;
   }
 }
 
@@ -51,17 +83,23 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
   }
 }
 
-void kv_roundtrip(float* x, int n, int bits, int group, bool rotate) {
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean) {
   if (bits == 16) {
     for (int i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
     return;
   }
   uint8_t codes[1024];
   uint16_t scale[64], minimum[64];
+  if (mean) {
+    for (int i = 0; i < n; ++i) x[i] -= mean[i];
+  }
   if (rotate) hadamard(x, n);
   kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
   kv_dequantize_ref(codes, n, group, scale, minimum, x);
   if (rotate) hadamard(x, n);
+  if (mean) {
+    for (int i = 0; i < n; ++i) x[i] += mean[i];
+  }
 }
 
 bool hadamard_supported(int n) { return n >= 1 && n <= 1024 && (n & (n - 1)) == 0; }

@@ -34,7 +34,11 @@ struct KvRowFormat {
 
 // Quantizes n = groups * group elements of x to codes[n] (one code per byte, logical order) and
 // per-group fp16 scale[groups], minimum[groups], for bits in {2, 4, 8}.
-// Rounding: m = fp16(min x), s = fp16((max x - m) / (2^bits - 1)), c = clamp(round((x - m) / s)).
+// Range: at 2 and 4 bits the group's range [min, max] is shrunk about its centre by the clip
+// ratio r in {1, 0.9, ..., 0.5} that gives the smallest squared error (values beyond the clipped
+// range take the end codes): with 4 or 16 levels, rows whose extremes are rare gain most from
+// finer steps. 8 bits use the full range. Then m = fp16(lo), s = fp16((hi - m) / (2^bits - 1)),
+// c = clamp(round((x - m) / s)).
 // Robust to bad activations: NaN elements get code 0 and are ignored for the range; +-Inf and
 // values beyond the fp16 range clamp to +-65504, so scale and minimum are always finite; a
 // constant group gets s = 0 and decodes exactly to m (when m is representable in fp16).
@@ -45,9 +49,10 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
 void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
                        const uint16_t* minimum, float* out);
 
-// The value a row has after being stored at `bits` and read back (rotation, quantization,
-// dequantization, inverse rotation), in place; x: one head's row of n elements. bits 16: fp16.
-void kv_roundtrip(float* x, int n, int bits, int group, bool rotate);
+// The value a row has after being stored at `bits` and read back, in place; x: one head's row of
+// n elements. Quantized widths: subtract `mean` (if given: key centering, kv/kv_store.h), rotate,
+// quantize, dequantize, rotate back, add `mean`. bits 16: fp16 rounding only.
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean = nullptr);
 
 // True if n is a power of two in [1, 1024], the sizes hadamard() handles.
 bool hadamard_supported(int n);

@@ -34,6 +34,7 @@
 #include "ops/kv_page.h"
 #include "kv/kv_store.h"
 #include "kv_test_util.h"
+#include "test_random.h"
 #include "ops/attention.h"
 #include "ops/kv_codec.h"
 #include "util/half.h"
@@ -50,12 +51,13 @@ struct Setup {
   std::vector<KvPrecision> classes;
   KvRotation rotation;
   int group;
+  bool center = false;  // key centering with a random mean row
 };
 
 std::string describe(const Setup& s) {
   std::string c;
   for (auto p : s.classes) c += to_string(p) + " ";
-  return "heads " + std::to_string(s.n_heads) + "/" + std::to_string(s.n_kv_heads) + " hd " + std::to_string(s.head_dim) +
+  return std::string(s.center ? "centred " : "") + "heads " + std::to_string(s.n_heads) + "/" + std::to_string(s.n_kv_heads) + " hd " + std::to_string(s.head_dim) +
          " tokens " + std::to_string(s.tokens) + " R " + std::to_string(s.residual) + " rot " +
          std::to_string(static_cast<int>(s.rotation)) + " group " + std::to_string(s.group) + " classes " + c;
 }
@@ -115,7 +117,8 @@ struct Emulated {
   double bound = 0.0;
 };
 
-Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool rotated_v, const std::vector<KeyInfo>& keys) {
+Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool rotated_v, const float* key_mean,
+                      const std::vector<KeyInfo>& keys) {
   Emulated r;
   r.out.assign(static_cast<size_t>(hd), 0.0);
   if (keys.empty()) {
@@ -127,6 +130,10 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
   std::vector<float> qf(static_cast<size_t>(hd)), qr(static_cast<size_t>(hd));
   for (int e = 0; e < hd; ++e) qf[e] = qr[e] = q[e] * scale;
   if (rotated_k) hadamard(qr.data(), hd);
+  float qmu = 0.0f;  // q . key_mean in fp32, as prepared for the kernels
+  if (key_mean) {
+    for (int e = 0; e < hd; ++e) qmu += qf[e] * key_mean[e];
+  }
   std::vector<double> qd(static_cast<size_t>(groups)), qsum(qd.size());
   std::vector<int> qi(static_cast<size_t>(hd));
   for (int g = 0; g < groups; ++g) {
@@ -151,6 +158,7 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
         for (int e = g * group; e < (g + 1) * group; ++e) idot += static_cast<int64_t>(qi[e]) * ki.k_codes[e];
         dot += ki.ks[g] * qd[g] * static_cast<double>(idot) + ki.km[g] * qsum[g];
       }
+      dot += qmu;
     } else {
       for (int e = 0; e < hd; ++e) dot += static_cast<double>(qf[e]) * ki.k[e];
     }
@@ -200,6 +208,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
   o.group = s.group;
   o.rotation = s.rotation;
   o.per_token_record = s.classes.size() > 1;
+  if (s.center) o.key_mean = testing::random_vector(static_cast<size_t>(s.n_kv_heads) * s.head_dim, seed + 5, -2.0f, 2.0f);
   KvStore store(c, o);
   fill_store(store, c, s.tokens, 61, s.residual, s.classes, seed, pool);
   KvLayerView view = store.layer_view(0);
@@ -240,7 +249,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
           emulated[i * s.n_heads + h] =
               emulate_vnni(q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
-                           s.rotation == KvRotation::kKeysAndValues, keys);
+                           s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr, keys);
         }
       }
     }
@@ -285,6 +294,9 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   check({4, 4, 128, 150, 5, all, KvRotation::kKeysAndValues, 32}, seed++, 2);  // MHA, hd 128
   check({6, 1, 16, 90, 2, all, KvRotation::kNone, 16}, seed++, 2);              // one KV head, hd 16
   check({9, 3, 64, 2100, 0, all, KvRotation::kKeysAndValues, 64}, seed++, 2);    // many decode tasks
+  for (const auto rot : {KvRotation::kNone, KvRotation::kKeysAndValues}) {
+    check({9, 3, 64, 300, 5, all, rot, 64, /*center=*/true}, seed++, 2);         // key centering
+  }
 }
 
 // An all-FP16 store computes plain attention over the fp16-rounded rows, like the FP16 engine.
