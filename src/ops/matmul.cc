@@ -217,7 +217,9 @@ enum class PKind { kQ4_0, kQ4_1, kQ8_0 };
 // not enable for AVX3_DL (it enables "avxvnni", whose 256-bit intrinsic is the VEX form: see
 // dot_u8_i8). The zmm form exists only as EVEX; the ymm form is written with {evex} explicitly.
 inline __m512i dpbusd512(__m512i acc, __m512i u, const void* s) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const __m512i*>(s)));
+  // The activation vector in a register ("v"): a tile's rows share one load of it.
+  const __m512i sv = _mm512_load_si512(s);
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(sv));
   return acc;
 }
 inline __m256i dpbusd256(__m256i acc, __m256i u, const void* s) {
