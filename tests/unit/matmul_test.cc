@@ -501,6 +501,7 @@ TEST(Matmul, FloatActivationModeMatchesReference) {
         for (int64_t rows : rows_list) {
           Case c{type, rows, cols, tokens_list[i % 3]};
           c.mode = ActivationMode::kFloat;
+          c.planar = type != TensorType::F16 && i % 2 == 1;  // planar rows decode through dequantize_row
           c.threads = 1 + static_cast<int>(i % 3);
           c.w_offset = i % 8;
           c.x_offset = (i / 2) % 8;
@@ -557,10 +558,14 @@ TEST(Matmul, LargeActivationsStayFinite) {
   uint32_t i = 0;
   for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::F16}) {
     for (float scale : {1.0e2f, 3.0e3f, 1.0e4f}) {  // amax <= 1e4 * 2^4 * 30 = 4.8e6
-      Case c{type, 9, 128, 3};
-      c.x_scale = scale;
-      c.seed = 700 + i++;
-      run(c);
+      for (bool planar : {false, true}) {
+        if (planar && type == TensorType::F16) continue;
+        Case c{type, 9, 128, 3};
+        c.x_scale = scale;
+        c.planar = planar;
+        c.seed = 700 + i++;
+        run(c);
+      }
     }
   }
 }
