@@ -705,7 +705,15 @@ void PlanarMatmulRange(const MatrixView& w, const QuantizedActivations& act, int
   std::vector<uint8_t> blocks(static_cast<size_t>(w.row_bytes));
   for (int64_t r = r0; r < r1; ++r) {
     planar_row_to_blocks(w, r, blocks.data());
-    for (int64_t t = t0; t < t1; ++t) {
+    int64_t t = t0;
+    for (; t + kTokenTile <= t1; t += kTokenTile) {
+      QuantizedRowView a[kTokenTile];
+      float out[kTokenTile];
+      for (int i = 0; i < kTokenTile; ++i) a[i] = act.row(t + i);
+      dot_quantized<kTokenTile>(w.type_id, blocks.data(), nb, a, out);
+      for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
+    }
+    for (; t < t1; ++t) {
       const QuantizedRowView a = act.row(t);
       dot_quantized<1>(w.type_id, blocks.data(), nb, &a, &y[t * w.rows + r]);
     }
