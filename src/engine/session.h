@@ -28,9 +28,10 @@ struct SessionOptions {
   // capacity, residual, max_chunk, floor, demotion and record from itself and the policy.
   std::shared_ptr<PrecisionPolicy> policy;
   KvStoreOptions kv;
-  // Key centering (engine/key_means.h): measured at construction when the policy quantizes and
+  // Key centering (engine/key_means.h; off by default: it halves the 2-bit key MSE but raised the
+  // KL on WikiText-2, docs/kv_quality.md): measured at construction when the policy quantizes and
   // kv.key_mean is empty (one forward of ~90 tokens).
-  bool center_keys = true;
+  bool center_keys = false;
 };
 
 class Session {
