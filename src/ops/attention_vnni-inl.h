@@ -24,6 +24,16 @@ HWY_INLINE __m512i DpbusdBroadcast(__m512i acc, __m512i u8, const int8_t* s8) {
   return acc;
 }
 
+// 16 consecutive scales or minimums of a page as fp32: fp16 (8-bit rows) or E5M2 bytes, which
+// are the high bytes of fp16 values (2/4-bit rows; ops/kv_codec.h).
+HWY_INLINE __m512 LoadMeta(const uint8_t* base, int at, int size) {
+  if (size == 1) {
+    const __m256i h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + at))), 8);
+    return _mm512_cvtph_ps(h);
+  }
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + 2 * at)));
+}
+
 HWY_INLINE __m512 ExpPs(__m512 x) {
   const hn::ScalableTag<float> df;
   return hn::Exp(df, hn::Vec512<float>{x}).raw;
@@ -61,11 +71,11 @@ HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, 
         for (int h = 0; h < g; ++h) acc[h][gr] = DpbusdBroadcast(acc[h][gr], codes, q.qi + h * hd + dim);
       }
     }
-    const uint16_t* ks = reinterpret_cast<const uint16_t*>(page + layout.scales(false, kvh));
-    const uint16_t* km = reinterpret_cast<const uint16_t*>(page + layout.minimums(false, kvh));
+    const uint8_t* ks = page + layout.scales(false, kvh);
+    const uint8_t* km = page + layout.minimums(false, kvh);
     for (int gr = 0; gr < groups; ++gr) {
-      const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks + gr * pt + t0)));
-      const __m512 minimum = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(km + gr * pt + t0)));
+      const __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
+      const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
       for (int h = 0; h < g; ++h) {
         if (gr == 0) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
         const __m512 dot = _mm512_cvtepi32_ps(acc[h][gr]);
@@ -120,14 +130,14 @@ HWY_INLINE void AccumulateTileVnni(int g, int hd, int group, const KvPageLayout&
   }
   const int bits = vf.bits, planes = 8 / bits, chunks = bits / 2;
   const int groups = hd / group;
-  const uint16_t* vs = reinterpret_cast<const uint16_t*>(page + layout.scales(true, kvh));
-  const uint16_t* vm = reinterpret_cast<const uint16_t*>(page + layout.minimums(true, kvh));
+  const uint8_t* vs = page + layout.scales(true, kvh);
+  const uint8_t* vm = page + layout.minimums(true, kvh);
   // Integer weights per (head, group): 16 bytes, one per token; ws = their scale.
   alignas(64) int8_t wq[16][4][kKvTile];
   float ws[16][4];
   for (int gr = 0; gr < groups; ++gr) {
-    const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vs + gr * pt + t0)));
-    const __m512 minimum = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vm + gr * pt + t0)));
+    const __m512 scale = LoadMeta(vs, gr * pt + t0, vf.meta_size());
+    const __m512 minimum = LoadMeta(vm, gr * pt + t0, vf.meta_size());
     for (int h = 0; h < g; ++h) {
       const __m512 w = _mm512_mul_ps(p[h], scale);
       const float wmax = _mm512_reduce_max_ps(w);

@@ -13,16 +13,27 @@ constexpr float kHalfMax = 65504.0f;
 
 bool valid_kv_bits(int bits) { return bits == 2 || bits == 4 || bits == 8 || bits == 16; }
 
+uint16_t kv_meta_round(float x, int bits) {
+  const uint16_t h = fp32_to_fp16(x);
+  if (bits > 4) return h;
+  const uint16_t sign = h & 0x8000u;
+  uint32_t mag = h & 0x7fffu;
+  mag = (mag + 0x7fu + ((mag >> 8) & 1u)) & 0xff00u;  // round to nearest even on the high byte
+  if (mag >= 0x7c00u) mag = 0x7b00u;                  // saturate below infinity
+  return static_cast<uint16_t>(sign | mag);
+}
+
 namespace {
 
 // Codes of one group for the range [lo, hi]; returns the squared error of the decoded values
 // (finite elements only). lo <= hi, both finite.
-double quantize_group(const float* x, int group, int levels, float lo, float hi, uint8_t* codes, uint16_t* s_out,
+double quantize_group(const float* x, int group, int bits, float lo, float hi, uint8_t* codes, uint16_t* s_out,
                       uint16_t* m_out) {
-  const uint16_t m_h = fp32_to_fp16(lo);
+  const int levels = (1 << bits) - 1;
+  const uint16_t m_h = kv_meta_round(lo, bits);
   const float m = fp16_to_fp32(m_h);
   // (hi - m) can reach 2 * 65504: compute the step in fp32, then clamp to fp16's range.
-  const uint16_t s_h = fp32_to_fp16(std::min((hi - m) / static_cast<float>(levels), kHalfMax));
+  const uint16_t s_h = kv_meta_round(std::min((hi - m) / static_cast<float>(levels), kHalfMax), bits);
   const float s = fp16_to_fp32(s_h);
   const float inv = s > 0.0f ? 1.0f / s : 0.0f;
   double err = 0.0;
@@ -47,7 +58,6 @@ double quantize_group(const float* x, int group, int levels, float lo, float hi,
 
 void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
                      uint16_t* minimum) {
-  const int levels = (1 << bits) - 1;
   uint8_t trial[1024];
   for (int g = 0; g * group < n; ++g) {
     const float* xg = x + g * group;
@@ -59,12 +69,12 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
       hi = std::max(hi, v);
     }
     if (lo > hi) lo = hi = 0.0f;  // all NaN
-    double best = quantize_group(xg, group, levels, lo, hi, codes + g * group, &scale[g], &minimum[g]);
+    double best = quantize_group(xg, group, bits, lo, hi, codes + g * group, &scale[g], &minimum[g]);
     if (bits > 4 || hi == lo) continue;
     const float centre = 0.5f * lo + 0.5f * hi, half = 0.5f * hi - 0.5f * lo;
     for (const float r : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f}) {
       uint16_t s_h, m_h;
-      const double err = quantize_group(xg, group, levels, centre - r * half, centre + r * half, trial, &s_h, &m_h);
+      const double err = quantize_group(xg, group, bits, centre - r * half, centre + r * half, trial, &s_h, &m_h);
       if (err < best) {
         best = err;
         std::copy(trial, trial + group, codes + g * group);

@@ -31,6 +31,22 @@ CodeSlot v_code_slot(int bits, int e, int t) {
   return {static_cast<size_t>(k) * 32 * bits + z * 64 + lane * 4 + i, j * bits};
 }
 
+// Scale/minimum element `at` of an array of fp16 (size 2) or E5M2 high bytes (size 1).
+void write_meta(uint8_t* base, size_t at, int size, uint16_t fp16_bits) {
+  if (size == 1) {
+    base[at] = static_cast<uint8_t>(fp16_bits >> 8);  // low byte is zero (kv_meta_round)
+  } else {
+    std::memcpy(base + 2 * at, &fp16_bits, 2);
+  }
+}
+
+uint16_t read_meta(const uint8_t* base, size_t at, int size) {
+  if (size == 1) return static_cast<uint16_t>(base[at] << 8);
+  uint16_t v;
+  std::memcpy(&v, base + 2 * at, 2);
+  return v;
+}
+
 }  // namespace
 
 KvPageLayout::KvPageLayout(KvRowFormat k, KvRowFormat v, int page_tokens, int n_kv_heads)
@@ -67,11 +83,10 @@ void kv_page_write_codes(const KvPageLayout& layout, uint8_t* page, bool is_v, i
     uint8_t& b = tile[cs.byte];
     b = static_cast<uint8_t>((b & ~(mask << cs.shift)) | ((codes[e] & mask) << cs.shift));
   }
-  uint16_t* s = reinterpret_cast<uint16_t*>(page + layout.scales(is_v, h));
-  uint16_t* m = reinterpret_cast<uint16_t*>(page + layout.minimums(is_v, h));
   for (int g = 0; g < f.groups(); ++g) {
-    s[g * layout.page_tokens() + slot] = scale[g];
-    m[g * layout.page_tokens() + slot] = minimum[g];
+    const size_t at = static_cast<size_t>(g) * layout.page_tokens() + slot;
+    write_meta(page + layout.scales(is_v, h), at, f.meta_size(), scale[g]);
+    write_meta(page + layout.minimums(is_v, h), at, f.meta_size(), minimum[g]);
   }
 }
 
@@ -97,11 +112,10 @@ void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is
     const CodeSlot cs = is_v ? v_code_slot(f.bits, e, t) : k_code_slot(f.bits, e, t);
     codes[e] = static_cast<uint8_t>((tile[cs.byte] >> cs.shift) & mask);
   }
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(page + layout.scales(is_v, h));
-  const uint16_t* m = reinterpret_cast<const uint16_t*>(page + layout.minimums(is_v, h));
   for (int g = 0; g < f.groups(); ++g) {
-    scale[g] = s[g * layout.page_tokens() + slot];
-    minimum[g] = m[g * layout.page_tokens() + slot];
+    const size_t at = static_cast<size_t>(g) * layout.page_tokens() + slot;
+    scale[g] = read_meta(page + layout.scales(is_v, h), at, f.meta_size());
+    minimum[g] = read_meta(page + layout.minimums(is_v, h), at, f.meta_size());
   }
 }
 

@@ -7,8 +7,9 @@
 // position sits in which slot does not matter to attention (RoPE is already in K).
 //
 //   page  = for h in [0, n_kv_heads): [K block of head h][V block of head h]
-//   block = [codes of page_tokens / 16 tiles][scales: groups x page_tokens fp16]
-//           [minimums: groups x page_tokens fp16]        (16-bit blocks have codes only)
+//   block = [codes of page_tokens / 16 tiles][scales: groups x page_tokens][minimums: groups x
+//           page_tokens]   (metadata fp16 for 8-bit rows, one E5M2 byte for 2/4-bit rows
+//           (ops/kv_codec.h); 16-bit blocks have codes only)
 //
 // Codes of one 16-token tile (b = bits; e = dimension, t = token within the tile):
 //  * K, b < 16, "lanes = tokens": 64-byte chunks; 32-bit lane t of chunk c holds token t's codes
@@ -49,7 +50,7 @@ class KvPageLayout {
   size_t codes(bool is_v, int h) const { return h * head_bytes() + (is_v ? block_bytes(false) : 0); }
   size_t scales(bool is_v, int h) const { return codes(is_v, h) + code_bytes(is_v); }
   size_t minimums(bool is_v, int h) const {
-    return scales(is_v, h) + 2 * static_cast<size_t>(format(is_v).groups()) * page_tokens_;
+    return scales(is_v, h) + static_cast<size_t>(format(is_v).meta_size()) * format(is_v).groups() * page_tokens_;
   }
   size_t tile_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * kKvTile; }
 

@@ -1,7 +1,8 @@
 // KV row codecs (ops/kv_codec.h) and the page layout (ops/kv_page.h).
 //
 // Quantization error bound: a group is coded against a range [m, m + L s] (L = 2^bits - 1,
-// m and s fp16): at 8 bits the full [min, max]; at 2 and 4 bits the clipped range with the
+// m and s in the row's metadata format: fp16 at 8 bits, E5M2 at 2 and 4): at 8 bits the full
+// [min, max]; at 2 and 4 bits the clipped range with the
 // smallest squared error (clip ratios 1 .. 0.5 about the centre, ratio 1 being min/max). Every
 // value decodes to s c + m with c = clamp(round((x - m) / s)): inside the range the error is at
 // most s/2 (plus fp32 rounding of the fma, 2^-20 |x|), outside it is the distance to the range.
@@ -33,8 +34,8 @@ double minmax_sq_error(const float* x, int group, int bits) {
     hi = std::max(hi, x[i]);
   }
   const int L = (1 << bits) - 1;
-  const float m = fp16_to_fp32(fp32_to_fp16(lo));
-  const float s = fp16_to_fp32(fp32_to_fp16((hi - m) / L));
+  const float m = fp16_to_fp32(kv_meta_round(lo, bits));
+  const float s = fp16_to_fp32(kv_meta_round((hi - m) / L, bits));
   double e = 0;
   for (int i = 0; i < group; ++i) {
     const float c = std::clamp(std::nearbyint(s > 0 ? (x[i] - m) / s : 0.0f), 0.0f, static_cast<float>(L));
@@ -79,6 +80,26 @@ TEST(KvCodec, RoundTripWithinDerivedBound) {
           ASSERT_LE(sq, minmax_sq_error(x.data() + g * group, group, bits) * (1 + 1e-6) + 1e-30);
         }
       }
+    }
+  }
+}
+
+TEST(KvCodec, MetadataRoundingIsE5m2At2And4Bits) {
+  EXPECT_EQ(kv_meta_round(1.0f, 8), fp32_to_fp16(1.0f));
+  EXPECT_EQ(kv_meta_round(1.1f, 8), fp32_to_fp16(1.1f));
+  for (int bits : {2, 4}) {
+    EXPECT_EQ(kv_meta_round(1.0f, bits), 0x3c00);   // exactly representable
+    EXPECT_EQ(kv_meta_round(1.1f, bits), 0x3c00);   // 1.1 -> 1.0 (steps of 0.25 in [1, 2))
+    EXPECT_EQ(kv_meta_round(1.2f, bits), 0x3d00);   // -> 1.25
+    EXPECT_EQ(kv_meta_round(-1.2f, bits), 0xbd00);
+    EXPECT_EQ(kv_meta_round(1.125f, bits), 0x3c00);  // tie -> even mantissa (1.0)
+    EXPECT_EQ(kv_meta_round(1.375f, bits), 0x3e00);  // tie -> even mantissa (1.5)
+    EXPECT_EQ(kv_meta_round(1e9f, bits), 0x7b00);    // saturates at 57344, never infinity
+    EXPECT_EQ(kv_meta_round(0.0f, bits), 0x0000);
+    for (float x = -100.0f; x < 100.0f; x += 0.37f) {
+      const uint16_t h = kv_meta_round(x, bits);
+      EXPECT_EQ(h & 0xff, 0);
+      EXPECT_LE(std::fabs(fp16_to_fp32(h) - x), 0.125 * std::fabs(x) + 1e-7);  // 2 mantissa bits
     }
   }
 }
@@ -157,8 +178,9 @@ TEST(KvPage, WriteReadRoundTripAndSlotIsolation) {
       for (int hd : {16, 64, 128}) {
         const int group = hd == 16 ? 16 : 32;
         const KvPageLayout layout({kb, hd, group}, {vb, hd, group}, 32, 2);
-        ASSERT_EQ(layout.token_bytes(), static_cast<size_t>(2 * (hd * kb / 8 + (kb < 16 ? 4 * hd / group : 0) +
-                                                                hd * vb / 8 + (vb < 16 ? 4 * hd / group : 0))));
+        // metadata per group: scale + minimum, 1 byte each at 2/4 bits, 2 at 8 bits, none at 16
+        const auto meta = [&](int b) { return b == 16 ? 0 : (b <= 4 ? 2 : 4) * hd / group; };
+        ASSERT_EQ(layout.token_bytes(), static_cast<size_t>(2 * (hd * kb / 8 + meta(kb) + hd * vb / 8 + meta(vb))));
         ASSERT_EQ(layout.page_bytes(), layout.token_bytes() * 32);
         std::vector<uint8_t> page(layout.page_bytes());
         for (auto& b : page) b = static_cast<uint8_t>(rng());
@@ -180,8 +202,8 @@ TEST(KvPage, WriteReadRoundTripAndSlotIsolation) {
                 std::vector<uint16_t> s(static_cast<size_t>(hd / group)), m(s.size());
                 for (auto& c : codes) c = static_cast<uint8_t>(rng() % (1u << bits));
                 for (size_t g = 0; g < s.size(); ++g) {
-                  s[g] = fp32_to_fp16(0.1f * (g + 1));
-                  m[g] = fp32_to_fp16(-0.5f * g);
+                  s[g] = kv_meta_round(0.1f * (g + 1), bits);
+                  m[g] = kv_meta_round(-0.5f * g, bits);
                 }
                 kv_page_write_codes(layout, page.data(), is_v, h, slot, codes.data(), s.data(), m.data());
                 kv_dequantize_ref(codes.data(), hd, group, s.data(), m.data(), want.data());

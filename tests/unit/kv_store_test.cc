@@ -29,8 +29,8 @@ TEST(KvStore, StaticAccountingIsExact) {
   const LlamaConfig c = kv_test_config(3, 6, 2, 64);
   struct Case {
     KvPrecision p;
-    double bits;  // codes + fp16 scale and minimum per 64-element group
-  } cases[] = {{{16, 16}, 16.0}, {{8, 8}, 8.5}, {{4, 4}, 4.5}, {{2, 2}, 2.5}, {{4, 2}, 3.5}};
+    double bits;  // codes + scale and minimum per 64-element group: fp16 (8 bits), E5M2 (2, 4)
+  } cases[] = {{{16, 16}, 16.0}, {{8, 8}, 8.5}, {{4, 4}, 4.25}, {{2, 2}, 2.25}, {{4, 2}, 3.25}, {{8, 2}, 5.375}};
   for (const Case& k : cases) {
     KvStore store(c, options(1000));
     fill_store(store, c, 300, 64, 0, {k.p}, 1, pool);
@@ -58,8 +58,10 @@ TEST(KvStore, WindowTokensCountAtFp16AndRecordCostsTwoBytes) {
   for (int cls = 0; cls < 16; ++cls) {
     if (s.rows_per_class[cls] == 0) continue;
     const KvPrecision p = kv_class_from_index(cls);
-    // per row: K and V of 1 head of 32 elements; group 32 -> 4 bytes of metadata each.
-    committed += s.rows_per_class[cls] * static_cast<uint64_t>(32 * p.k_bits / 8 + 4 + 32 * p.v_bits / 8 + 4);
+    // per row: K and V of 1 head of 32 elements; group 32 -> one scale + minimum each, 1 byte
+    // apiece at 2 and 4 bits, 2 at 8.
+    const auto meta = [](int b) { return b == 16 ? 0 : b <= 4 ? 2 : 4; };
+    committed += s.rows_per_class[cls] * static_cast<uint64_t>(32 * p.k_bits / 8 + meta(p.k_bits) + 32 * p.v_bits / 8 + meta(p.v_bits));
   }
   EXPECT_EQ(s.kv_bytes, committed + 10ull * 2 * 2 * 32 * 2 + 90ull * 2 * 2);
   EXPECT_DOUBLE_EQ(s.effective_bits, 8.0 * s.kv_bytes / (100.0 * 2 * 2 * 32));
