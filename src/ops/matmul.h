@@ -57,7 +57,9 @@ struct QuantizedRowView {
   // In the first lane of each block (part 0), 0 in the others and in padding lanes:
   const float* lane_ds;         // d * isum (Q4_1 minimum term)
   const int32_t* lane_neg8;     // -8 * isum (Q4_0: sum (q - 8) a = sum q a - 8 sum a)
-  const int32_t* lane_neg128;   // -128 * isum (Q8_0 codes are stored as q + 128)
+  // -128 * (sum of the lane's own elements; the block's isum when a block has one lane): Q8_0
+  // codes are stored as q + 128, so each lane then holds its exact partial sum of q * a.
+  const int32_t* lane_neg128;
 };
 
 // Storage for quantized activations of n_tokens rows of `cols`. Reused across calls.

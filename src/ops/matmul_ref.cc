@@ -73,10 +73,15 @@ void QuantizedActivations::arrange(int64_t n_tokens) {
           }
           const size_t l = l0 + static_cast<size_t>(16 * c + lane);
           lane_d_[l] = d_[i];
+          int32_t lane_sum = isum_[i];  // the lane's own elements (the whole block when parts == 1)
+          if (k.parts > 1) {
+            lane_sum = 0;
+            for (int e = 0; e < per_part; ++e) lane_sum += q[b * kBlockElems + part * per_part + e];
+          }
+          lane_neg128_[l] = -128 * lane_sum;
           if (part == 0) {
             lane_ds_[l] = ds_[i];
             lane_neg8_[l] = -8 * isum_[i];
-            lane_neg128_[l] = -128 * isum_[i];
           }
         }
       }

@@ -741,7 +741,19 @@ TEST(Matmul, ArrangedActivationsFollowPlanarLayout) {
           const bool first = p.lane % k.parts == 0;
           ASSERT_EQ(a.lane_ds[l], first ? a.ds[b] : 0.0f);
           ASSERT_EQ(a.lane_neg8[l], first ? -8 * a.isum[b] : 0);
-          ASSERT_EQ(a.lane_neg128[l], first ? -128 * a.isum[b] : 0);
+          if (e % (32 / k.parts) == 0) {  // once per lane: the sum of the lane's own elements
+            int32_t sum = 0;
+            for (int j = e; j < e + 32 / k.parts; ++j) sum += a.qs[b * 32 + j];
+            ASSERT_EQ(a.lane_neg128[l], -128 * sum) << "nb=" << nb << " b=" << b << " e=" << e;
+          }
+        }
+      }
+      for (int64_t c = 0; c < g.n_chunks(); ++c) {  // padding lanes carry nothing
+        for (int l = g.chunk(c).valid_lanes; l < 16; ++l) {
+          ASSERT_EQ(a.lane_d[16 * c + l], 0.0f);
+          ASSERT_EQ(a.lane_ds[16 * c + l], 0.0f);
+          ASSERT_EQ(a.lane_neg8[16 * c + l], 0);
+          ASSERT_EQ(a.lane_neg128[16 * c + l], 0);
         }
       }
       for (size_t i = 0; i < seen.size(); ++i) {  // each element once; padding stays zero
