@@ -57,6 +57,7 @@ eval::PolicyInfo policy_info(const Session& session, const EvalFlags& f, const S
   if (f.kv.rotate != "kv") p.name += ",rot=" + f.kv.rotate;
   if (f.kv.budget_mib > 0) p.name += ",mb=" + std::to_string(f.kv.budget_mib);
   p.family = policy.family();
+  p.budget_bits = policy.budget_bits();
   p.params = policy.parameters();
   p.params["group"] = so.kv.group;
   p.params["rotate"] = f.kv.rotate;

@@ -26,7 +26,9 @@ void add_sampler_flags(CLI::App& cmd, SamplerOptions& o) {
 
 void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv", f.policy,
-                 "KV cache policy: fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule");
+                 "KV cache policy: fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, "
+                 "learned:FILE[@BITS], oracle@BITS");
+  cmd.add_option("--kv-bits", f.kv_bits, "average effective bits for learned and oracle policies, in [2, 16]");
   cmd.add_option("--kv-residual", f.residual, "R: recent tokens kept at FP16 before the policy decides")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd.add_option("--kv-group", f.group, "elements per scale/minimum of quantized KV rows (multiple of 16)")
@@ -41,6 +43,7 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
 void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   PolicyOptions po;
   po.residual = f.residual;
+  po.budget_bits = f.kv_bits;
   so.policy = parse_policy(f.policy, po);
   so.kv.group = f.group;
   so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;

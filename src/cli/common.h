@@ -26,6 +26,7 @@ struct KvFlags {
   int group = 64;                    // --kv-group
   std::string rotate = "kv";         // --kv-rotate none|k|kv
   double budget_mib = 0.0;           // --kv-mb (0: none)
+  std::optional<double> kv_bits;     // --kv-bits: average effective bits (learned, oracle)
   std::string center = "off";        // --kv-center on|off (key centering, engine/key_means.h)
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/key_means.h"
+#include "engine/damage_probe.h"
 #include "policy/static_policy.h"
 #include "util/error.h"
 
@@ -44,6 +45,24 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   const bool quantizes = policy_->mixed() || policy_->floor().k_bits < 16;
   if (options_.center_keys && quantizes && kv.key_mean.empty()) kv.key_mean = measure_key_means(model, pool_);
   store_ = std::make_unique<KvStore>(model.config(), kv);
+  // The policy learns the model's shape, the store's layout options and how to measure damage.
+  PolicyBinding binding;
+  binding.config = &model.config();
+  binding.kv = &store_->options();
+  DamageProbeOptions probe;
+  probe.group = store_->options().group;
+  probe.rotation = store_->options().rotation;
+  probe.center_keys = options.center_keys;
+  probe.threads = options.threads;
+  probe.activations = options.activations;
+  binding.damage = [&model, probe](std::span<const int32_t> tokens, int64_t begin, int64_t end, int64_t horizon) {
+    DamageProbeOptions o = probe;
+    o.horizon = horizon;
+    std::vector<std::array<float, 3>> out;
+    for (const TokenDamage& d : probe_damage(model, tokens, begin, end, o)) out.push_back({d.kl[0], d.kl[1], d.kl[2]});
+    return out;
+  };
+  policy_->bind(binding);
   needs_ = policy_->needs();
 }
 

@@ -1,5 +1,11 @@
 #include "policy/precision_policy.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "policy/learned_policy.h"
+#include "policy/oracle_policy.h"
 #include "policy/rule_policy.h"
 #include "policy/static_policy.h"
 #include "util/error.h"
@@ -9,7 +15,7 @@ namespace kvbits {
 namespace {
 
 constexpr const char* kSpecHelp =
-    "fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule";
+    "fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, learned:FILE[@BITS], oracle@BITS";
 
 int parse_width(const std::string& w, const std::string& what) {
   if (w == "fp16" || w == "int16") return 16;
@@ -19,7 +25,38 @@ int parse_width(const std::string& w, const std::string& what) {
   throw Error(what + ": '" + w + "' is not a KV width (fp16, int8, int4, int2)");
 }
 
+// Splits "NAME@BITS" into NAME and the budget (nullopt without '@'); throws on a malformed number.
+std::pair<std::string, std::optional<double>> split_budget(const std::string& spec) {
+  const size_t at = spec.rfind('@');
+  if (at == std::string::npos) return {spec, std::nullopt};
+  const std::string num = spec.substr(at + 1);
+  char* end = nullptr;
+  const double v = num.empty() ? NAN : std::strtod(num.c_str(), &end);
+  if (num.empty() || end != num.c_str() + num.size()) {
+    throw Error("--kv: '" + spec + "': the budget after '@' must be a number of bits, e.g. @3");
+  }
+  return {spec.substr(0, at), v};
+}
+
+// The budget from "@BITS" or --kv-bits (both given: they must agree).
+std::optional<double> merge_budget(const std::optional<double>& in_spec, const std::optional<double>& flag,
+                                   const std::string& spec) {
+  if (in_spec && flag && *in_spec != *flag) {
+    throw Error("--kv '" + spec + "' and --kv-bits give different budgets; give it once");
+  }
+  return in_spec ? in_spec : flag;
+}
+
 }  // namespace
+
+void check_budget_bits(double bits, const std::string& what) {
+  if (!std::isfinite(bits) || bits < kMinBudgetBits || bits > kMaxBudgetBits) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s: a budget of %g effective bits is outside [%g, %g]", what.c_str(), bits,
+                  kMinBudgetBits, kMaxBudgetBits);
+    throw Error(buf);
+  }
+}
 
 KvPrecision parse_width_pair(const std::string& text, const std::string& what) {
   const size_t slash = text.find('/');
@@ -38,6 +75,35 @@ std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const Pol
     throw Error("--kv-residual: R must be >= 0, got " + std::to_string(*options.residual));
   }
   const int64_t r0 = options.residual.value_or(0);
+  if (options.budget_bits) check_budget_bits(*options.budget_bits, "--kv-bits");
+  if (spec.rfind("learned", 0) == 0) {
+    if (spec.size() < 9 || spec[7] != ':') throw Error("--kv: '" + spec + "': give the controller file, learned:FILE[@BITS]");
+    const auto [path, bits] = split_budget(spec.substr(8));
+    if (path.empty()) throw Error("--kv: '" + spec + "': give the controller file, learned:FILE[@BITS]");
+    const std::optional<double> budget = merge_budget(bits, options.budget_bits, spec);
+    if (budget) check_budget_bits(*budget, "--kv " + spec);
+    return LearnedPolicy::load(path, budget, r0);
+  }
+  if (spec.rfind("oracle", 0) == 0) {
+    const auto [name, bits] = split_budget(spec);
+    int64_t horizon = 16;
+    if (name != "oracle") {
+      const std::string h = name.rfind("oracle:h", 0) == 0 ? name.substr(8) : "";
+      char* end = nullptr;
+      const long v = h.empty() ? 0 : std::strtol(h.c_str(), &end, 10);
+      if (h.empty() || end != h.c_str() + h.size() || v < 1 || v > 256) {
+        throw Error("--kv: '" + spec + "' is not oracle@BITS or oracle:hHORIZON@BITS (horizon 1..256)");
+      }
+      horizon = v;
+    }
+    const std::optional<double> budget = merge_budget(bits, options.budget_bits, spec);
+    if (!budget) throw Error("--kv oracle needs a budget: oracle@BITS or --kv-bits BITS");
+    check_budget_bits(*budget, "--kv " + spec);
+    return std::make_unique<OraclePolicy>(*budget, horizon, r0);
+  }
+  if (options.budget_bits) {
+    throw Error("--kv-bits: '" + spec + "' stores fixed widths; a budget applies to learned and oracle policies");
+  }
   if (spec == "rule") return std::make_unique<RulePolicy>(RuleOptions{}, r0);
   if (spec.rfind("kivi", 0) == 0) {
     const std::string bits = spec == "kivi" ? "2" : spec.size() > 5 && spec[4] == ':' ? spec.substr(5) : "";

@@ -11,11 +11,18 @@
 //   kivi:B                            B in {2, 4} bits plus an FP16 residual of R recent tokens
 //                                     (default R 128, as in KIVI; --kv-residual overrides)
 //   rule                              heuristics, see RulePolicy in rule_policy.cc
+//   learned:PATH[@BITS]               the learned controller in PATH (learned_policy.h) at an
+//                                     average of BITS effective bits (--kv-bits overrides)
+//   oracle[@BITS]                     measured damage, knapsack per context (oracle_policy.h;
+//                                     expensive: for --limit'ed runs)
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +57,19 @@ struct PolicyNeeds {
   bool attention = false;  // attn_variance, attn_concentration, attn_received
 };
 
+// Measured damage D(t, b) (engine/damage_probe.h) of positions [begin, end) of `tokens` at widths
+// 2, 4 and 8 (K and V), summed KL over the following `horizon` tokens. Supplied by the engine.
+using DamageFn = std::function<std::vector<std::array<float, 3>>(std::span<const int32_t> tokens, int64_t begin,
+                                                                 int64_t end, int64_t horizon)>;
+
+// What the engine tells a policy before its first decide(): the model's shape, the store's
+// options (group, page size, per-token record: what a class costs in bytes), and a damage probe.
+struct PolicyBinding {
+  const LlamaConfig* config = nullptr;
+  const KvStoreOptions* kv = nullptr;
+  DamageFn damage;
+};
+
 class PrecisionPolicy {
  public:
   virtual ~PrecisionPolicy() = default;
@@ -67,6 +87,11 @@ class PrecisionPolicy {
   // Tokens kept at FP16 in the window after each commit (R).
   virtual int64_t residual() const { return residual_; }
   virtual PolicyNeeds needs() const { return {}; }
+  // The average effective bits it aims at, for policies with a budget (learned, oracle).
+  virtual std::optional<double> budget_bits() const { return std::nullopt; }
+  // Called by every Session using the policy, before any decide(). May throw Error (e.g. a
+  // controller trained for another model, a budget below the cheapest class).
+  virtual void bind(const PolicyBinding& binding) { (void)binding; }
   void set_residual(int64_t r) { residual_ = r; }
 
   // out[i * n_layers + l]: precision of tokens[i] in layer l.
@@ -78,7 +103,13 @@ class PrecisionPolicy {
 
 struct PolicyOptions {
   std::optional<int64_t> residual;  // --kv-residual; unset: the policy's default
+  std::optional<double> budget_bits;  // --kv-bits: average effective bits (learned, oracle)
 };
+
+// Budgets are average effective bits in [kMinBudgetBits, kMaxBudgetBits].
+inline constexpr double kMinBudgetBits = 2.0, kMaxBudgetBits = 16.0;
+// Throws Error("WHAT: ...") unless bits is finite and inside that range.
+void check_budget_bits(double bits, const std::string& what);
 
 // Parses a spec (see above). Throws Error with the accepted forms on anything else.
 std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const PolicyOptions& options = {});

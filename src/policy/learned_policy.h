@@ -1,0 +1,71 @@
+#pragma once
+// `learned:PATH[@BITS]`: the learned precision controller (issue 5). For each token leaving the
+// FP16 window: features from TokenInfo and the controller's token-frequency table
+// (policy/controller_features.h), normalised as stored, through the MLP -> one score per class
+// (int2, int4, int8, fp16; K and V alike), then budget control (policy/budget_control.h): the class
+// maximising score - lambda * bits, lambda from the file's calibration table plus an integral
+// correction on the run's committed bits, so the run averages BITS effective bits (+-0.1).
+//
+// The bits of a class come from the store's own layout (KvPageLayout::token_bytes for the model's
+// shape and the session's group, plus the 16-bit per-token record), never a constant, so a change
+// of codec metadata is accounted automatically. A token gets the same class in every layer.
+// The budget counts committed tokens: with R > 0 the FP16 window adds to the effective bits.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/budget_control.h"
+#include "policy/controller_file.h"
+#include "policy/precision_policy.h"
+
+namespace kvbits {
+
+// Effective bits of one token-layer row of class p in a store with these options: 8 (token_bytes
+// + per-token record) / (2 kv_dim).
+double class_effective_bits(const LlamaConfig& config, const KvStoreOptions& kv, KvPrecision p);
+// Checks a budget against the cheapest class of a store; the error explains what the cheapest
+// class costs.
+void check_budget_reachable(double target, const LlamaConfig& config, const KvStoreOptions& kv, KvPrecision cheapest,
+                            const std::string& what);
+
+class LearnedPolicy : public PrecisionPolicy {
+ public:
+  // target: average effective bits; unset = the controller's default_bits.
+  LearnedPolicy(std::shared_ptr<const ControllerFile> controller, std::string path, std::optional<double> target,
+                int64_t residual);
+  // Reads the file (Error on anything wrong with it).
+  static std::unique_ptr<LearnedPolicy> load(const std::filesystem::path& path, std::optional<double> target,
+                                             int64_t residual);
+
+  std::string spec() const override;
+  std::string family() const override;
+  nlohmann::json parameters() const override;
+  bool mixed() const override { return true; }
+  KvPrecision floor() const override;
+  PolicyNeeds needs() const override { return needs_; }
+  std::optional<double> budget_bits() const override { return target_; }
+  void bind(const PolicyBinding& binding) override;
+  void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) override;
+
+  // The scores (one per class) for a token; `rarity_running` as RunningFrequency gives it.
+  void score(const TokenInfo& token, float rarity_running, std::span<float> out) const;
+  const ControllerFile& controller() const { return *controller_; }
+  const BudgetController& budget() const { return budget_; }
+  // Tokens decided per class so far.
+  const std::vector<int64_t>& class_counts() const { return class_counts_; }
+
+ private:
+  std::shared_ptr<const ControllerFile> controller_;
+  std::string path_;
+  double target_;
+  PolicyNeeds needs_;
+  bool bound_ = false;
+  BudgetController budget_;
+  RunningFrequency running_;
+  std::vector<int64_t> class_counts_;
+  mutable std::vector<float> x_, scratch_, scores_;
+};
+
+}  // namespace kvbits
