@@ -17,5 +17,7 @@ Runner add_bench_command(CLI::App& app);
 Runner add_synth_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_report_command(CLI::App& app);
+Runner add_train_command(CLI::App& app);
+Runner add_sweep_command(CLI::App& app);
 
 }  // namespace kvbits::cli

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   add("synth", "write a random-weight model of a given shape (tests, benchmarks)", kvbits::cli::add_synth_command);
   add("eval", "accuracy or perplexity under a KV policy (result JSON)", kvbits::cli::add_eval_command);
   add("report", "merge evaluation results into tables and plots", kvbits::cli::add_report_command);
+  add("train", "fit a learned precision controller to measured damage", kvbits::cli::add_train_command);
+  add("sweep", "evaluate policies at several bit budgets, then report", kvbits::cli::add_sweep_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

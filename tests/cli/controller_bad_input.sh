@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The learned controller on the command line (issue 5): bad controller files, budgets and
+# calibration data give one-line errors and a non-zero exit; a controller trained on a tiny
+# synthetic model runs, meets its budget and refuses another model.
+# Uses only a tiny synthetic model written by `kvbits synth` (no real model needed).
+#
+# usage: bash tests/cli/controller_bad_input.sh KVBITS_BINARY SOURCE_DIR   (VERBOSE=1: show errors)
+set -u
+
+KVBITS=${1:?usage: controller_bad_input.sh KVBITS_BINARY SOURCE_DIR}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvbits-ctl-cli-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL: $1" >&2
+  if [[ -s "$TMP/err" ]]; then sed 's/^/  stderr: /' "$TMP/err" | head -n 5 >&2; fi
+}
+run_cmd() {
+  timeout 120 "$KVBITS" "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+}
+# expect_error NAME NEEDLE ARGS...: non-zero, no crash, one stderr line "error: ..." containing NEEDLE.
+expect_error() {
+  local name=$1 needle=$2
+  shift 2
+  run_cmd "$@"
+  local lines
+  lines=$(wc -l <"$TMP/err")
+  if [[ $rc -eq 124 ]]; then
+    fail "$name: timed out"
+  elif [[ $rc -ge 128 ]]; then
+    fail "$name: crashed (exit $rc)"
+  elif [[ $rc -eq 0 ]]; then
+    fail "$name: exit 0, expected an error"
+  elif [[ $lines -ne 1 ]]; then
+    fail "$name: $lines lines on stderr, expected 1"
+  elif ! grep -q '^error: ' "$TMP/err"; then
+    fail "$name: stderr does not start with 'error: '"
+  elif ! grep -qF -- "$needle" "$TMP/err"; then
+    fail "$name: the error does not mention '$needle'"
+  else
+    pass
+    if [[ -n "${VERBOSE:-}" ]]; then echo "ok: $name: $(cat "$TMP/err")"; fi
+  fi
+}
+expect_ok() {
+  local name=$1
+  shift
+  run_cmd "$@"
+  if [[ $rc -ne 0 ]]; then
+    fail "$name: exit $rc, expected 0"
+    return 1
+  fi
+  pass
+  return 0
+}
+
+# --- fixtures ----------------------------------------------------------------------------------
+TINY="$TMP/tiny.gguf"
+if ! expect_ok "synth tiny" synth --shape tiny -o "$TINY"; then
+  echo "cli: cannot write the tiny model; giving up" >&2
+  exit 1
+fi
+for i in $(seq 1 80); do echo "line $i: a fox $((i * 7))"; done >"$TMP/calib_train.txt"
+CTL="$TMP/ctl.json"
+if expect_ok "train a tiny controller" train -m "$TINY" --calib "$TMP/calib_train.txt" --tokens 150 --seq-tokens 32 \
+  --horizon 4 --epochs 3 --hidden 8,8 -o "$CTL"; then
+  if grep -q 'held-out label accuracy' "$TMP/out" && [[ -s "$CTL" ]]; then pass; else fail "train: no report or no file"; fi
+fi
+head -c 300 "$CTL" >"$TMP/truncated.json"
+sed -E 's/"n_layers": ?[0-9]+/"n_layers":99/' "$CTL" >"$TMP/other_model.json"
+sed -E 's/"format_version": ?1/"format_version": 7/' "$CTL" >"$TMP/version.json"
+sed -E 's/"features": ?\[\{/"features":[{"name":"entropy","transform":"none","mean":0,"std":1},{/' "$CTL" >"$TMP/features.json"
+sed -E 's/"format": ?"kvbits-controller"/"format": "something"/' "$CTL" >"$TMP/format.json"
+: >"$TMP/empty.txt"
+RUN=(run -m "$TINY" -c 256 -p "hello world" --temp 0 --ignore-eos)
+
+# --- bad input ---------------------------------------------------------------------------------
+expect_error "missing controller" "not found" "${RUN[@]}" --kv "learned:$TMP/nope.json"
+expect_error "truncated controller" "truncated" "${RUN[@]}" --kv "learned:$TMP/truncated.json"
+expect_error "controller for another model" "trained for" "${RUN[@]}" --kv "learned:$TMP/other_model.json"
+expect_error "unknown controller version" "version 7" "${RUN[@]}" --kv "learned:$TMP/version.json"
+expect_error "wrong feature count" "features" "${RUN[@]}" --kv "learned:$TMP/features.json"
+expect_error "not a controller" "not a kvbits controller" "${RUN[@]}" --kv "learned:$TMP/format.json"
+expect_error "learned without a file" "controller file" "${RUN[@]}" --kv "learned"
+expect_error "--kv-bits 1.5" "outside [2, 16]" "${RUN[@]}" --kv "learned:$CTL" --kv-bits 1.5
+expect_error "--kv-bits 17" "outside [2, 16]" "${RUN[@]}" --kv "learned:$CTL" --kv-bits 17
+expect_error "@1.5" "outside [2, 16]" "${RUN[@]}" --kv "learned:$CTL@1.5"
+expect_error "@abc" "must be a number" "${RUN[@]}" --kv "learned:$CTL@abc"
+expect_error "budget below the cheapest class" "cheapest class" "${RUN[@]}" --kv "learned:$CTL" --kv-bits 2.05
+expect_error "--kv-bits with a static policy" "fixed widths" "${RUN[@]}" --kv int4 --kv-bits 3
+expect_error "oracle without a budget" "needs a budget" "${RUN[@]}" --kv oracle
+expect_error "oracle --kv-bits 16.5" "outside [2, 16]" "${RUN[@]}" --kv oracle --kv-bits 16.5
+expect_error "train: empty calibration data" "no usable calibration text" train -m "$TMP/no-model.gguf" --calib "$TMP/empty.txt" -o "$TMP/x.json"
+expect_error "train: missing calibration file" "not found" train -m "$TINY" --calib "$TMP/nope.txt" -o "$TMP/x.json"
+cp "$TMP/calib_train.txt" "$TMP/arc_easy_test.jsonl"
+expect_error "train: a test split" "evaluation split" train -m "$TINY" --calib "$TMP/arc_easy_test.jsonl" -o "$TMP/x.json"
+expect_error "train: no calibration" "--calib" train -m "$TINY" -o "$TMP/x.json"
+expect_error "train: unknown feature" "unknown feature" train -m "$TINY" --calib "$TMP/calib_train.txt" --features rarity,magic -o "$TMP/x.json"
+expect_error "train: unwritable output" "cannot" train -m "$TINY" --calib "$TMP/calib_train.txt" -o "$TMP/empty.txt/x.json"
+[[ -e "$TMP/x.json" ]] && fail "a failed train left a file behind" || pass
+expect_error "sweep: budget 1.5" "outside [2, 16]" sweep -m "$TINY" --tasks wikitext2 --policies int4 --budgets 1.5 -o "$TMP/sw"
+expect_error "sweep: unknown policy" "not a KV width" sweep -m "$TINY" --tasks wikitext2 --policies int3 -o "$TMP/sw"
+expect_error "sweep: budget in the policy" "--budgets" sweep -m "$TINY" --tasks wikitext2 --policies "learned:$CTL@3" -o "$TMP/sw"
+
+# --- positive checks ---------------------------------------------------------------------------
+for bits in 5 7; do  # tiny: head_dim 16, int2 costs ~4.25 bits
+  if expect_ok "run tiny learned @$bits" "${RUN[@]}" -n 150 --kv "learned:$CTL" --kv-bits "$bits"; then
+    eff=$(grep -o '([0-9.]* effective bits)' "$TMP/err" | tr -d '(' | cut -d' ' -f1)
+    if [[ -n "$eff" ]] && awk -v e="$eff" -v t="$bits" 'BEGIN { d = e - t; if (d < 0) d = -d; exit !(d <= 0.2) }'; then
+      pass
+    else
+      fail "run tiny learned @$bits: effective bits '$eff' far from the target"
+    fi
+  fi
+done
+expect_ok "run tiny oracle" "${RUN[@]}" -n 8 --kv "oracle:h2@6"
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
