@@ -10,6 +10,7 @@
 #include "model_test_util.h"
 #include "policy/learned_policy.h"
 #include "tokenizer/tokenizer_data.h"
+#include "util/error.h"
 
 namespace kvbits {
 namespace {
