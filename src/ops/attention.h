@@ -22,6 +22,10 @@
 
 namespace kvbits {
 
+// Tokens of one page whose V weights share one int8 scale in the VNNI kernel (AVX3_DL): the
+// softmax max, sums and weight scale are taken once per step of this many tokens.
+inline constexpr int kAttentionStepTokens = 64;
+
 struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;

@@ -7,11 +7,12 @@
 //    lanes with no horizontal sums. score = sum over groups of
 //      ks * qd * idot + km * qsum
 //    (k ~ ks c + km; the rotated query qr ~ qd qi, qsum = sum of qr over the group).
-//  * V sums: weights w_t = p_t vs_t of a tile are rounded to int8 against the tile's largest
-//    weight; one vpdpbusd adds 4 tokens' w c to 16 dims; sum_t p_t vm_t is added per group.
+//  * V sums: weights w_t = p_t vs_t of a step (up to 4 tiles of one page, kVnniStepTiles) are
+//    rounded to int8 against the step's largest weight; one vpdpbusd adds 4 tokens' w c to 16
+//    dims; sum_t p_t vm_t is added per group.
 //  * fp16 K rows are transposed ([dim][16 tokens]): one vcvtph2ps gives a dim of 16 tokens.
 // Error of the integer steps, bounded in tests/unit/attention_test.cc: |qr - qd qi| <= qd / 2 per
-// element, |w - ws wq| <= ws / 2 per token and group (ws = tile max / 127).
+// element, |w - ws wq| <= ws / 2 per token and group (ws = step max / 127).
 //
 // Everything else (window rows, other targets) uses the portable path in attention.cc.
 
@@ -40,8 +41,12 @@ HWY_INLINE __m512 ExpPs(__m512 x) {
 }
 
 // Scores of one 16-token tile for the g heads of one query: s[h] (16 lanes), lanes >= nt = -inf.
-HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, const KvPageLayout& layout,
+// kG > 0: g == kG known at compile time, so the per-head accumulators stay in registers (the
+// kernels are instantiated for the common group sizes; kG = 0 is the generic fallback).
+template <int kG>
+HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
                               const uint8_t* page, int kvh, int t0, int nt, __m512* s) {
+  const int g = kG > 0 ? kG : g_runtime;
   const KvRowFormat& kf = layout.format(false);
   const int pt = layout.page_tokens();
   const int groups = hd / group;
@@ -56,29 +61,27 @@ HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, 
   } else {
     const int bits = kf.bits, planes = 8 / bits, per_chunk = 32 / bits;
     const uint8_t* k = page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false);
-    const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
-    __m512i acc[16][4];  // [head][group]
-    for (int h = 0; h < g; ++h) {
-      for (int gr = 0; gr < groups; ++gr) acc[h][gr] = _mm512_setzero_si512();
-    }
-    const int chunks = hd / per_chunk;
-    for (int c = 0; c < chunks; ++c) {
-      const __m512i raw = _mm512_loadu_si512(k + c * 64);
-      for (int j = 0; j < planes; ++j) {
-        const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
-        const int dim = c * per_chunk + 4 * j;
-        const int gr = dim / group;
-        for (int h = 0; h < g; ++h) acc[h][gr] = DpbusdBroadcast(acc[h][gr], codes, q.qi + h * hd + dim);
-      }
-    }
     const uint8_t* ks = page + layout.scales(false, kvh);
     const uint8_t* km = page + layout.minimums(false, kvh);
+    const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
+    for (int h = 0; h < g; ++h) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
+    // A chunk's dims lie in one group (group is a multiple of 16 >= per_chunk).
+    const int chunks_per_group = group / per_chunk;
     for (int gr = 0; gr < groups; ++gr) {
+      __m512i acc[16];
+      for (int h = 0; h < g; ++h) acc[h] = _mm512_setzero_si512();
+      for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
+        const __m512i raw = _mm512_loadu_si512(k + c * 64);
+        for (int j = 0; j < planes; ++j) {
+          const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
+          const int dim = c * per_chunk + 4 * j;
+          for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, q.qi + h * hd + dim);
+        }
+      }
       const __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
       const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
       for (int h = 0; h < g; ++h) {
-        if (gr == 0) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
-        const __m512 dot = _mm512_cvtepi32_ps(acc[h][gr]);
+        const __m512 dot = _mm512_cvtepi32_ps(acc[h]);
         s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
         s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
       }
@@ -88,43 +91,66 @@ HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g, int hd, int group, 
   for (int h = 0; h < g; ++h) s[h] = _mm512_mask_blend_ps(valid, neg_inf, s[h]);
 }
 
-// Online-softmax update of one head with a tile of scores s: returns p = exp(s - m_new) and
-// rescales the head's sums when the max grows.
-HWY_INLINE __m512 SoftmaxTile(__m512 s, int h, int hd, const SoftmaxState& st) {
-  const float tile_max = _mm512_reduce_max_ps(s);
-  if (tile_max > st.m[h]) {
-    const float correction = std::exp(st.m[h] - tile_max);  // 0 on the first tile
-    const __m512 vc = _mm512_set1_ps(correction);
-    for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
-      for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
+// Tiles per softmax step: the scores of up to 64 tokens (4 tiles of one page) go through one
+// max, one sum and one set of int8 V weights per head, so the horizontal reductions are paid once
+// per 64 tokens instead of once per tile.
+constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
+
+// Online-softmax update of one head with `tiles` tiles of scores s[i][h]: turns them into
+// p = exp(s - m_new) in place and rescales the head's sums when the max grows.
+template <int kG>
+HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, const SoftmaxState& st) {
+  const int g = kG > 0 ? kG : g_runtime;
+  for (int h = 0; h < g; ++h) {
+    __m512 vmax = s[0][h];
+    for (int i = 1; i < tiles; ++i) vmax = _mm512_max_ps(vmax, s[i][h]);
+    const float step_max = _mm512_reduce_max_ps(vmax);
+    if (step_max > st.m[h]) {
+      const float correction = std::exp(st.m[h] - step_max);  // 0 on the first step
+      const __m512 vc = _mm512_set1_ps(correction);
+      for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
+        for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
+      }
+      st.l[h] *= correction;
+      if (st.l2) st.l2[h] *= correction * correction;
+      st.m[h] = step_max;
     }
-    st.l[h] *= correction;
-    if (st.l2) st.l2[h] *= correction * correction;
-    st.m[h] = tile_max;
+    const __m512 m = _mm512_set1_ps(st.m[h]);
+    __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
+    for (int i = 0; i < tiles; ++i) {
+      s[i][h] = ExpPs(_mm512_sub_ps(s[i][h], m));  // exp(-inf) = 0 for padding
+      sum = _mm512_add_ps(sum, s[i][h]);
+      sum2 = _mm512_fmadd_ps(s[i][h], s[i][h], sum2);
+    }
+    st.l[h] += _mm512_reduce_add_ps(sum);
+    if (st.l2) st.l2[h] += _mm512_reduce_add_ps(sum2);
   }
-  const __m512 p = ExpPs(_mm512_sub_ps(s, _mm512_set1_ps(st.m[h])));  // exp(-inf) = 0 for padding
-  st.l[h] += _mm512_reduce_add_ps(p);
-  if (st.l2) st.l2[h] += _mm512_reduce_add_ps(_mm512_mul_ps(p, p));
-  return p;
 }
 
-// Adds sum_t p[h][t] v_t of one tile to target[h * hd ..].
-HWY_INLINE void AccumulateTileVnni(int g, int hd, int group, const KvPageLayout& layout, const uint8_t* page, int kvh,
-                                   int t0, int nt, const __m512* p, float* target) {
+// Adds sum_t p[i][h][t] v_t of the step's tiles (tokens [t0, t0 + n)) to target[h * hd ..]. kG as
+// for ScoreTileVnni.
+template <int kG>
+HWY_INLINE void AccumulateStepVnni(int g_runtime, int hd, int group, const KvPageLayout& layout, const uint8_t* page,
+                                   int kvh, int t0, int n, int tiles, __m512 (*p)[16], float* target) {
+  const int g = kG > 0 ? kG : g_runtime;
   const KvRowFormat& vf = layout.format(true);
   const int pt = layout.page_tokens();
+  const uint8_t* v0 = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
   if (vf.bits == 16) {
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true));
     alignas(64) float pw[16][kKvTile];
-    for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[h]);
-    for (int d = 0; d < hd; d += 16) {
-      __m512 a[16];
-      for (int h = 0; h < g; ++h) a[h] = _mm512_loadu_ps(target + h * hd + d);
-      for (int j = 0; j < nt; ++j) {
-        const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + j * hd + d)));
-        for (int h = 0; h < g; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(pw[h][j]), vv, a[h]);
+    for (int i = 0; i < tiles; ++i) {
+      const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * layout.tile_bytes(true));
+      const int nt = std::min(kKvTile, n - i * kKvTile);
+      for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[i][h]);
+      for (int d = 0; d < hd; d += 16) {
+        __m512 a[16];
+        for (int h = 0; h < g; ++h) a[h] = _mm512_loadu_ps(target + h * hd + d);
+        for (int j = 0; j < nt; ++j) {
+          const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + j * hd + d)));
+          for (int h = 0; h < g; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(pw[h][j]), vv, a[h]);
+        }
+        for (int h = 0; h < g; ++h) _mm512_storeu_ps(target + h * hd + d, a[h]);
       }
-      for (int h = 0; h < g; ++h) _mm512_storeu_ps(target + h * hd + d, a[h]);
     }
     return;
   }
@@ -132,39 +158,53 @@ HWY_INLINE void AccumulateTileVnni(int g, int hd, int group, const KvPageLayout&
   const int groups = hd / group;
   const uint8_t* vs = page + layout.scales(true, kvh);
   const uint8_t* vm = page + layout.minimums(true, kvh);
-  // Integer weights per (head, group): 16 bytes, one per token; ws = their scale.
-  alignas(64) int8_t wq[16][4][kKvTile];
+  // Integer weights per (head, group): one byte per token of the step; ws = their scale.
+  alignas(64) int8_t wq[16][4][kVnniStepTiles * kKvTile];
   float ws[16][4];
   for (int gr = 0; gr < groups; ++gr) {
-    const __m512 scale = LoadMeta(vs, gr * pt + t0, vf.meta_size());
-    const __m512 minimum = LoadMeta(vm, gr * pt + t0, vf.meta_size());
+    __m512 w[kVnniStepTiles][16];
+    __m512 wmax[16], pmin[16];
+    for (int h = 0; h < g; ++h) wmax[h] = pmin[h] = _mm512_setzero_ps();
+    for (int i = 0; i < tiles; ++i) {
+      const __m512 scale = LoadMeta(vs, gr * pt + t0 + i * kKvTile, vf.meta_size());
+      const __m512 minimum = LoadMeta(vm, gr * pt + t0 + i * kKvTile, vf.meta_size());
+      for (int h = 0; h < g; ++h) {
+        w[i][h] = _mm512_mul_ps(p[i][h], scale);
+        wmax[h] = _mm512_max_ps(wmax[h], w[i][h]);
+        pmin[h] = _mm512_fmadd_ps(p[i][h], minimum, pmin[h]);
+      }
+    }
     for (int h = 0; h < g; ++h) {
-      const __m512 w = _mm512_mul_ps(p[h], scale);
-      const float wmax = _mm512_reduce_max_ps(w);
-      ws[h][gr] = wmax / 127.0f;
-      const __m512 inv = _mm512_set1_ps(wmax > 0.0f ? 127.0f / wmax : 0.0f);
-      _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr]), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(w, inv))));
+      const float mx = _mm512_reduce_max_ps(wmax[h]);
+      ws[h][gr] = mx / 127.0f;
+      const __m512 inv = _mm512_set1_ps(mx > 0.0f ? 127.0f / mx : 0.0f);
+      for (int i = 0; i < tiles; ++i) {
+        _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile),
+                        _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(w[i][h], inv))));
+      }
       // sum_t p_t vm_t: the minimums' share, the same for every dim of the group.
-      const __m512 add = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_mul_ps(p[h], minimum)));
+      const __m512 add = _mm512_set1_ps(_mm512_reduce_add_ps(pmin[h]));
       for (int d = gr * group; d < (gr + 1) * group; d += 16) {
         _mm512_storeu_ps(target + h * hd + d, _mm512_add_ps(_mm512_loadu_ps(target + h * hd + d), add));
       }
     }
   }
-  const uint8_t* v = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
   for (int kb = 0; kb < hd / 16; ++kb) {  // 16-dim blocks
     const int gr = kb * 16 / group;
     __m512i acc[16];
     for (int h = 0; h < g; ++h) acc[h] = _mm512_setzero_si512();
-    const uint8_t* block = v + kb * 32 * bits;
-    for (int z = 0; z < chunks; ++z) {
-      const __m512i raw = _mm512_loadu_si512(block + z * 64);
-      for (int j = 0; j < planes; ++j) {
-        const int quad = z * planes + j;
-        if (4 * quad >= nt) break;
-        const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
-        for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, wq[h][gr] + 4 * quad);
+    for (int i = 0; i < tiles; ++i) {  // int32 sums of <= 64 tokens x 127 x 255: no overflow
+      const int nt = std::min(kKvTile, n - i * kKvTile);
+      const uint8_t* block = v0 + i * layout.tile_bytes(true) + kb * 32 * bits;
+      for (int z = 0; z < chunks; ++z) {
+        const __m512i raw = _mm512_loadu_si512(block + z * 64);
+        for (int j = 0; j < planes; ++j) {
+          const int quad = z * planes + j;
+          if (4 * quad >= nt) break;
+          const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
+          for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+        }
       }
     }
     for (int h = 0; h < g; ++h) {
@@ -174,19 +214,40 @@ HWY_INLINE void AccumulateTileVnni(int g, int hd, int group, const KvPageLayout&
   }
 }
 
-// The VNNI page kernel: tiles of 16 tokens, each read once for the nq queries of a block.
-HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
-                               const KvPageRef& page, int kvh, bool rotated_v) {
+// The VNNI page kernel: steps of up to 4 tiles of 16 tokens, each read once for the nq queries
+// of a block.
+template <int kG>
+HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
+                                const KvPageRef& page, int kvh, bool rotated_v) {
   const KvPageLayout& layout = *page.layout;
   const bool v_quant = layout.format(true).bits < 16;
-  __m512 s[16];
-  for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
-    const int nt = std::min(kKvTile, page.n_tokens - t0);
+  constexpr int kStep = kVnniStepTiles * kKvTile;
+  __m512 s[kVnniStepTiles][16];
+  for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
+    const int n = std::min(kStep, page.n_tokens - t0);
+    const int tiles = (n + kKvTile - 1) / kKvTile;
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];
-      ScoreTileVnni(qs[qi], g, hd, group, layout, page.data, kvh, t0, nt, s);
-      for (int h = 0; h < g; ++h) s[h] = SoftmaxTile(s[h], h, hd, st);
-      AccumulateTileVnni(g, hd, group, layout, page.data, kvh, t0, nt, s, v_quant && rotated_v ? st.acc_rot : st.acc);
+      for (int i = 0; i < tiles; ++i) {
+        ScoreTileVnni<kG>(qs[qi], g, hd, group, layout, page.data, kvh, t0 + i * kKvTile,
+                          std::min(kKvTile, n - i * kKvTile), s[i]);
+      }
+      SoftmaxStep<kG>(s, tiles, g, hd, st);
+      AccumulateStepVnni<kG>(g, hd, group, layout, page.data, kvh, t0, n, tiles, s,
+                             v_quant && rotated_v ? st.acc_rot : st.acc);
     }
+  }
+}
+
+// Dispatch on the query heads per KV head (SmolLM2-135M: 3; 360M: 3; 1.7B: 1).
+HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
+                               const KvPageRef& page, int kvh, bool rotated_v) {
+  switch (g) {
+    case 1: return AttendPageVnniG<1>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    case 2: return AttendPageVnniG<2>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    case 3: return AttendPageVnniG<3>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    case 4: return AttendPageVnniG<4>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    case 8: return AttendPageVnniG<8>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    default: return AttendPageVnniG<0>(qs, states, nq, g, hd, group, page, kvh, rotated_v);
   }
 }

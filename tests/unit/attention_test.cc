@@ -15,8 +15,8 @@
 //        qd = amax / 127. This one is deterministic, so the test applies it too (emulate_vnni):
 //        scores of quantized keys are computed from the same qi, qd, codes, scales and minimums
 //        in double, and the softmax and sums in double give the expected output;
-//    (2) each tile's V weights w_t = p_t vs_t are rounded to int8 against the tile's largest
-//        weight: |dw_t| <= max_T(w) / 254, which moves the output by at most
+//    (2) the V weights w_t = p_t vs_t of each step T (kAttentionStepTokens tokens of a page) are
+//        rounded to int8 against the step's largest weight: |dw_t| <= max_T(w) / 254, which moves the output by at most
 //        sum_t max_T(p vs) / 254 ||c_t|| / sum p (codes c_t of token t's group, summed per group).
 //    The kernel must match the emulation within (2) plus the fp32 allowance above. (2) is a
 //    worst-case sum of rounding errors; measured errors are a few percent of it. A layout or
@@ -67,18 +67,18 @@ struct KeyInfo {
   std::vector<float> k, v;                  // [hd] as stored (rotated basis for quantized rows)
   std::vector<uint8_t> k_codes, v_codes;    // [hd] quantized rows
   std::vector<float> ks, km, vs, vm;        // [groups] quantized rows
-  int tile = -1;                            // global tile id (pages), -1 for window rows
+  int step = -1;                            // global step id (pages), -1 for window rows
 };
 
 std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int group, const WindowRange& w) {
   std::vector<KeyInfo> keys;
   const int groups = hd / group;
-  int tile_base = 0;
+  int step_base = 0;
   std::vector<uint16_t> sc(static_cast<size_t>(groups)), mn(sc.size());
   for (const KvPageRef& page : view.pages) {
     for (int t = 0; t < page.n_tokens; ++t) {
       KeyInfo ki;
-      ki.tile = tile_base + t / kKvTile;
+      ki.step = step_base + t / kAttentionStepTokens;
       for (const bool is_v : {false, true}) {
         std::vector<float>& row = is_v ? ki.v : ki.k;
         row.resize(static_cast<size_t>(hd));
@@ -94,7 +94,7 @@ std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int g
       }
       keys.push_back(std::move(ki));
     }
-    tile_base += (page.n_tokens + kKvTile - 1) / kKvTile;
+    step_base += (page.n_tokens + kAttentionStepTokens - 1) / kAttentionStepTokens;
   }
   for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {
     for (int64_t j = j0; j < j1; ++j) {
@@ -171,13 +171,13 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
   double total = 0.0;
   for (double& x : s) total += (x = std::exp(x - m));
   std::vector<double> rot(static_cast<size_t>(hd), 0.0);
-  std::map<int, std::vector<double>> tile_max;  // per tile and group: max of p vs
+  std::map<int, std::vector<double>> step_max;  // per step and group: max of p vs
   for (size_t j = 0; j < keys.size(); ++j) {
     const KeyInfo& ki = keys[j];
     std::vector<double>& acc = !ki.v_codes.empty() && rotated_v ? rot : r.out;
     for (int e = 0; e < hd; ++e) acc[e] += s[j] * ki.v[e];
     if (ki.v_codes.empty()) continue;
-    auto& tm = tile_max[ki.tile];
+    auto& tm = step_max[ki.step];
     tm.resize(static_cast<size_t>(groups), 0.0);
     for (int g = 0; g < groups; ++g) tm[g] = std::max(tm[g], s[j] * ki.vs[g]);
   }
@@ -190,7 +190,7 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
     for (int g = 0; g < groups; ++g) {
       double c2 = 0.0;
       for (int e = g * group; e < (g + 1) * group; ++e) c2 += static_cast<double>(ki.v_codes[e]) * ki.v_codes[e];
-      weight_term += tile_max[ki.tile][g] / 254.0 * std::sqrt(c2);
+      weight_term += step_max[ki.step][g] / 254.0 * std::sqrt(c2);
     }
   }
   r.bound = weight_term / total + 2e-4 * vmax + 1e-6;

@@ -1,0 +1,101 @@
+// Google Benchmark micro-benchmarks of decode attention over committed KV pages: one query token
+// (SmolLM2-135M's shape: 9 query heads, 3 KV heads, head_dim 64) attending `tokens` page tokens of
+// one class, on 1 thread. tokens = 245760 = 8192 x 30 layers, so the bytes read equal one decode
+// step's cache reads at depth 8192 and do not fit in any cache level. Reports bytes/s of cache read.
+//
+//   ./build/bench/kvbits_kernel_bench --benchmark_filter=Attention
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/kv_codec.h"
+
+namespace kvbits {
+namespace {
+
+constexpr int kHeads = 9, kKvHeads = 3, kHeadDim = 64, kGroup = 64, kPageTokens = 64;
+
+struct PagedCache {
+  KvPageLayout layout;
+  std::vector<uint8_t> bytes;
+  std::vector<KvPageRef> pages;
+  size_t token_bytes = 0;
+};
+
+// Pages filled with valid random rows (written through kv_page_write_* so metadata is finite).
+std::unique_ptr<PagedCache> make_cache(int bits, int64_t tokens) {
+  auto c = std::make_unique<PagedCache>();
+  const KvRowFormat f{bits, kHeadDim, kGroup};
+  c->layout = KvPageLayout(f, f, kPageTokens, kKvHeads);
+  c->token_bytes = c->layout.token_bytes();
+  const int64_t n_pages = (tokens + kPageTokens - 1) / kPageTokens;
+  c->bytes.assign(static_cast<size_t>(n_pages) * c->layout.page_bytes(), 0);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(kHeadDim);
+  std::vector<uint8_t> codes(kHeadDim);
+  std::vector<uint16_t> scale(kHeadDim / kGroup), minimum(kHeadDim / kGroup), row(kHeadDim);
+  // One row pattern per (head, K/V) reused over slots: setup time stays small; reads do not care.
+  for (int64_t p = 0; p < n_pages; ++p) {
+    uint8_t* page = c->bytes.data() + p * c->layout.page_bytes();
+    const int used = static_cast<int>(std::min<int64_t>(kPageTokens, tokens - p * kPageTokens));
+    for (int slot = 0; slot < used; ++slot) {
+      for (int h = 0; h < kKvHeads; ++h) {
+        for (bool is_v : {false, true}) {
+          for (float& v : x) v = nd(rng);
+          if (bits == 16) {
+            for (int e = 0; e < kHeadDim; ++e) row[e] = kv_meta_round(x[e], 8);  // fp16 bits
+            kv_page_write_fp16(c->layout, page, is_v, h, slot, row.data());
+          } else {
+            kv_quantize_ref(x.data(), kHeadDim, bits, kGroup, codes.data(), scale.data(), minimum.data());
+            kv_page_write_codes(c->layout, page, is_v, h, slot, codes.data(), scale.data(), minimum.data());
+          }
+        }
+      }
+    }
+    c->pages.push_back({page, &c->layout, used});
+  }
+  return c;
+}
+
+void BM_AttentionDecode(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t tokens = state.range(1);
+  const auto cache = make_cache(bits, tokens);
+  KvLayerView view;
+  view.pages = cache->pages;
+  view.group = kGroup;
+  view.rotated_k = view.rotated_v = bits < 16;
+  const AttentionShape shape{kHeads, kKvHeads, kHeadDim};
+  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : q) v = nd(rng);
+  const WindowRange window{};
+  ThreadPool pool(1);
+  AttentionScratch scratch;
+  for (auto _ : state) {
+    attention(shape, q.data(), 1, &window, view, out.data(), pool, scratch);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * tokens * static_cast<int64_t>(cache->token_bytes));
+  state.counters["time_per_tile"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * (tokens / kKvTile) * kKvHeads,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_AttentionDecode)
+    ->ArgNames({"bits", "tokens"})
+    ->Args({16, 245760})
+    ->Args({8, 245760})
+    ->Args({4, 245760})
+    ->Args({2, 245760})
+    ->Args({4, 8192})
+    ->Args({2, 8192})
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace kvbits
