@@ -40,7 +40,7 @@ struct FitOptions {
   double temperature = 0.5;   // T = temperature * median(D_int2 - D_int4)
   double label_bits = 3.5;    // mu: hard labels average this many bits
   bool subtract_noise_floor = true;
-  int epochs = 60;
+  int epochs = 20;            // held-out loss rose after ~20 epochs on the shipped labels (docs/controller.md)
   int batch = 64;
   AdamOptions adam;
   uint64_t seed = 1;
