@@ -91,10 +91,7 @@ int sweep_command(const SweepFlags& f) {
     budgets.push_back(v);
   }
   if (f.limit < 0) throw Error("--limit must be >= 0");
-  const eval::DataDir data_dir = eval::resolve_data_dir(f.data);
-  std::vector<eval::TaskSpec> specs;
-  for (const std::string& t : task_names) specs.push_back(eval::parse_task(t, data_dir));
-  // Every run: (spec, budget or none). Specs are parsed now so typos fail before the model loads.
+  // Every run: (spec, budget or none). Specs are parsed first so typos fail before data or model load.
   struct Run {
     std::string spec;
     std::optional<double> budget;
@@ -116,6 +113,10 @@ int sweep_command(const SweepFlags& f) {
       runs.push_back({p, std::nullopt});
     }
   }
+  // Then the data (flags are checked first: a typo in a policy needs no data directory).
+  const eval::DataDir data_dir = eval::resolve_data_dir(f.data);
+  std::vector<eval::TaskSpec> specs;
+  for (const std::string& t : task_names) specs.push_back(eval::parse_task(t, data_dir));
   std::vector<eval::TaskData> data;
   for (const auto& spec : specs) data.push_back(eval::load_task(spec, {}));
   const std::filesystem::path dir = f.out;

@@ -131,8 +131,8 @@ class PolicySession : public ::testing::Test {
   std::unique_ptr<LlamaModel> model_;
 };
 
-// Effective bits of class p in the tiny model's store (head_dim 16: metadata costs more than in
-// SmolLM2, int2 is ~4.25 bits here).
+// Effective bits of class p in the tiny model's store (head_dim 16: metadata and the per-token
+// record cost more than in SmolLM2).
 double tiny_bits(const LlamaConfig& c, KvPrecision p) {
   KvStoreOptions kv;
   kv.per_token_record = true;
@@ -183,7 +183,7 @@ TEST_F(PolicySession, LearnedRefusesAnotherModelAndUnreachableBudgets) {
     EXPECT_NE(std::string(e.what()).find("trained for"), std::string::npos) << e.what();
   }
   const std::string good = controller_path(model_->config());
-  so.policy = parse_policy("learned:" + good + "@4");  // int2 costs ~4.25 bits in this shape
+  so.policy = parse_policy("learned:" + good + "@2.1");  // below int2, which costs > 2.25 bits in any shape
   try {
     Session s(*model_, so);
     FAIL();
@@ -202,8 +202,11 @@ TEST_F(PolicySession, LearnedRefusesAnotherModelAndUnreachableBudgets) {
 }
 
 TEST_F(PolicySession, OracleMeetsTheBudgetAndProtectsDamagingTokens) {
-  auto policy = std::shared_ptr<PrecisionPolicy>(parse_policy("oracle:h4@6"));
-  EXPECT_EQ(policy->spec(), "oracle:h4@6");
+  EXPECT_EQ(parse_policy("oracle:h4@6")->spec(), "oracle:h4@6");
+  // A budget halfway between int2 and int4 in this shape: the knapsack must mix widths.
+  const LlamaConfig& c = model_->config();
+  const double target = 0.5 * (tiny_bits(c, {2, 2}) + tiny_bits(c, {4, 4}));
+  auto policy = std::shared_ptr<PrecisionPolicy>(parse_policy("oracle:h4@" + std::to_string(target)));
   SessionOptions so;
   so.context = 64;
   so.threads = 1;
@@ -211,7 +214,7 @@ TEST_F(PolicySession, OracleMeetsTheBudgetAndProtectsDamagingTokens) {
   Session s(*model_, so);
   s.prefill(tokens(30, 1));
   const KvStats st = s.kv().stats();
-  EXPECT_NEAR(st.effective_bits, 6.0, 0.2);  // one context: discreteness of 30 tokens
+  EXPECT_NEAR(st.effective_bits, target, 0.2);  // one context: discreteness of 30 tokens
   EXPECT_GT(st.rows_per_class[kv_class_index({2, 2})], 0);
   EXPECT_GT(st.rows_per_class[kv_class_index({4, 4})] + st.rows_per_class[kv_class_index({8, 8})], 0);
   EXPECT_THROW(parse_policy("oracle"), Error);  // needs a budget
