@@ -9,6 +9,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVBITS_SANITIZE=ON -DKVBITS_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)" --target kvbits_unit_tests
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions="$here/scripts/ubsan.supp"
 ./build-asan/tests/kvbits_unit_tests \
   --gtest_filter='Kv*:Attention*:DamageProbe*:SessionFeatures*:Hadamard*:Matmul*:Planar*:Quant*:Controller*'

@@ -164,8 +164,11 @@ MatrixView repack_planar(const MatrixView& w, uint8_t* dst) {
           if (type == TensorType::Q8_0) {
             row[planar_q8_offset(g, b, e)] = static_cast<uint8_t>(codes[e] ^ 0x80);
           } else {
-            int shift;
-            row[planar_q4_offset(g, b, e, &shift)] |= static_cast<uint8_t>(codes[e] << shift);
+            // The offset (and its shift) first: in `a[f(&s)] |= x << s` the right side is
+            // sequenced before the left, so s would be read before f sets it.
+            int shift = 0;
+            const int64_t at = planar_q4_offset(g, b, e, &shift);
+            row[at] |= static_cast<uint8_t>(codes[e] << shift);
           }
         }
       }
@@ -228,13 +231,21 @@ void dequantize_row(const MatrixView& w, int64_t r, float* out) {
   const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
   switch (static_cast<TensorType>(w.type_id)) {
     case TensorType::F32:
-      for (int64_t c = 0; c < w.cols; ++c) out[c] = reinterpret_cast<const float*>(row)[c];
+      std::memcpy(out, row, static_cast<size_t>(w.cols) * sizeof(float));  // rows may be unaligned
       break;
     case TensorType::F16:
-      for (int64_t c = 0; c < w.cols; ++c) out[c] = fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[c]);
+      for (int64_t c = 0; c < w.cols; ++c) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * c, 2);
+        out[c] = fp16_to_fp32(h);
+      }
       break;
     case TensorType::BF16:
-      for (int64_t c = 0; c < w.cols; ++c) out[c] = bf16_to_fp32(reinterpret_cast<const uint16_t*>(row)[c]);
+      for (int64_t c = 0; c < w.cols; ++c) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * c, 2);
+        out[c] = bf16_to_fp32(h);
+      }
       break;
     case TensorType::Q4_0:
       dequantize_row_q4_0_ref(reinterpret_cast<const BlockQ4_0*>(row), out, w.cols);
