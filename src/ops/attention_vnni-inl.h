@@ -16,6 +16,13 @@
 //
 // Everything else (window rows, other targets) uses the portable path in attention.cc.
 
+// The loops over the g heads of a group are unrolled so that the per-head accumulators live in
+// registers: at -O2 GCC keeps them in a stack array and every vpdpbusd becomes a load, the
+// instruction and a store (a store-forwarding chain that made the kernel ~2x slower).
+#ifndef KVBITS_UNROLL_HEADS
+#define KVBITS_UNROLL_HEADS _Pragma("GCC unroll 16")
+#endif
+
 // acc + (sum of the 4 u8 x s8 products of each 32-bit lane), with the 4 signed bytes at s8
 // broadcast to every lane (vpdpbusd with an embedded {1to16} broadcast). Inline assembly because
 // Highway 1.0.3's AVX3_DL target does not enable "avx512vnni" for the intrinsic; zmm operands
@@ -40,55 +47,102 @@ HWY_INLINE __m512 ExpPs(__m512 x) {
   return hn::Exp(df, hn::Vec512<float>{x}).raw;
 }
 
-// Scores of one 16-token tile for the g heads of one query: s[h] (16 lanes), lanes >= nt = -inf.
+// Independent accumulator chains per head in the dot-product loops. vpdpbusd and vfmadd have a
+// latency of 4-5 cycles and a throughput of one zmm per cycle (Zen 4), so with g = 3 heads one
+// chain per head left the units idle most of the time; two chains per head measured 1.4x faster
+// (docs/benchmarks.md).
+constexpr int kChains = 2;
+
+// Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
 // kG > 0: g == kG known at compile time, so the per-head accumulators stay in registers (the
 // kernels are instantiated for the common group sizes; kG = 0 is the generic fallback).
 template <int kG>
-HWY_INLINE void ScoreTileVnni(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
-                              const uint8_t* page, int kvh, int t0, int nt, __m512* s) {
+HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, int g_runtime, int hd, const KvPageLayout& layout,
+                              const uint8_t* page, int kvh, int t0, __m512* s) {
   const int g = kG > 0 ? kG : g_runtime;
+  const uint16_t* k = reinterpret_cast<const uint16_t*>(page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false));
+  __m512 acc[kChains][16] = {};
+  for (int e = 0; e < hd; e += kChains) {  // hd is a multiple of 16
+#pragma GCC unroll 2
+    for (int c = 0; c < kChains; ++c) {
+      const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + (e + c) * kKvTile)));
+      KVBITS_UNROLL_HEADS
+      for (int h = 0; h < g; ++h) acc[c][h] = _mm512_fmadd_ps(kv, _mm512_set1_ps(q.qf[h * hd + e + c]), acc[c][h]);
+    }
+  }
+  KVBITS_UNROLL_HEADS
+  for (int h = 0; h < g; ++h) s[h] = _mm512_add_ps(acc[0][h], acc[1][h]);
+}
+
+// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
+template <int kG, int kBits>
+HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
+                               const uint8_t* page, int kvh, int t0, __m512* s) {
+  const int g = kG > 0 ? kG : g_runtime;
+  constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
+  // 8-bit codes have one plane per chunk: the chains alternate over pairs of chunks instead.
+  constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
   const KvRowFormat& kf = layout.format(false);
   const int pt = layout.page_tokens();
   const int groups = hd / group;
-  const __mmask16 valid = static_cast<__mmask16>((1u << nt) - 1u);
-  if (kf.bits == 16) {
-    const uint16_t* k = reinterpret_cast<const uint16_t*>(page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false));
-    for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
-    for (int e = 0; e < hd; ++e) {
-      const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + e * kKvTile)));
-      for (int h = 0; h < g; ++h) s[h] = _mm512_fmadd_ps(kv, _mm512_set1_ps(q.qf[h * hd + e]), s[h]);
-    }
-  } else {
-    const int bits = kf.bits, planes = 8 / bits, per_chunk = 32 / bits;
-    const uint8_t* k = page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false);
-    const uint8_t* ks = page + layout.scales(false, kvh);
-    const uint8_t* km = page + layout.minimums(false, kvh);
-    const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
-    for (int h = 0; h < g; ++h) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
-    // A chunk's dims lie in one group (group is a multiple of 16 >= per_chunk).
-    const int chunks_per_group = group / per_chunk;
-    for (int gr = 0; gr < groups; ++gr) {
-      __m512i acc[16];
-      for (int h = 0; h < g; ++h) acc[h] = _mm512_setzero_si512();
-      for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
-        const __m512i raw = _mm512_loadu_si512(k + c * 64);
-        for (int j = 0; j < planes; ++j) {
-          const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
-          const int dim = c * per_chunk + 4 * j;
-          for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, q.qi + h * hd + dim);
+  const uint8_t* k = page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false);
+  const uint8_t* ks = page + layout.scales(false, kvh);
+  const uint8_t* km = page + layout.minimums(false, kvh);
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  KVBITS_UNROLL_HEADS
+  for (int h = 0; h < g; ++h) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
+  // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk); with 8 bits a group
+  // has a multiple of 4 chunks, so chunk pairs never straddle groups.
+  const int chunks_per_group = group / kPerChunk;
+  for (int gr = 0; gr < groups; ++gr) {
+    __m512i acc[kChains][16] = {};
+    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
+#pragma GCC unroll 2
+      for (int u = 0; u < kChunkStep; ++u) {
+        const __m512i raw = _mm512_loadu_si512(k + (c + u) * 64);
+#pragma GCC unroll 4
+        for (int j = 0; j < kPlanes; ++j) {
+          const __m512i codes = _mm512_and_si512(kBits == 8 ? raw : _mm512_srli_epi16(raw, j * kBits), mask);
+          const int dim = (c + u) * kPerChunk + 4 * j;
+          const int chain = (u + j) % kChains;
+          KVBITS_UNROLL_HEADS
+          for (int h = 0; h < g; ++h) acc[chain][h] = DpbusdBroadcast(acc[chain][h], codes, q.qi + h * hd + dim);
         }
       }
-      const __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
-      const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
-      for (int h = 0; h < g; ++h) {
-        const __m512 dot = _mm512_cvtepi32_ps(acc[h]);
-        s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
-        s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
-      }
+    }
+    const __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
+    const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
+    KVBITS_UNROLL_HEADS
+    for (int h = 0; h < g; ++h) {
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[0][h], acc[1][h]));
+      s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
+      s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
     }
   }
-  const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
-  for (int h = 0; h < g; ++h) s[h] = _mm512_mask_blend_ps(valid, neg_inf, s[h]);
+}
+
+// Scores of `tiles` tiles of a step (tokens [t0, t0 + n)): s[i][h], lanes past the page's used
+// tokens = -inf. One dispatch on the K width per step.
+template <int kG>
+HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
+                              const uint8_t* page, int kvh, int t0, int n, int tiles, __m512 (*s)[16]) {
+  const int g = kG > 0 ? kG : g_runtime;
+  for (int i = 0; i < tiles; ++i) {
+    const int t = t0 + i * kKvTile;
+    switch (layout.format(false).bits) {
+      case 16: ScoreTileFp16<kG>(q, g, hd, layout, page, kvh, t, s[i]); break;
+      case 8: ScoreTileQuant<kG, 8>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
+      case 4: ScoreTileQuant<kG, 4>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
+      default: ScoreTileQuant<kG, 2>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
+    }
+    const int nt = std::min(kKvTile, n - i * kKvTile);
+    if (nt < kKvTile) {
+      const __mmask16 valid = static_cast<__mmask16>((1u << nt) - 1u);
+      const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+      KVBITS_UNROLL_HEADS
+      for (int h = 0; h < g; ++h) s[i][h] = _mm512_mask_blend_ps(valid, neg_inf, s[i][h]);
+    }
+  }
 }
 
 // Tiles per softmax step: the scores of up to 64 tokens (4 tiles of one page) go through one
@@ -101,6 +155,7 @@ constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 template <int kG>
 HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, const SoftmaxState& st) {
   const int g = kG > 0 ? kG : g_runtime;
+  KVBITS_UNROLL_HEADS
   for (int h = 0; h < g; ++h) {
     __m512 vmax = s[0][h];
     for (int i = 1; i < tiles; ++i) vmax = _mm512_max_ps(vmax, s[i][h]);
@@ -127,34 +182,48 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
   }
 }
 
-// Adds sum_t p[i][h][t] v_t of the step's tiles (tokens [t0, t0 + n)) to target[h * hd ..]. kG as
-// for ScoreTileVnni.
+// Adds sum_t p[i][h][t] v_t of a step's fp16 V rows (row-major [16][hd] per tile; tokens
+// [t0, t0 + n)) to target[h * hd ..]. kG as for ScoreTileFp16.
 template <int kG>
-HWY_INLINE void AccumulateStepVnni(int g_runtime, int hd, int group, const KvPageLayout& layout, const uint8_t* page,
-                                   int kvh, int t0, int n, int tiles, __m512 (*p)[16], float* target) {
+HWY_INLINE void AccumulateStepFp16(int g_runtime, int hd, const KvPageLayout& layout, const uint8_t* page, int kvh,
+                                   int t0, int n, int tiles, __m512 (*p)[16], float* target) {
   const int g = kG > 0 ? kG : g_runtime;
+  const uint8_t* v0 = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
+  alignas(64) float pw[16][kKvTile];
+  for (int i = 0; i < tiles; ++i) {
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * layout.tile_bytes(true));
+    const int nt = std::min(kKvTile, n - i * kKvTile);  // weights of unused slots are 0 anyway
+    KVBITS_UNROLL_HEADS
+    for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[i][h]);
+    for (int d = 0; d < hd; d += 16) {
+      __m512 a[kChains][16] = {};
+      KVBITS_UNROLL_HEADS
+      for (int h = 0; h < g; ++h) a[0][h] = _mm512_loadu_ps(target + h * hd + d);
+      for (int j = 0; j < nt; j += kChains) {
+#pragma GCC unroll 2
+        for (int c = 0; c < kChains; ++c) {
+          if (j + c >= nt) break;
+          const __m512 vv =
+              _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + (j + c) * hd + d)));
+          KVBITS_UNROLL_HEADS
+          for (int h = 0; h < g; ++h) a[c][h] = _mm512_fmadd_ps(_mm512_set1_ps(pw[h][j + c]), vv, a[c][h]);
+        }
+      }
+      KVBITS_UNROLL_HEADS
+      for (int h = 0; h < g; ++h) _mm512_storeu_ps(target + h * hd + d, _mm512_add_ps(a[0][h], a[1][h]));
+    }
+  }
+}
+
+// The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
+template <int kG, int kBits>
+HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPageLayout& layout, const uint8_t* page,
+                                    int kvh, int t0, int n, int tiles, __m512 (*p)[16], float* target) {
+  const int g = kG > 0 ? kG : g_runtime;
+  constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   const KvRowFormat& vf = layout.format(true);
   const int pt = layout.page_tokens();
   const uint8_t* v0 = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
-  if (vf.bits == 16) {
-    alignas(64) float pw[16][kKvTile];
-    for (int i = 0; i < tiles; ++i) {
-      const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * layout.tile_bytes(true));
-      const int nt = std::min(kKvTile, n - i * kKvTile);
-      for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[i][h]);
-      for (int d = 0; d < hd; d += 16) {
-        __m512 a[16];
-        for (int h = 0; h < g; ++h) a[h] = _mm512_loadu_ps(target + h * hd + d);
-        for (int j = 0; j < nt; ++j) {
-          const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + j * hd + d)));
-          for (int h = 0; h < g; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(pw[h][j]), vv, a[h]);
-        }
-        for (int h = 0; h < g; ++h) _mm512_storeu_ps(target + h * hd + d, a[h]);
-      }
-    }
-    return;
-  }
-  const int bits = vf.bits, planes = 8 / bits, chunks = bits / 2;
   const int groups = hd / group;
   const uint8_t* vs = page + layout.scales(true, kvh);
   const uint8_t* vm = page + layout.minimums(true, kvh);
@@ -164,16 +233,19 @@ HWY_INLINE void AccumulateStepVnni(int g_runtime, int hd, int group, const KvPag
   for (int gr = 0; gr < groups; ++gr) {
     __m512 w[kVnniStepTiles][16];
     __m512 wmax[16], pmin[16];
+    KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) wmax[h] = pmin[h] = _mm512_setzero_ps();
     for (int i = 0; i < tiles; ++i) {
       const __m512 scale = LoadMeta(vs, gr * pt + t0 + i * kKvTile, vf.meta_size());
       const __m512 minimum = LoadMeta(vm, gr * pt + t0 + i * kKvTile, vf.meta_size());
+      KVBITS_UNROLL_HEADS
       for (int h = 0; h < g; ++h) {
         w[i][h] = _mm512_mul_ps(p[i][h], scale);
         wmax[h] = _mm512_max_ps(wmax[h], w[i][h]);
         pmin[h] = _mm512_fmadd_ps(p[i][h], minimum, pmin[h]);
       }
     }
+    KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
       const float mx = _mm512_reduce_max_ps(wmax[h]);
       ws[h][gr] = mx / 127.0f;
@@ -189,28 +261,46 @@ HWY_INLINE void AccumulateStepVnni(int g_runtime, int hd, int group, const KvPag
       }
     }
   }
-  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   for (int kb = 0; kb < hd / 16; ++kb) {  // 16-dim blocks
     const int gr = kb * 16 / group;
-    __m512i acc[16];
-    for (int h = 0; h < g; ++h) acc[h] = _mm512_setzero_si512();
+    __m512i acc[kChains][16] = {};
     for (int i = 0; i < tiles; ++i) {  // int32 sums of <= 64 tokens x 127 x 255: no overflow
       const int nt = std::min(kKvTile, n - i * kKvTile);
-      const uint8_t* block = v0 + i * layout.tile_bytes(true) + kb * 32 * bits;
-      for (int z = 0; z < chunks; ++z) {
+      const uint8_t* block = v0 + i * layout.tile_bytes(true) + kb * 32 * kBits;
+#pragma GCC unroll 4
+      for (int z = 0; z < kChunks; ++z) {
         const __m512i raw = _mm512_loadu_si512(block + z * 64);
-        for (int j = 0; j < planes; ++j) {
-          const int quad = z * planes + j;
+#pragma GCC unroll 4
+        for (int j = 0; j < kPlanes; ++j) {
+          const int quad = z * kPlanes + j;
           if (4 * quad >= nt) break;
-          const __m512i codes = _mm512_and_si512(bits == 8 ? raw : _mm512_srli_epi16(raw, j * bits), mask);
-          for (int h = 0; h < g; ++h) acc[h] = DpbusdBroadcast(acc[h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+          const __m512i codes = _mm512_and_si512(kBits == 8 ? raw : _mm512_srli_epi16(raw, j * kBits), mask);
+          KVBITS_UNROLL_HEADS
+          for (int h = 0; h < g; ++h) {
+            acc[quad % kChains][h] = DpbusdBroadcast(acc[quad % kChains][h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+          }
         }
       }
     }
+    KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
       float* t = target + h * hd + kb * 16;
-      _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[h]), _mm512_set1_ps(ws[h][gr]), _mm512_loadu_ps(t)));
+      const __m512i sum = _mm512_add_epi32(acc[0][h], acc[1][h]);
+      _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(ws[h][gr]), _mm512_loadu_ps(t)));
     }
+  }
+}
+
+// Dispatch on the V width, once per step.
+template <int kG>
+HWY_INLINE void AccumulateStepVnni(int g, int hd, int group, const KvPageLayout& layout, const uint8_t* page, int kvh,
+                                   int t0, int n, int tiles, __m512 (*p)[16], float* target) {
+  switch (layout.format(true).bits) {
+    case 16: return AccumulateStepFp16<kG>(g, hd, layout, page, kvh, t0, n, tiles, p, target);
+    case 8: return AccumulateStepQuant<kG, 8>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target);
+    case 4: return AccumulateStepQuant<kG, 4>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target);
+    default: return AccumulateStepQuant<kG, 2>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target);
   }
 }
 
@@ -228,10 +318,7 @@ HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* sta
     const int tiles = (n + kKvTile - 1) / kKvTile;
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];
-      for (int i = 0; i < tiles; ++i) {
-        ScoreTileVnni<kG>(qs[qi], g, hd, group, layout, page.data, kvh, t0 + i * kKvTile,
-                          std::min(kKvTile, n - i * kKvTile), s[i]);
-      }
+      ScoreStepVnni<kG>(qs[qi], g, hd, group, layout, page.data, kvh, t0, n, tiles, s);
       SoftmaxStep<kG>(s, tiles, g, hd, st);
       AccumulateStepVnni<kG>(g, hd, group, layout, page.data, kvh, t0, n, tiles, s,
                              v_quant && rotated_v ? st.acc_rot : st.acc);

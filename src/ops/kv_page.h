@@ -53,13 +53,14 @@ class KvPageLayout {
     return scales(is_v, h) + static_cast<size_t>(format(is_v).meta_size()) * format(is_v).groups() * page_tokens_;
   }
   size_t tile_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * kKvTile; }
+  // Bytes of one head's K and V blocks, which are contiguous from codes(false, h).
+  size_t head_bytes() const { return block_bytes(false) + block_bytes(true); }
 
  private:
   size_t code_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * page_tokens_; }
   size_t block_bytes(bool is_v) const {
     return static_cast<size_t>(format(is_v).row_bytes()) * page_tokens_;
   }
-  size_t head_bytes() const { return block_bytes(false) + block_bytes(true); }
 
   KvRowFormat k_, v_;
   int page_tokens_ = 0;
