@@ -11,41 +11,14 @@ KVBITS=${1:?usage: controller_bad_input.sh KVBITS_BINARY SOURCE_DIR}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvbits-ctl-cli-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL: $1" >&2
-  if [[ -s "$TMP/err" ]]; then sed 's/^/  stderr: /' "$TMP/err" | head -n 5 >&2; fi
-}
-run_cmd() {
-  timeout 120 "$KVBITS" "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
-  rc=$?
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
+run_cmd() { run_limited 120 "$@"; }
 # expect_error NAME NEEDLE ARGS...: non-zero, no crash, one stderr line "error: ..." containing NEEDLE.
 expect_error() {
   local name=$1 needle=$2
   shift 2
   run_cmd "$@"
-  local lines
-  lines=$(wc -l <"$TMP/err")
-  if [[ $rc -eq 124 ]]; then
-    fail "$name: timed out"
-  elif [[ $rc -ge 128 ]]; then
-    fail "$name: crashed (exit $rc)"
-  elif [[ $rc -eq 0 ]]; then
-    fail "$name: exit 0, expected an error"
-  elif [[ $lines -ne 1 ]]; then
-    fail "$name: $lines lines on stderr, expected 1"
-  elif ! grep -q '^error: ' "$TMP/err"; then
-    fail "$name: stderr does not start with 'error: '"
-  elif ! grep -qF -- "$needle" "$TMP/err"; then
-    fail "$name: the error does not mention '$needle'"
-  else
-    pass
-    if [[ -n "${VERBOSE:-}" ]]; then echo "ok: $name: $(cat "$TMP/err")"; fi
-  fi
+  check_one_error "$name" && expect_stderr_has "$name" "$needle"
 }
 expect_ok() {
   local name=$1

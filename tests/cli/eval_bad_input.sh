@@ -13,48 +13,11 @@ KVBITS=${1:?usage: eval_bad_input.sh KVBITS_BINARY SOURCE_DIR}
 [[ $KVBITS == */* ]] && KVBITS=$(realpath "$KVBITS")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvbits-eval-cli-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 cd "$TMP" || exit 1  # so that the default data directory ../shared/data is not the real one
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL: $1" >&2
-  if [[ -s "$TMP/err" ]]; then sed 's/^/  stderr: /' "$TMP/err" | head -n 5 >&2; fi
-}
-
-# run_cmd LIMIT ARGS...: runs kvbits with a LIMIT-second limit, stdin from /dev/null; sets $rc,
-# stdout in $TMP/out, stderr in $TMP/err.
-run_cmd() {
-  local limit=$1
-  shift
-  timeout "$limit" "$KVBITS" "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
-  rc=$?
-}
-
-# check_error NAME: the last command exited non-zero, not a crash/timeout, with exactly one stderr
-# line "error: ...". Returns 1 (after counting the failure) otherwise.
-check_error() {
-  local name=$1 lines
-  lines=$(wc -l <"$TMP/err")
-  if [[ $rc -eq 124 ]]; then
-    fail "$name: timed out (did it load the model first?)"
-  elif [[ $rc -ge 128 ]]; then
-    fail "$name: crashed (exit $rc)"
-  elif [[ $rc -eq 0 ]]; then
-    fail "$name: exit 0, expected an error"
-  elif [[ $lines -ne 1 ]]; then
-    fail "$name: $lines lines on stderr, expected 1"
-  elif ! head -n 1 "$TMP/err" | grep -q '^error: '; then
-    fail "$name: stderr does not start with 'error: '"
-  else
-    pass
-    if [[ -n "${VERBOSE:-}" ]]; then echo "ok: $name: $(cat "$TMP/err")"; fi
-    return 0
-  fi
-  return 1
-}
+# run_cmd LIMIT ARGS...: runs kvbits with a LIMIT-second limit.
+run_cmd() { run_limited "$@"; }
 
 # expect_early_error NAME [PATTERN] -- EVAL_ARGS...: `kvbits eval -m FIFO EVAL_ARGS` fails at once
 # with one error line (matching PATTERN, grep -E, if given) that does not mention the model.
@@ -67,7 +30,7 @@ expect_early_error() {
   fi
   shift  # --
   run_cmd 10 eval -m "$FIFO" "$@"
-  check_error "$name" || return
+  check_one_error "$name" "did it load the model first?" || return
   if grep -q 'fifo.gguf' "$TMP/err"; then fail "$name: the error mentions the model (loaded too early?)"; else pass; fi
   if [[ -n $pattern ]]; then
     if grep -qE -- "$pattern" "$TMP/err"; then pass; else fail "$name: error lacks /$pattern/"; fi
@@ -165,7 +128,7 @@ expect_early_error "results directory under a file" -- --task "mc:$GOOD" -o "$TM
 
 # A model that fails to load after the result path was reserved: one error, nothing left behind.
 run_cmd 60 eval -m "$TMP/no-such-model.gguf" --task "mc:$GOOD" -o "$TMP/r.json"
-check_error "missing model"
+check_one_error "missing model"
 [[ -e "$TMP/r.json" || -e "$TMP/r.json.partial" ]] && fail "missing model: left a result file behind" || pass
 
 # --- positive checks ---------------------------------------------------------------------------
