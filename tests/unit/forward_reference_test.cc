@@ -38,10 +38,14 @@
 //    it perturbs later inputs by more than fp32 rounding, causing further flips). So only
 //    position 0, which attends to nothing else, is checked tightly: rms_rel < 1e-5 [5e-8 .. 1.3e-7];
 //    the count of positions within 1e-5 is recorded as a test property (4 to 20 of 20 here).
-//  * Chunking: prefill with chunks of 1, 3, 7, 256 and then decode (1 and 2 threads) run the same
-//    kernels on the same inputs and currently give bit-identical logits. Bound max_rel < 1e-4: a
-//    future kernel that changes summation order with the chunk shape stays within it for float
-//    weights, but for quantized ones it could trigger the int8 flips above; loosen it then.
+//  * Chunking: prefill with chunks of 1, 3, 7, 256 and then decode (1 and 2 threads) against one
+//    prefill of all tokens. Committed tokens are read from pages, the current chunk's from the
+//    FP16 window, and the two attention paths sum in different orders (the page kernel keeps two
+//    dependency chains per head), so the split changes attention outputs at fp32-rounding level. With
+//    float weights that stays far inside max_rel < 1e-4. With block-quantized weights it can
+//    trigger the int8 flips above (one flip: ~2.5e-3 rms, max over 320 logits ~3.5x that, as seen
+//    with Q8_0 layers: 2.3e-3): bound max_rel < 2e-2 there, still far below what a wrong chunk
+//    boundary (a missing or repeated token: relative errors of order 1) produces.
 //
 // The float cases are the sensitive ones for attention: dropping RoPE, scaling the scores by 1.1,
 // mapping query heads to KV heads as h % n_kv instead of h / group, or masking a token from itself
@@ -75,8 +79,10 @@ using kvbits::testing::TempDir;
 constexpr int kTokens = 20;
 // Bound on rms_rel against the reference that rounds like the engine (fp32 vs double only).
 constexpr double kFaithful = 1e-5;
-// Bound on max_rel between chunked prefill + decode and one prefill of all tokens.
+// Bound on max_rel between chunked prefill + decode and one prefill of all tokens (float weights;
+// block-quantized ones: kChunkBoundQuantized, see the header comment).
 constexpr double kChunkBound = 1e-4;
+constexpr double kChunkBoundQuantized = 2e-2;
 
 std::vector<int32_t> test_tokens(int vocab) {
   std::vector<int32_t> t(kTokens);
@@ -449,6 +455,7 @@ TEST_P(ForwardReference, ChunkedPrefillAndDecodeMatchOnePrefill) {
     int64_t chunk;
     int threads;
   };
+  const double bound = quantized() ? kChunkBoundQuantized : kChunkBound;
   double worst = 0.0;
   for (const Run run : {Run{1, 1}, Run{3, 1}, Run{7, 1}, Run{256, 1}, Run{7, 2}}) {
     SCOPED_TRACE("prefill_chunk " + std::to_string(run.chunk) + ", threads " + std::to_string(run.threads));
@@ -456,11 +463,11 @@ TEST_P(ForwardReference, ChunkedPrefillAndDecodeMatchOnePrefill) {
     so.threads = run.threads;
     Session s(*model_, so);
     const double e = rel(s.prefill(std::span<const int32_t>(tokens).first(kPrompt)), kPrompt - 1);
-    EXPECT_LT(e, kChunkBound) << "prefill";
+    EXPECT_LT(e, bound) << "prefill";
     worst = std::max(worst, e);
     for (int64_t i = kPrompt; i < kTokens; ++i) {
       const double ed = rel(s.decode(tokens[static_cast<size_t>(i)]), i);
-      EXPECT_LT(ed, kChunkBound) << "decode at position " << i;
+      EXPECT_LT(ed, bound) << "decode at position " << i;
       worst = std::max(worst, ed);
     }
     EXPECT_EQ(s.n_past(), kTokens);
