@@ -53,6 +53,7 @@ HWY_INLINE __m512 ExpPs(__m512 x) {
 // template parameters) took an in-cache int2 tile from 164 to 135 ns
 // (docs/benchmarks.md).
 constexpr int kChains = 2;
+static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]");
 
 // Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
 // kG > 0: g == kG known at compile time, so the per-head accumulators stay in registers (the
@@ -123,7 +124,7 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, in
 }
 
 // Scores of `tiles` tiles of a step (tokens [t0, t0 + n)): s[i][h], lanes past the page's used
-// tokens = -inf. One dispatch on the K width per step.
+// tokens = -inf. The K width is dispatched per tile (the same branch for a whole page).
 template <int kG>
 HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
                               const uint8_t* page, int kvh, int t0, int n, int tiles, __m512 (*s)[16]) {
