@@ -1,6 +1,6 @@
 // Google Benchmark micro-benchmarks of decode attention over committed KV pages: one query token
 // (SmolLM2-135M's shape: 9 query heads, 3 KV heads, head_dim 64) attending `tokens` page tokens of
-// one class, on 1 thread. tokens = 245760 = 8192 x 30 layers, so the bytes read equal one decode
+// one class, on 1 or 2 threads. tokens = 245760 = 8192 x 30 layers, so the bytes read equal one decode
 // step's cache reads at depth 8192 and do not fit in any cache level. Reports bytes/s of cache read.
 //
 //   ./build/bench/kvbits_kernel_bench --benchmark_filter=Attention
@@ -65,6 +65,7 @@ std::unique_ptr<PagedCache> make_cache(int bits, int64_t tokens) {
 void BM_AttentionDecode(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t tokens = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
   const auto cache = make_cache(bits, tokens);
   KvLayerView view;
   view.pages = cache->pages;
@@ -76,7 +77,7 @@ void BM_AttentionDecode(benchmark::State& state) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& v : q) v = nd(rng);
   const WindowRange window{};
-  ThreadPool pool(1);
+  ThreadPool pool(threads);
   AttentionScratch scratch;
   for (auto _ : state) {
     attention(shape, q.data(), 1, &window, view, out.data(), pool, scratch);
@@ -88,13 +89,17 @@ void BM_AttentionDecode(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_AttentionDecode)
-    ->ArgNames({"bits", "tokens"})
-    ->Args({16, 245760})
-    ->Args({8, 245760})
-    ->Args({4, 245760})
-    ->Args({2, 245760})
-    ->Args({4, 8192})
-    ->Args({2, 8192})
+    ->ArgNames({"bits", "tokens", "threads"})
+    ->Args({16, 245760, 1})
+    ->Args({8, 245760, 1})
+    ->Args({4, 245760, 1})
+    ->Args({2, 245760, 1})
+    ->Args({4, 8192, 1})
+    ->Args({2, 8192, 1})
+    ->Args({16, 245760, 2})
+    ->Args({4, 245760, 2})
+    ->Args({2, 245760, 2})
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -186,11 +186,16 @@ using attention_detail::SoftmaxState;
 
 namespace {
 
-// Tokens per decode task: enough to amortize the merge, small enough to give each thread several
-// tasks at depth >= 1024.
+// Page tokens per decode task: at most kDecodeTaskTokens (a task's merge state costs ~2 KB per
+// head, cheap against 512 tokens of KV), fewer at small depths so each thread still gets about
+// kDecodeTasksPerThread tasks, but never fewer than kDecodeMinTaskTokens.
 constexpr int64_t kDecodeTaskTokens = 512;
+constexpr int64_t kDecodeMinTaskTokens = 128;
+constexpr int64_t kDecodeTasksPerThread = 4;
 // Prefill queries per task: they share each page tile while it is in L1.
 constexpr int kQueryBlock = 8;
+// Most KV heads a decode task handles at once (its per-head query and state arrays).
+constexpr int kMaxKvHeads = 16;
 
 // Per (query, KV head) prepared query buffers, in the scratch vectors.
 struct QueryBuffers {
@@ -205,11 +210,14 @@ struct QueryBuffers {
   }
 };
 
-// Asks for the bytes of head kvh's K and V blocks of a page (the next one a task reads) while
-// the current page is computed. A task reads every n_kv_heads-th block of scattered pages, a
-// pattern the hardware prefetchers do not follow; without this the quantized kernels stalled
-// on DRAM: int4 at depth 8192 measured 372 ns per 16-token tile without, 162 ns with
-// (BM_AttentionDecode, 1 thread, best of 4; docs/benchmarks.md).
+// Asks for the bytes of head kvh's K and V blocks of a page (the next block a task reads) while
+// the current one is computed. Pages are separate allocations, and a prefill task reads every
+// n_kv_heads-th block; the hardware prefetchers follow neither. Measured (BM_AttentionDecode,
+// 1 thread, best of 4, docs/benchmarks.md): int4 at depth 8192 took 372 ns per 16-token tile
+// without, 162 ns with a prefetch of the next page's block. Since decode tasks read whole pages
+// (all heads) the next block is the next head of the same page; prefetching one block ahead was
+// as fast as two or three ahead within the host's noise; into L1 (prefetcht0) beat the L2 hints
+// and no prefetch for int4 (122 vs 150-166 ns per tile, best of 3).
 void prefetch_head_block(const KvPageRef& page, int kvh) {
   if (page.n_tokens == 0) return;
   const char* begin = reinterpret_cast<const char*>(page.data + page.layout->codes(false, kvh));
@@ -285,10 +293,14 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   parts.clear();
   const int64_t n_pages = static_cast<int64_t>(cache.pages.size());
   if (n_queries == 1) {
+    int64_t total = 0;
+    for (const KvPageRef& page : cache.pages) total += page.n_tokens;
+    const int64_t per_task = std::clamp<int64_t>(total / (kDecodeTasksPerThread * pool.size()), kDecodeMinTaskTokens,
+                                                 kDecodeTaskTokens);
     int64_t p0 = 0, tokens = 0;
     for (int64_t p = 0; p < n_pages; ++p) {
       tokens += cache.pages[p].n_tokens;
-      if (tokens >= kDecodeTaskTokens || p + 1 == n_pages) {
+      if (tokens >= per_task || p + 1 == n_pages) {
         if (tokens > 0) parts.insert(parts.end(), {p0, p + 1});
         p0 = p + 1;
         tokens = 0;
@@ -300,47 +312,73 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   parts.insert(parts.end(), {-1, -1});
   const int64_t n_parts = static_cast<int64_t>(parts.size() / 2);
   const int64_t n_blocks = (n_queries + kQueryBlock - 1) / kQueryBlock;
-  const int64_t state = static_cast<int64_t>(g) * (2 * hd + 3);  // m, l, acc, acc_rot, l2
+  // m, l, acc, acc_rot, l2, padded to whole 64-byte lines: tasks on different threads write their
+  // states at every step, and a line shared by two of them would bounce between the cores (a
+  // precaution: no change was measurable within the host's noise).
+  const int64_t state = (static_cast<int64_t>(g) * (2 * hd + 3) + 15) / 16 * 16;
   // State of (query i, kv head, part c) at ((i * n_kv_heads + kvh) * n_parts + c) * state.
-  scratch.partial.resize(static_cast<size_t>(n_queries * shape.n_kv_heads * n_parts * state));
+  // (16 floats of slack to start the states on a 64-byte boundary).
+  scratch.partial.resize(static_cast<size_t>(n_queries * shape.n_kv_heads * n_parts * state + 16));
   const int64_t buffer = 2 * kKvTile * hd;
   scratch.buffers.resize(static_cast<size_t>(pool.size() * buffer));
   float* partial = scratch.partial.data();
+  partial += (64 - reinterpret_cast<uintptr_t>(partial) % 64) % 64 / sizeof(float);
   auto state_of = [&](int64_t i, int kvh, int64_t c) {
     float* st = partial + ((i * shape.n_kv_heads + kvh) * n_parts + c) * state;
     return SoftmaxState{st, st + g, st + 2 * g, st + 2 * g + g * hd, tap ? st + 2 * g + 2 * g * hd : nullptr};
   };
-  pool.parallel_for(n_blocks * shape.n_kv_heads * n_parts, [&](int64_t task, int thread) {
+  // Decode tasks take every KV head of their page range, so a task streams whole pages (all heads'
+  // blocks are contiguous in a page); prefill tasks take one head (more tasks, queries share tiles).
+  int heads_per_task = 1;
+  if (n_queries == 1) {
+    for (int d = std::min(shape.n_kv_heads, kMaxKvHeads); d > 1 && heads_per_task == 1; --d) {
+      if (shape.n_kv_heads % d == 0) heads_per_task = d;
+    }
+  }
+  const int head_tasks = shape.n_kv_heads / heads_per_task;
+  pool.parallel_for(n_blocks * head_tasks * n_parts, [&](int64_t task, int thread) {
     const int64_t c = task % n_parts;
-    const int kvh = static_cast<int>((task / n_parts) % shape.n_kv_heads);
-    const int64_t i0 = task / (n_parts * shape.n_kv_heads) * kQueryBlock;
+    const int kvh0 = static_cast<int>((task / n_parts) % head_tasks) * heads_per_task;
+    const int64_t i0 = task / (n_parts * head_tasks) * kQueryBlock;
     const int nq = static_cast<int>(std::min<int64_t>(kQueryBlock, n_queries - i0));
-    PreparedQuery pqs[kQueryBlock];
-    SoftmaxState sss[kQueryBlock];
-    for (int k = 0; k < nq; ++k) {
-      pqs[k] = qb.get((i0 + k) * shape.n_kv_heads + kvh);
-      sss[k] = state_of(i0 + k, kvh, c);
-      std::fill(sss[k].m, sss[k].m + g, -INFINITY);
-      std::fill(sss[k].l, sss[k].l + 2 * g * hd + 2 * g, 0.0f);  // l, acc, acc_rot, l2 are contiguous
+    PreparedQuery pqs[kMaxKvHeads][kQueryBlock];
+    SoftmaxState sss[kMaxKvHeads][kQueryBlock];
+    for (int hh = 0; hh < heads_per_task; ++hh) {
+      for (int k = 0; k < nq; ++k) {
+        pqs[hh][k] = qb.get((i0 + k) * shape.n_kv_heads + kvh0 + hh);
+        sss[hh][k] = state_of(i0 + k, kvh0 + hh, c);
+        std::fill(sss[hh][k].m, sss[hh][k].m + g, -INFINITY);
+        std::fill(sss[hh][k].l, sss[hh][k].l + 2 * g * hd + 2 * g, 0.0f);  // l, acc, acc_rot, l2 are contiguous
+      }
     }
     float* buf = scratch.buffers.data() + thread * buffer;
     const int64_t p0 = parts[2 * c], p1 = parts[2 * c + 1];
     if (p0 < 0) {
-      const int64_t off = static_cast<int64_t>(kvh) * cache.window_stride * hd;
-      for (int k = 0; k < nq; ++k) {
-        const WindowRange& w = window[i0 + k];
-        for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {
-          if (j0 >= j1) continue;
-          HWY_DYNAMIC_DISPATCH(AttendWindow)(pqs[k], g, hd, cache.window_k + off, cache.window_v + off, j0, j1, buf,
-                                             sss[k]);
+      for (int hh = 0; hh < heads_per_task; ++hh) {
+        const int64_t off = static_cast<int64_t>(kvh0 + hh) * cache.window_stride * hd;
+        for (int k = 0; k < nq; ++k) {
+          const WindowRange& w = window[i0 + k];
+          for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {
+            if (j0 >= j1) continue;
+            HWY_DYNAMIC_DISPATCH(AttendWindow)(pqs[hh][k], g, hd, cache.window_k + off, cache.window_v + off, j0, j1,
+                                               buf, sss[hh][k]);
+          }
         }
       }
       return;
     }
     for (int64_t p = p0; p < p1; ++p) {
       if (cache.pages[p].n_tokens == 0) continue;
-      if (p + 1 < p1) prefetch_head_block(cache.pages[p + 1], kvh);
-      HWY_DYNAMIC_DISPATCH(AttendPage)(pqs, sss, nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh, cache.rotated_v, buf);
+      for (int hh = 0; hh < heads_per_task; ++hh) {
+        // The next head block this task reads: the next head of this page, or the first of the next.
+        if (hh + 1 < heads_per_task) {
+          prefetch_head_block(cache.pages[p], kvh0 + hh + 1);
+        } else if (p + 1 < p1) {
+          prefetch_head_block(cache.pages[p + 1], kvh0);
+        }
+        HWY_DYNAMIC_DISPATCH(AttendPage)(pqs[hh], sss[hh], nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh0 + hh,
+                                         cache.rotated_v, buf);
+      }
     }
   });
 

@@ -294,6 +294,9 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   check({4, 4, 128, 150, 5, all, KvRotation::kKeysAndValues, 32}, seed++, 2);  // MHA, hd 128
   check({6, 1, 16, 90, 2, all, KvRotation::kNone, 16}, seed++, 2);              // one KV head, hd 16
   check({9, 3, 64, 2100, 0, all, KvRotation::kKeysAndValues, 64}, seed++, 2);    // many decode tasks
+  // Decode tasks take the largest divisor of n_kv_heads up to 16 heads at once: 16 of 32, 1 of 17.
+  check({32, 32, 16, 700, 1, all, KvRotation::kKeysAndValues, 16}, seed++, 1);
+  check({34, 17, 16, 600, 0, all, KvRotation::kNone, 16}, seed++, 1);
   for (const auto rot : {KvRotation::kNone, KvRotation::kKeysAndValues}) {
     check({9, 3, 64, 300, 5, all, rot, 64, /*center=*/true}, seed++, 2);         // key centering
   }
