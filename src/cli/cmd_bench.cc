@@ -117,18 +117,20 @@ int bench(const BenchFlags& f) {
   for (float& x : q) x = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
   AttentionScratch attn_scratch;
   for (int64_t depth : depths) {
-    std::vector<double> ms;
+    std::vector<double> ms, policy_ms;  // per run: ms per decoded token, of which in features + policy
     KvStats kv;
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
       if (depth > 0) session.prefill(random_tokens(depth));  // (re)fill: decode must start at depth
       int32_t next = tok(rng);
+      const double policy_s0 = session.policy_seconds();
       const auto t0 = clock::now();
       for (int64_t i = 0; i < f.n_gen; ++i) {
         std::span<float> logits = session.decode(next);
         next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       }
       ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(f.n_gen));
+      policy_ms.push_back(1000.0 * (session.policy_seconds() - policy_s0) / static_cast<double>(f.n_gen));
       kv = session.kv().stats();
     }
     // Attention alone over the final cache (depth + n_gen tokens), all layers, one query.
@@ -152,17 +154,23 @@ int bench(const BenchFlags& f) {
     const double bytes = static_cast<double>(m.model->weights().bytes_per_token) + kv_bytes_mean;
     const double roofline_ms = 1000.0 * bytes / bw;
     const double med = median(ms);
+    // Share of each run's decode time spent in token features and policy decisions (median).
+    std::vector<double> fractions;
+    for (size_t r = 0; r < ms.size(); ++r) fractions.push_back(ms[r] > 0 ? policy_ms[r] / ms[r] : 0.0);
+    const double policy_fraction = median(fractions);
     decode.push_back({{"depth", depth}, {"ms_per_token", med}, {"runs_ms", ms}, {"bytes_per_token", bytes},
                       {"roofline_ms", roofline_ms}, {"x_roofline", med / roofline_ms},
                       {"kv_bytes", kv.kv_bytes}, {"kv_bytes_allocated", kv.kv_bytes_allocated},
                       {"kv_tokens", kv.tokens}, {"effective_bits", kv.effective_bits},
                       {"attention_ms", attention_ms},
-                      {"attention_gbps", attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0}});
+                      {"attention_gbps", attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0},
+                      {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction}});
     std::fprintf(stderr,
                  "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms), %.2f effective bits, attention %.2f ms "
-                 "(%.1f GB/s)\n",
+                 "(%.1f GB/s), features + policy %.3f ms (%.1f%%)\n",
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, kv.effective_bits,
-                 attention_ms, attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0);
+                 attention_ms, attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0,
+                 median(policy_ms), 100.0 * policy_fraction);
   }
   out["decode"] = decode;
   out["decode_tokens"] = f.n_gen;

@@ -1,11 +1,13 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 
 #include "engine/key_means.h"
 #include "engine/damage_probe.h"
+#include "ops/softmax_stats.h"
 #include "policy/static_policy.h"
 #include "util/error.h"
 
@@ -78,26 +80,9 @@ void Session::forward(const ForwardInput& input, LogitsFor which) {
                  {options_.activations, needs_.attention ? &tap_ : nullptr});
 }
 
-namespace {
-// log-sum-exp, entropy and max probability of softmax(row).
-struct RowStats {
-  double lse, entropy, confidence;
-};
-RowStats row_stats(std::span<const float> row) {
-  float mx = -INFINITY;
-  for (float x : row) mx = std::max(mx, x);
-  double z = 0.0, zx = 0.0;
-  for (float x : row) {
-    const double e = std::exp(static_cast<double>(x - mx));
-    z += e;
-    zx += e * (x - mx);
-  }
-  const double lz = std::log(z);
-  return {mx + lz, lz - zx / z, 1.0 / z};
-}
-}  // namespace
 
 void Session::record(std::span<const int32_t> tokens, LogitsFor which) {
+  const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = static_cast<int64_t>(history_.size());
   history_.insert(history_.end(), tokens.begin(), tokens.end());
   features_.resize(history_.size());
@@ -111,19 +96,22 @@ void Session::record(std::span<const int32_t> tokens, LogitsFor which) {
     const size_t vocab = static_cast<size_t>(c.vocab_size);
     const int64_t rows = static_cast<int64_t>(logits_.size() / vocab);
     const int64_t row0 = n - rows;  // logits cover the last `rows` tokens
+    // One pass of softmax statistics per logits row; its log-sum-exp also gives the surprisal of
+    // the next token.
+    double prev_lse = 0.0;
     for (int64_t i = 0; i < n; ++i) {
       TokenInfo& f = features_[first + i];
       // Surprisal: the row before this token (the previous call's last row for i = 0).
       if (i == 0) {
         f.surprisal = have_last_ ? static_cast<float>(last_lse_ - last_row_[tokens[0]]) : 0.0f;
       } else if (i - 1 >= row0) {
-        const auto prev = std::span<const float>(logits_).subspan((i - 1 - row0) * vocab, vocab);
-        f.surprisal = static_cast<float>(row_stats(prev).lse - prev[tokens[i]]);
+        f.surprisal = static_cast<float>(prev_lse - logits_[static_cast<size_t>(i - 1 - row0) * vocab + tokens[i]]);
       }
       if (i >= row0) {
-        const RowStats st = row_stats(std::span<const float>(logits_).subspan((i - row0) * vocab, vocab));
+        const SoftmaxStats st = softmax_stats(std::span<const float>(logits_).subspan((i - row0) * vocab, vocab));
         f.entropy = static_cast<float>(st.entropy);
         f.confidence = static_cast<float>(st.confidence);
+        prev_lse = st.lse;
         if (i == n - 1) last_lse_ = st.lse;
       }
     }
@@ -147,6 +135,7 @@ void Session::record(std::span<const int32_t> tokens, LogitsFor which) {
       if (pos < static_cast<int64_t>(features_.size())) features_[pos].attn_received += tap_.received[row];
     }
   }
+  policy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Session::commit_ready() {
@@ -155,7 +144,9 @@ void Session::commit_ready() {
   const int n_layers = model_.config().n_layers;
   const std::span<const TokenInfo> infos(features_.data() + store_->committed(), static_cast<size_t>(n));
   precisions_.resize(static_cast<size_t>(n * n_layers));
+  const auto t0 = std::chrono::steady_clock::now();
   policy_->decide(infos, n_layers, precisions_);
+  policy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   store_->commit(n, precisions_, pool_);
 }
 

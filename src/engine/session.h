@@ -61,6 +61,11 @@ class Session {
   KvStore& mutable_kv() { return *store_; }
 
   void reset();
+  // Wall seconds spent since construction computing the policy's token features (logit
+  // statistics, attention-row statistics) and in the policy's decisions: the controller's own
+  // cost, not counting the tap's extra work inside the final layer's attention. Benchmarks take
+  // differences of it around the steps they time.
+  double policy_seconds() const { return policy_seconds_; }
   int64_t n_past() const { return store_->size(); }
   int64_t context() const { return store_->capacity(); }
   const KvStore& kv() const { return *store_; }
@@ -90,6 +95,7 @@ class Session {
   bool have_last_ = false;
   std::vector<float> last_row_;      // logits row predicting the next token (needs_.logits)
   std::vector<KvPrecision> precisions_;
+  double policy_seconds_ = 0.0;      // see policy_seconds()
 };
 
 }  // namespace kvbits
