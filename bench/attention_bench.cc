@@ -1,7 +1,8 @@
 // Google Benchmark micro-benchmarks of decode attention over committed KV pages: one query token
 // (SmolLM2-135M's shape: 9 query heads, 3 KV heads, head_dim 64) attending `tokens` page tokens of
 // one class, on 1 or 2 threads. tokens = 245760 = 8192 x 30 layers, so the bytes read equal one decode
-// step's cache reads at depth 8192 and do not fit in any cache level. Reports bytes/s of cache read.
+// step's cache reads at depth 8192 and do not fit in any cache level. Reports bytes/s of cache read
+// and time_per_tile: wall ns per 16 tokens of one KV head (with 2 threads, of both together).
 //
 //   ./build/bench/kvbits_kernel_bench --benchmark_filter=Attention
 #include <benchmark/benchmark.h>

@@ -80,7 +80,6 @@ void Session::forward(const ForwardInput& input, LogitsFor which) {
                  {options_.activations, needs_.attention ? &tap_ : nullptr});
 }
 
-
 void Session::record(std::span<const int32_t> tokens, LogitsFor which) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = static_cast<int64_t>(history_.size());
