@@ -339,8 +339,11 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   // blocks are contiguous in a page); prefill tasks take one head (more tasks, queries share tiles).
   int heads_per_task = 1;
   if (n_queries == 1) {
-    for (int d = std::min(shape.n_kv_heads, kMaxKvHeads); d > 1 && heads_per_task == 1; --d) {
-      if (shape.n_kv_heads % d == 0) heads_per_task = d;
+    for (int d = std::min(shape.n_kv_heads, kMaxKvHeads); d > 1; --d) {
+      if (shape.n_kv_heads % d == 0) {
+        heads_per_task = d;  // the largest divisor of n_kv_heads up to kMaxKvHeads
+        break;
+      }
     }
   }
   const int head_tasks = shape.n_kv_heads / heads_per_task;
