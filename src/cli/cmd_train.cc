@@ -7,6 +7,7 @@
 // model is loaded; features and damage labels are measured (the slow part: --tokens bounds it),
 // the MLP is fitted, the budget table calibrated and the file written. --save-labels keeps the
 // measured samples; --labels re-fits from them without probing (hyper-parameter studies).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -49,6 +50,9 @@ struct TrainFlags {
   int group = 64;
   std::string center = "off";
   std::string report_json;
+  // Classes the controller chooses from (K width / V width). int4/int2 is there because keys need
+  // more bits than values (docs/results.md: at 3.25 bits it halves the KL of a token-level mix).
+  std::string classes = "int2,int4/int2,int4,int8,fp16";
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -121,13 +125,28 @@ int train_command(const TrainFlags& f) {
   KvStoreOptions kv;
   kv.group = f.group;
   kv.per_token_record = true;
-  for (KvPrecision p : fo.classes) fo.class_bits.push_back(class_effective_bits(c, kv, p));
+  // Classes in ascending order of what they cost in this store.
+  const auto sort_classes = [&](std::vector<KvPrecision> v) {
+    std::stable_sort(v.begin(), v.end(), [&](KvPrecision a, KvPrecision b) {
+      return class_effective_bits(c, kv, a) < class_effective_bits(c, kv, b);
+    });
+    return v;
+  };
+  std::vector<KvPrecision> classes;
+  for (const std::string& name : split_commas(f.classes)) {
+    const KvPrecision p = parse_width_pair(name, "--classes");
+    if (std::find(classes.begin(), classes.end(), p) != classes.end()) throw Error("--classes: '" + name + "' is listed twice");
+    classes.push_back(p);
+  }
+  if (classes.size() < 2 || classes.size() > 16) throw Error("--classes: give 2 to 16 classes");
+  classes = sort_classes(classes);
 
   train::LabelData data;
   nlohmann::json data_summary;
   if (!f.labels_in.empty()) {
     data = train::load_labels(f.labels_in);
     if (data.frequency.vocab() != c.vocab_size) throw Error(f.labels_in + ": labels were measured with another vocabulary");
+    if (sort_classes(data.classes) != data.classes) throw Error(f.labels_in + ": classes are not in ascending order of bits");
     data_summary = {{"labels_file", f.labels_in}, {"meta", data.meta}};
     std::fprintf(stderr, "train: %zu labelled tokens from %s\n", data.samples.size(), f.labels_in.c_str());
   } else {
@@ -144,6 +163,7 @@ int train_command(const TrainFlags& f) {
     lo.center_keys = f.center == "on";
     lo.max_tokens = f.tokens;
     lo.seed = f.seed;
+    lo.classes = classes;
     std::fprintf(stderr, "train: %zu calibration items -> %zu sequences; labelling about %lld tokens (horizon %lld, %s)\n",
                  items.texts.size(), seqs.size(), static_cast<long long>(f.tokens), static_cast<long long>(f.horizon),
                  f.probe_activations.c_str());
@@ -154,6 +174,8 @@ int train_command(const TrainFlags& f) {
     data_summary = {{"files", items.sources}, {"meta", data.meta}, {"labelled_tokens", data.samples.size()},
                     {"label_seconds", std::chrono::duration<double>(clock::now() - tl).count()}};
   }
+  fo.classes = data.classes;  // with --labels: the classes the file measured
+  for (KvPrecision p : fo.classes) fo.class_bits.push_back(class_effective_bits(c, kv, p));
   train::FitResult r = train::fit_controller(data, fo, controller_model(c));
   r.report["data"] = data_summary;
   r.report["data"].erase("label_seconds");  // wall time stays out of the file (same seed, same file)
@@ -188,7 +210,7 @@ Runner add_train_command(CLI::App& cmd) {
   cmd.add_option("-o,--out", f->out, "controller file to write, e.g. controllers/NAME.json")->required();
   cmd.add_option("--labels", f->labels_in, "fit from a label file saved earlier (no probing)");
   cmd.add_option("--save-labels", f->labels_out, "also write the measured samples to this file");
-  cmd.add_option("--tokens", f->tokens, "tokens to label with measured damage (cost ~4 forwards of --horizon each)")
+  cmd.add_option("--tokens", f->tokens, "tokens to label with measured damage (cost: one forward of --horizon per class)")
       ->check(CLI::Range(int64_t{50}, int64_t{1} << 30));
   cmd.add_option("--horizon", f->horizon, "following tokens whose KL makes a token's damage")->check(CLI::Range(int64_t{1}, int64_t{256}));
   cmd.add_option("--probe-activations", f->probe_activations, "int8 (fast) or float (no rounding noise, ~3x slower)")
@@ -214,6 +236,8 @@ Runner add_train_command(CLI::App& cmd) {
   cmd.add_option("--kv-center", f->center, "key centering when measuring damage, as --kv-center at run time: on, off")
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--report-json", f->report_json, "also write the training report here");
+  cmd.add_option("--classes", f->classes,
+                 "widths to choose from, K/V pairs allowed (each costs one probe per token; ignored with --labels)");
   return [f] { return train_command(*f); };
 }
 

@@ -46,8 +46,11 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
                 ") outside a sequence of " + std::to_string(n) + " tokens");
   }
   if (o.horizon < 1) throw Error("damage probe: horizon must be >= 1");
-  for (int b : o.widths) {
-    if (!valid_kv_bits(b) || b == 16) throw Error("damage probe: widths must be 2, 4 or 8");
+  if (o.widths.empty()) throw Error("damage probe: no widths to probe");
+  for (KvPrecision b : o.widths) {
+    if (!valid_kv_bits(b.k_bits) || !valid_kv_bits(b.v_bits) || (b.k_bits == 16 && b.v_bits == 16)) {
+      throw Error("damage probe: class " + to_string(b) + " is not made of widths 2, 4, 8, 16 (not both 16)");
+    }
   }
   const LlamaConfig& c = model.config();
   SessionOptions so;
@@ -89,11 +92,16 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
       for (int64_t i = 0; i < h; ++i) log_softmax_row(logits.subspan(static_cast<size_t>(i) * vocab, vocab), ref[i]);
     }
     for (int l = 0; l < c.n_layers; ++l) store.get_window_row(l, t, &k0[l * kv_dim], &v0[l * kv_dim]);
-    for (int b : o.widths) {
+    for (KvPrecision p : o.widths) {
       for (int l = 0; l < c.n_layers; ++l) {
         for (int is_v = 0; is_v < 2; ++is_v) {
           const uint16_t* src = (is_v ? v0.data() : k0.data()) + l * kv_dim;
           uint16_t* dst = is_v ? v1.data() : k1.data();
+          const int b = is_v ? p.v_bits : p.k_bits;
+          if (b == 16) {
+            std::copy(src, src + kv_dim, dst);
+            continue;
+          }
           for (int hh = 0; hh < c.n_kv_heads; ++hh) {
             for (int e = 0; e < c.head_dim; ++e) x[e] = fp16_to_fp32(src[hh * c.head_dim + e]);
             const float* mean = !is_v && !key_mean.empty() ? &key_mean[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;

@@ -3,13 +3,16 @@
 // learned precision controller (issue 5) and the oracle policy.
 //
 // For a token sequence, the whole sequence is prefilled with an FP16 cache and kept in the window.
-// Then, for each probed position t and width b: token t's K/V rows in every layer are replaced by
-// their image after storage at b (kv_roundtrip: the store's own codec), the following `horizon`
-// tokens are run again attending the modified cache (their own K/V recomputed), and the damage is
+// Then, for each probed position t and class b = (K bits, V bits): token t's K rows in every layer
+// are replaced by their image after storage at b.k_bits and its V rows by theirs at b.v_bits
+// (kv_roundtrip: the store's own codec; 16 leaves a row untouched), the following `horizon` tokens
+// are run again attending the modified cache (their own K/V recomputed), and the damage is
 //   D(t, b) = sum over those tokens of KL(p_fp16 || p_b)   (nats)
 // of the next-token distributions; the rows are restored before the next probe. The reference
 // p_fp16 is the same continuation run through the same code path with token t untouched, so only
 // token t's rows differ. Cost: one forward of `horizon` tokens per (t, b), plus one per t.
+// Separate K and V widths matter: at the same bits, keys are far more fragile than values
+// (docs/results.md: int4/int2 halves the KL of a token-level int2/int4 mix).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -22,7 +25,8 @@ namespace kvbits {
 
 struct DamageProbeOptions {
   int64_t horizon = 16;            // following tokens whose distributions are compared
-  std::vector<int> widths{2, 4, 8};  // K and V stored at the same width
+  // Classes probed; each a K and a V width from {2, 4, 8, 16}, not both 16.
+  std::vector<KvPrecision> widths{{2, 2}, {4, 4}, {8, 8}};
   int group = 64;
   KvRotation rotation = KvRotation::kKeysAndValues;
   bool center_keys = true;  // as the store does (engine/key_means.h)

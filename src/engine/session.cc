@@ -56,11 +56,13 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   probe.center_keys = options.center_keys;
   probe.threads = options.threads;
   probe.activations = options.activations;
-  binding.damage = [&model, probe](std::span<const int32_t> tokens, int64_t begin, int64_t end, int64_t horizon) {
+  binding.damage = [&model, probe](std::span<const int32_t> tokens, int64_t begin, int64_t end, int64_t horizon,
+                                    std::span<const KvPrecision> classes) {
     DamageProbeOptions o = probe;
     o.horizon = horizon;
-    std::vector<std::array<float, 3>> out;
-    for (const TokenDamage& d : probe_damage(model, tokens, begin, end, o)) out.push_back({d.kl[0], d.kl[1], d.kl[2]});
+    o.widths.assign(classes.begin(), classes.end());
+    std::vector<std::vector<float>> out;
+    for (TokenDamage& d : probe_damage(model, tokens, begin, end, o)) out.push_back(std::move(d.kl));
     return out;
   };
   policy_->bind(binding);

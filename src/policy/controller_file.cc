@@ -307,10 +307,6 @@ json doubles_json(const std::vector<double>& v) {
   for (double x : v) a.push_back(short_float(static_cast<float>(x)));
   return a;
 }
-std::string class_name(KvPrecision p) {
-  const auto w = [](int b) { return b == 16 ? std::string("fp16") : "int" + std::to_string(b); };
-  return p.k_bits == p.v_bits ? w(p.k_bits) : w(p.k_bits) + "/" + w(p.v_bits);
-}
 }  // namespace
 
 json to_json(const ControllerFile& c) {
@@ -321,7 +317,7 @@ json to_json(const ControllerFile& c) {
                   {"n_kv_heads", c.model.n_kv_heads}, {"head_dim", c.model.head_dim}, {"kv_dim", c.model.kv_dim},
                   {"vocab_size", c.model.vocab_size}};
   json classes = json::array();
-  for (KvPrecision p : c.classes) classes.push_back(class_name(p));
+  for (KvPrecision p : c.classes) classes.push_back(width_pair_name(p));
   doc["classes"] = classes;
   json feats = json::array();
   for (const FeatureSpec& s : c.features) {

@@ -8,10 +8,6 @@
 
 namespace kvbits {
 
-namespace {
-constexpr KvPrecision kClasses[4] = {{2, 2}, {4, 4}, {8, 8}, {16, 16}};
-}
-
 OraclePolicy::OraclePolicy(double target, int64_t horizon, int64_t residual) : target_(target), horizon_(horizon) {
   residual_ = residual;
   check_budget_bits(target, "oracle");
@@ -35,8 +31,11 @@ void OraclePolicy::bind(const PolicyBinding& b) {
   if (!b.config || !b.kv || !b.damage) throw Error("oracle: bound without a model or a damage probe");
   damage_ = b.damage;
   class_bits_.clear();
-  for (KvPrecision p : kClasses) class_bits_.push_back(class_effective_bits(*b.config, *b.kv, p));
-  check_budget_reachable(target_, *b.config, *b.kv, kClasses[0], "oracle");
+  for (KvPrecision p : kOracleClasses) class_bits_.push_back(class_effective_bits(*b.config, *b.kv, p));
+  for (size_t j = 1; j < class_bits_.size(); ++j) {
+    if (!(class_bits_[j] > class_bits_[j - 1])) throw Error("oracle: its classes are not in ascending order of bits in this store");
+  }
+  check_budget_reachable(target_, *b.config, *b.kv, kOracleClasses[0], "oracle");
 }
 
 std::vector<int> knapsack_widths(const std::vector<std::vector<double>>& damage, const std::vector<double>& bits,
@@ -93,21 +92,25 @@ void OraclePolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std::
   for (const TokenInfo& t : tokens) history_.push_back(t.token);
   const int64_t n = static_cast<int64_t>(history_.size());
   const int64_t begin = first - offset, end = n;  // positions of these tokens in history_
-  std::vector<std::vector<double>> dmg(static_cast<size_t>(end - begin), std::vector<double>(4, 0.0));
+  constexpr size_t k = kOracleClasses.size(), probed = k - 1;  // the last class, fp16, has damage 0
+  std::vector<std::vector<double>> dmg(static_cast<size_t>(end - begin), std::vector<double>(k, 0.0));
   if (end - 1 > begin) {
-    const std::vector<std::array<float, 3>> d = damage_(history_, begin, end - 1, horizon_);
+    const std::vector<std::vector<float>> d =
+        damage_(history_, begin, end - 1, horizon_, std::span<const KvPrecision>(kOracleClasses.data(), probed));
     for (int64_t t = begin; t < end - 1; ++t) {
       const int64_t followers = std::min(horizon_, n - 1 - t);
       const double scale = static_cast<double>(horizon_) / static_cast<double>(followers);
-      for (int j = 0; j < 3; ++j) dmg[static_cast<size_t>(t - begin)][j] = scale * d[static_cast<size_t>(t - begin)][j];
+      for (size_t j = 0; j < probed; ++j) dmg[static_cast<size_t>(t - begin)][j] = scale * d[static_cast<size_t>(t - begin)].at(j);
     }
   }
   // The last token has no follower: the largest damage of the batch (it is kept wide first).
   std::vector<double>& last = dmg.back();
   for (size_t i = 0; i + 1 < dmg.size(); ++i) {
-    for (int j = 0; j < 3; ++j) last[j] = std::max(last[j], dmg[i][j]);
+    for (size_t j = 0; j < probed; ++j) last[j] = std::max(last[j], dmg[i][j]);
   }
-  if (dmg.size() == 1) last = {1.0, 0.5, 0.25, 0.0};
+  if (dmg.size() == 1) {
+    for (size_t j = 0; j < probed; ++j) last[j] = 1.0 / static_cast<double>(1 << j);  // wider, less damage
+  }
   // Damage is non-increasing in the width by construction of the choice (a wider class that
   // measured worse is never picked: the hull step needs a positive saving).
   const double count = static_cast<double>(tokens.size());
@@ -118,7 +121,7 @@ void OraclePolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std::
     surplus_ += b - target_;
     bits_sum_ += b;
     ++decided_;
-    std::fill_n(out.begin() + static_cast<ptrdiff_t>(i) * n_layers, n_layers, kClasses[choice[i]]);
+    std::fill_n(out.begin() + static_cast<ptrdiff_t>(i) * n_layers, n_layers, kOracleClasses[static_cast<size_t>(choice[i])]);
   }
 }
 

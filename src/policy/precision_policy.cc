@@ -69,6 +69,11 @@ KvPrecision parse_width_pair(const std::string& text, const std::string& what) {
           static_cast<uint8_t>(parse_width(text.substr(slash + 1), what))};
 }
 
+std::string width_pair_name(KvPrecision p) {
+  const auto w = [](int b) { return b == 16 ? std::string("fp16") : "int" + std::to_string(b); };
+  return p.k_bits == p.v_bits ? w(p.k_bits) : w(p.k_bits) + "/" + w(p.v_bits);
+}
+
 std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const PolicyOptions& options) {
   if (spec.empty()) throw Error(std::string("--kv: empty policy (one of: ") + kSpecHelp + ")");
   if (options.residual && *options.residual < 0) {

@@ -57,10 +57,12 @@ struct PolicyNeeds {
   bool attention = false;  // attn_variance, attn_concentration, attn_received
 };
 
-// Measured damage D(t, b) (engine/damage_probe.h) of positions [begin, end) of `tokens` at widths
-// 2, 4 and 8 (K and V), summed KL over the following `horizon` tokens. Supplied by the engine.
-using DamageFn = std::function<std::vector<std::array<float, 3>>(std::span<const int32_t> tokens, int64_t begin,
-                                                                 int64_t end, int64_t horizon)>;
+// Measured damage D(t, b) (engine/damage_probe.h) of positions [begin, end) of `tokens` for each
+// class b of `classes` (K and V widths, not fp16/fp16), summed KL over the following `horizon`
+// tokens: result[t - begin][j]. Supplied by the engine.
+using DamageFn = std::function<std::vector<std::vector<float>>(std::span<const int32_t> tokens, int64_t begin,
+                                                               int64_t end, int64_t horizon,
+                                                               std::span<const KvPrecision> classes)>;
 
 // What the engine tells a policy before its first decide(): the model's shape, the store's
 // options (group, page size, per-token record: what a class costs in bytes), and a damage probe.
@@ -116,5 +118,7 @@ std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const Pol
 
 // Parses "int4", "fp16", "int8/int4" into widths; throws Error naming `what` on bad input.
 KvPrecision parse_width_pair(const std::string& text, const std::string& what);
+// The inverse: "int4", "int4/int2", "fp16".
+std::string width_pair_name(KvPrecision p);
 
 }  // namespace kvbits

@@ -22,7 +22,7 @@ double median(std::vector<double> v) {
 }
 
 // Hard label: argmin_j D_j + mu bits_j.
-int hard_label(const std::array<float, 4>& d, const std::vector<double>& bits, double mu) {
+int hard_label(const std::vector<float>& d, const std::vector<double>& bits, double mu) {
   int best = 0;
   for (int j = 1; j < static_cast<int>(bits.size()); ++j) {
     if (d[j] + mu * bits[j] < d[best] + mu * bits[best]) best = j;
@@ -30,14 +30,14 @@ int hard_label(const std::array<float, 4>& d, const std::vector<double>& bits, d
   return best;
 }
 
-double mean_label_bits(const std::vector<std::array<float, 4>>& d, const std::vector<double>& bits, double mu) {
+double mean_label_bits(const std::vector<std::vector<float>>& d, const std::vector<double>& bits, double mu) {
   double s = 0.0;
   for (const auto& x : d) s += bits[static_cast<size_t>(hard_label(x, bits, mu))];
   return d.empty() ? 0.0 : s / static_cast<double>(d.size());
 }
 
 // mu such that hard labels average `target` bits (mean bits falls as mu grows).
-double label_mu(const std::vector<std::array<float, 4>>& d, const std::vector<double>& bits, double target) {
+double label_mu(const std::vector<std::vector<float>>& d, const std::vector<double>& bits, double target) {
   double lo = 0.0, hi = 1.0;
   for (int i = 0; i < 60 && mean_label_bits(d, bits, hi) > target; ++i) hi *= 2.0;
   for (int i = 0; i < 60; ++i) {
@@ -62,7 +62,7 @@ std::vector<float> predict(const Mlp& mlp, const Matrix& x) {
   return out;
 }
 
-double mean_damage_of(const std::vector<float>& scores, const std::vector<std::array<float, 4>>& d,
+double mean_damage_of(const std::vector<float>& scores, const std::vector<std::vector<float>>& d,
                       const std::vector<double>& bits, double lambda, double* mean_bits) {
   const size_t k = bits.size();
   const BudgetController probe(bits, bits.front(), 0.0, 0.0);
@@ -77,7 +77,7 @@ double mean_damage_of(const std::vector<float>& scores, const std::vector<std::a
 }
 
 // Damage of mixing the two classes that bracket `bits` at random (no information).
-double random_damage(const std::vector<std::array<float, 4>>& d, const std::vector<double>& bits, double b) {
+double random_damage(const std::vector<std::vector<float>>& d, const std::vector<double>& bits, double b) {
   std::vector<double> mean(bits.size(), 0.0);
   for (const auto& x : d) {
     for (size_t j = 0; j < bits.size(); ++j) mean[j] += x[j] / static_cast<double>(d.size());
@@ -94,7 +94,7 @@ double random_damage(const std::vector<std::array<float, 4>>& d, const std::vect
 
 }  // namespace
 
-BudgetDamage damage_at_budget(const std::vector<float>& scores, const std::vector<std::array<float, 4>>& damage,
+BudgetDamage damage_at_budget(const std::vector<float>& scores, const std::vector<std::vector<float>>& damage,
                               const std::vector<double>& class_bits, double bits) {
   BudgetDamage r;
   if (damage.empty()) return r;
@@ -105,7 +105,22 @@ BudgetDamage damage_at_budget(const std::vector<float>& scores, const std::vecto
 
 FitResult fit_controller(const LabelData& data, const FitOptions& o, const ControllerModel& model) {
   const size_t k = o.classes.size();
-  if (k != 4 || o.class_bits.size() != k) throw Error("train: the controller has the four classes int2, int4, int8, fp16");
+  if (k < 2 || o.class_bits.size() != k) throw Error("train: give at least two classes, each with its bits");
+  if (o.classes != data.classes) throw Error("train: the classes to fit differ from the classes the labels measured");
+  for (size_t j = 1; j < k; ++j) {
+    if (!(o.class_bits[j] > o.class_bits[j - 1])) throw Error("train: classes must be in ascending order of bits");
+  }
+  for (const TokenSample& s : data.samples) {
+    if (s.damage.size() != k) throw Error("train: a labelled token has " + std::to_string(s.damage.size()) + " damages for " + std::to_string(k) + " classes");
+  }
+  // Reference classes: int8 (its median damage is the probe's noise floor) and the pair whose
+  // damage gap sets the soft-label temperature (the cheapest class against int4, else the next).
+  const auto find = [&](KvPrecision p) -> int {
+    for (size_t j = 0; j < k; ++j) if (o.classes[j] == p) return static_cast<int>(j);
+    return -1;
+  };
+  const int j8 = find({8, 8});
+  const int j4 = find({4, 4}) > 0 ? find({4, 4}) : 1;
   if (o.features.empty()) throw Error("train: no features selected");
   if (data.samples.size() < 50) {
     throw Error("train: only " + std::to_string(data.samples.size()) + " labelled tokens; need at least 50");
@@ -125,26 +140,40 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
 
   // Damage targets (noise floor removed).
   double floor = 0.0;
-  if (o.subtract_noise_floor) {
+  if (o.subtract_noise_floor && j8 >= 0) {
     std::vector<double> d8;
-    for (const TokenSample* s : tr) d8.push_back(s->damage[2]);
+    for (const TokenSample* s : tr) d8.push_back(s->damage[static_cast<size_t>(j8)]);
     floor = median(d8);
   }
+  // Class j dominates class i when both its widths are at least i's: it never counts as more
+  // damaging. Classes with larger k_bits + v_bits come first so chains of dominance propagate.
+  std::vector<size_t> by_width(k);
+  std::iota(by_width.begin(), by_width.end(), size_t{0});
+  std::stable_sort(by_width.begin(), by_width.end(), [&](size_t a, size_t b) {
+    return o.classes[a].k_bits + o.classes[a].v_bits > o.classes[b].k_bits + o.classes[b].v_bits;
+  });
+  const auto dominates = [&](size_t j, size_t i) {
+    return j != i && o.classes[j].k_bits >= o.classes[i].k_bits && o.classes[j].v_bits >= o.classes[i].v_bits;
+  };
   const auto targets = [&](const std::vector<const TokenSample*>& v) {
-    std::vector<std::array<float, 4>> d;
+    std::vector<std::vector<float>> d;
     for (const TokenSample* s : v) {
-      std::array<float, 4> x = s->damage;
-      for (int j = 0; j < 3; ++j) x[j] = static_cast<float>(std::max(0.0, x[j] - floor));
-      x[3] = 0.0f;
-      // Monotone in the width: a wider class never counts as more damaging than a narrower one.
-      for (int j = 2; j >= 0; --j) x[j] = std::max(x[j], x[j + 1]);
-      d.push_back(x);
+      std::vector<float> x = s->damage;
+      for (size_t j = 0; j < k; ++j) {
+        x[j] = o.classes[j] == KvPrecision{16, 16} ? 0.0f : static_cast<float>(std::max(0.0, x[j] - floor));
+      }
+      for (size_t i : by_width) {
+        for (size_t j = 0; j < k; ++j) {
+          if (dominates(j, i)) x[i] = std::max(x[i], x[j]);
+        }
+      }
+      d.push_back(std::move(x));
     }
     return d;
   };
-  const std::vector<std::array<float, 4>> d_tr = targets(tr), d_te = targets(te);
+  const std::vector<std::vector<float>> d_tr = targets(tr), d_te = targets(te);
   std::vector<double> gap;
-  for (const auto& x : d_tr) gap.push_back(x[0] - x[1]);
+  for (const auto& x : d_tr) gap.push_back(x[0] - x[static_cast<size_t>(j4)]);
   const double temperature = std::max(1e-6, o.temperature * median(gap));
   const double mu = label_mu(d_tr, o.class_bits, o.label_bits);
 
@@ -176,10 +205,11 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
   };
   const Matrix x_tr = matrix(tr), x_te = matrix(te);
   // Soft labels.
-  const auto soft = [&](const std::vector<std::array<float, 4>>& d) {
+  const auto soft = [&](const std::vector<std::vector<float>>& d) {
     std::vector<float> q(d.size() * k);
+    std::vector<double> e(k);
     for (size_t i = 0; i < d.size(); ++i) {
-      double e[4], mx = -INFINITY, sum = 0.0;
+      double mx = -INFINITY, sum = 0.0;
       for (size_t j = 0; j < k; ++j) mx = std::max(mx, e[j] = -(d[i][j] + mu * o.class_bits[j]) / temperature);
       for (size_t j = 0; j < k; ++j) sum += (e[j] = std::exp(e[j] - mx));
       for (size_t j = 0; j < k; ++j) q[i * k + j] = static_cast<float>(e[j] / sum);
@@ -203,7 +233,7 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
   std::vector<size_t> order(tr.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::vector<float> z(k), dz(k);
-  const auto loss_of = [&](const Matrix& x, const std::vector<float>& q, const std::vector<std::array<float, 4>>& d) {
+  const auto loss_of = [&](const Matrix& x, const std::vector<float>& q, const std::vector<std::vector<float>>& d) {
     const std::vector<float> s = predict(mlp, x);
     double total = 0.0;
     for (size_t i = 0; i < x.rows; ++i) {
@@ -288,7 +318,7 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
     budgets.push_back({{"bits", b}, {"learned_damage", l.damage}, {"learned_bits", l.bits},
                        {"oracle_damage", orc.damage}, {"random_damage", random_damage(d_te, o.class_bits, b)}});
   }
-  double mean_d[4] = {0, 0, 0, 0};
+  std::vector<double> mean_d(k, 0.0);
   for (const auto& x : d_te) {
     for (size_t j = 0; j < k; ++j) mean_d[j] += x[j] / static_cast<double>(d_te.size());
   }
@@ -307,14 +337,18 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
                             {"increase", base > 0 ? d / base - 1.0 : 0.0}});
     }
   }
-  json feats = json::array();
+  json feats = json::array(), class_names = json::array(), mean_by_class = json::object();
+  for (size_t j = 0; j < k; ++j) {
+    class_names.push_back(width_pair_name(o.classes[j]));
+    mean_by_class[width_pair_name(o.classes[j])] = mean_d[j];
+  }
   for (const FeatureSpec& s : specs) feats.push_back(to_string(s.feature));
   report = {
       {"samples", {{"train_tokens", tr.size()}, {"heldout_tokens", te.size()},
                    {"train_sequences", seqs.size() - n_hold}, {"heldout_sequences", n_hold}}},
       {"labels", {{"noise_floor_subtracted", floor}, {"temperature", temperature}, {"mu", mu},
                   {"label_bits", o.label_bits}, {"heldout_label_histogram", label_hist},
-                  {"heldout_mean_damage", {mean_d[0], mean_d[1], mean_d[2], mean_d[3]}}}},
+                  {"classes", class_names}, {"heldout_mean_damage", mean_by_class}}},
       {"model", {{"features", feats}, {"sizes", sizes}, {"activation", to_string(o.activation)},
                  {"parameters", mlp.parameter_count()}}},
       {"optimiser", {{"loss", {{"alpha", o.loss.alpha}, {"beta", o.loss.beta}, {"gamma", o.loss.gamma}}},
@@ -323,7 +357,6 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
                      {"epochs", o.epochs}, {"batch", o.batch}, {"seed", o.seed}, {"curve", curve}}},
       {"heldout", {{"label_accuracy", accuracy}, {"prediction_histogram", pred_hist},
                    {"loss", loss_of(x_te, q_te, d_te)}, {"damage_at_budget", budgets},
-                   {"static_int2_damage", mean_d[0]}, {"static_int4_damage", mean_d[1]},
                    {"permutation_importance_at_bits", o.importance_bits}, {"permutation_importance", importance}}}};
 
   FitResult r;

@@ -2,23 +2,26 @@
 // Fitting the learned controller to measured damage (train/label_data.h) and evaluating it on
 // held-out sequences.
 //
-// Targets. Per token and class j (int2, int4, int8, fp16; bits_j from the store's layout):
+// Targets. Per token and class j (the labels' classes, e.g. int2, int4/int2, int4, int8, fp16 —
+// a K width and a V width each — in ascending bits_j from the store's layout):
 //   D_j      measured damage; with int8-activation labels the noise floor of activation rounding
-//            (median D_8 over the training tokens) is subtracted from the quantized classes
-//            (clamped at 0), so that fp16 is not preferred for noise alone;
+//            (median D_int8 over the training tokens) is subtracted from the quantized classes
+//            (clamped at 0), so that fp16 is not preferred for noise alone; then made monotone:
+//            a class whose K and V widths are both at least another's never counts as more
+//            damaging than it;
 //   q_j      soft labels  q_j ~ exp(-(D_j + mu bits_j) / T): the Gibbs distribution of the
 //            per-token Lagrangian. With cross-entropy to q the optimal scores are
 //            z_j = log E[exp(-D_j / T) | features] - mu bits_j / T + c, so `score - lambda bits`
 //            ranks classes by (soft) expected damage for every lambda: one controller serves every
 //            budget. mu is set so that the hard labels argmin_j D_j + mu bits_j average
 //            `label_bits` (reporting held-out label accuracy needs some trade-off); T is
-//            `temperature` times the median of D_int2 - D_int4.
+//            `temperature` times the median of D_cheapest - D_int4.
 //   loss     alpha CE(q, p) + beta E_p[bits] + gamma E_p[D] (train/mlp_train.h).
 // Held-out evaluation (sequences split by a seeded shuffle): label accuracy, and "damage at
 // budget": for each budget B the multiplier is calibrated on the held-out scores so the tokens
 // average B bits, and the mean measured damage of the chosen classes is compared with the
 // oracle (the per-token Lagrangian on the measured damage, the best any policy can do at B),
-// random assignment at B, and static int2/int4. Feature importance: the increase of that damage
+// random assignment at B (the two classes bracketing B mixed), and every static class. Feature importance: the increase of that damage
 // (at `importance_bits`) when one feature's column is permuted.
 #include <cstdint>
 #include <string>
@@ -45,7 +48,7 @@ struct FitOptions {
   AdamOptions adam;
   uint64_t seed = 1;
   double holdout = 0.2;       // fraction of sequences held out
-  std::vector<KvPrecision> classes{{2, 2}, {4, 4}, {8, 8}, {16, 16}};
+  std::vector<KvPrecision> classes;    // must equal the labels' classes, ascending in bits
   std::vector<double> class_bits;      // effective bits per class (class_effective_bits)
   double gain = 0.05;                  // kappa of the online correction
   double default_bits = 3.0;
@@ -67,7 +70,7 @@ FitResult fit_controller(const LabelData& data, const FitOptions& options, const
 struct BudgetDamage {
   double damage = 0.0, bits = 0.0;
 };
-BudgetDamage damage_at_budget(const std::vector<float>& scores, const std::vector<std::array<float, 4>>& damage,
+BudgetDamage damage_at_budget(const std::vector<float>& scores, const std::vector<std::vector<float>>& damage,
                               const std::vector<double>& class_bits, double bits);
 
 }  // namespace kvbits::train

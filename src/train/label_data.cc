@@ -50,6 +50,7 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
   if (sequences.empty()) throw Error("calibration: no token sequences to train on");
   const int32_t vocab = model.config().vocab_size;
   LabelData data;
+  data.classes = o.classes;
   std::vector<int32_t> all;
   for (const auto& s : sequences) all.insert(all.end(), s.begin(), s.end());
   data.frequency = TokenFrequency::count(vocab, o.alpha, all);
@@ -65,7 +66,12 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
     chosen.push_back(i);
     planned += static_cast<int64_t>(sequences[i].size()) - 1;
   }
+  if (o.classes.empty()) throw Error("calibration: no classes to label");
   DamageProbeOptions po;
+  po.widths.clear();
+  for (KvPrecision p : o.classes) {
+    if (!(p == KvPrecision{16, 16})) po.widths.push_back(p);
+  }
   po.horizon = o.horizon;
   po.threads = o.threads;
   po.group = o.group;
@@ -88,7 +94,8 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
       s.token = seq[static_cast<size_t>(t)];
       s.raw = raw_features(info[static_cast<size_t>(t)], data.frequency.rarity(s.token), run);
       const TokenDamage& d = dmg[static_cast<size_t>(t)];
-      s.damage = {d.kl[0], d.kl[1], d.kl[2], 0.0f};
+      size_t w = 0;
+      for (KvPrecision p : o.classes) s.damage.push_back(p == KvPrecision{16, 16} ? 0.0f : d.kl[w++]);
       data.samples.push_back(s);
     }
     done += n - 1;
@@ -114,11 +121,14 @@ constexpr const char* kLabelFormat = "kvbits-controller-labels";
 }
 
 void save_labels(const LabelData& d, const std::filesystem::path& path) {
+  nlohmann::json classes_json = nlohmann::json::array();
+  for (KvPrecision p : d.classes) classes_json.push_back(width_pair_name(p));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(path.string() + ": cannot write the label file");
   nlohmann::json head = {{"format", kLabelFormat},
-                         {"format_version", 1},
+                         {"format_version", 2},
                          {"meta", d.meta},
+                         {"classes", classes_json},
                          {"rarity", {{"vocab_size", d.frequency.vocab()}, {"alpha", d.frequency.alpha()},
                                      {"ids", d.frequency.ids()}, {"counts", d.frequency.counts()}}}};
   std::string text = head.dump();
@@ -132,8 +142,8 @@ void save_labels(const LabelData& d, const std::filesystem::path& path) {
       std::snprintf(buf, sizeof buf, ",%.9g", static_cast<double>(v));
       text += buf;
     }
-    for (int j = 0; j < 3; ++j) {
-      std::snprintf(buf, sizeof buf, ",%.9g", static_cast<double>(s.damage[j]));
+    for (float v : s.damage) {
+      std::snprintf(buf, sizeof buf, ",%.9g", static_cast<double>(v));
       text += buf;
     }
     text += i + 1 < d.samples.size() ? "],\n" : "]\n";
@@ -157,21 +167,31 @@ LabelData load_labels(const std::filesystem::path& path) {
   const std::string where = path.string();
   try {
     if (!doc.is_object() || doc.value("format", "") != kLabelFormat) throw Error(where + ": not a kvbits label file");
-    if (doc.value("format_version", 0) != 1) throw Error(where + ": unsupported label file version");
+    const int version = doc.value("format_version", 0);
+    if (version != 1 && version != 2) throw Error(where + ": unsupported label file version");
     LabelData d;
     d.meta = doc.at("meta");
+    // Version 1: D2, D4, D8 per row (K and V alike), fp16 implied.
+    size_t stored = 3;
+    if (version == 1) {
+      d.classes = {{2, 2}, {4, 4}, {8, 8}, {16, 16}};
+    } else {
+      for (const auto& name : doc.at("classes")) d.classes.push_back(parse_width_pair(name.get<std::string>(), where + ": classes"));
+      if (d.classes.size() < 2 || d.classes.size() > 16) throw Error(where + ": must list 2 to 16 classes");
+      stored = d.classes.size();
+    }
     const auto& r = doc.at("rarity");
     d.frequency = TokenFrequency(r.at("vocab_size").get<int32_t>(), r.at("alpha").get<double>(),
                                  r.at("ids").get<std::vector<int32_t>>(), r.at("counts").get<std::vector<uint32_t>>());
     for (const auto& row : doc.at("samples")) {
-      if (!row.is_array() || row.size() != 3 + kFeatureKinds + 3) throw Error(where + ": a sample row has the wrong length");
+      if (!row.is_array() || row.size() != 3 + kFeatureKinds + stored) throw Error(where + ": a sample row has the wrong length");
       TokenSample s;
       s.seq = row[0].get<int32_t>();
       s.position = row[1].get<int32_t>();
       s.token = row[2].get<int32_t>();
       for (int f = 0; f < kFeatureKinds; ++f) s.raw.v[f] = row[3 + f].get<float>();
-      for (int j = 0; j < 3; ++j) s.damage[j] = row[3 + kFeatureKinds + j].get<float>();
-      s.damage[3] = 0.0f;
+      for (size_t j = 0; j < stored; ++j) s.damage.push_back(row[3 + kFeatureKinds + j].get<float>());
+      if (version == 1) s.damage.push_back(0.0f);
       for (float v : s.damage) {
         if (!std::isfinite(v) || v < 0) throw Error(where + ": a damage value is negative or not finite");
       }

@@ -6,14 +6,15 @@
 // activations, as evaluation prefills a context (docs/protocols.md), with a policy that records
 // the TokenInfo it is shown; rarity comes from the corpus frequency table (TokenFrequency over all
 // packed calibration tokens), rarity_running from RunningFrequency over the probed sequences in
-// order. Damage: engine/damage_probe.h, D(t, b) for b = 2, 4, 8 (K and V), summed KL over the
-// next `horizon` tokens of the sequence; D(t, 16) = 0. The last token of a sequence has no
-// follower and is not a sample.
+// order. Damage: engine/damage_probe.h, D(t, b) for every class b (a K width and a V width, e.g.
+// int4/int2), summed KL over the next `horizon` tokens of the sequence; D(t, fp16) = 0 without a
+// probe. The last token of a sequence has no follower and is not a sample.
 //
 // Label files (`kvbits train --save-labels / --labels`) keep samples so that fitting can be
-// re-run without the model: JSON {"format": "kvbits-controller-labels", "format_version": 1,
-// "meta": {...}, "rarity": {"vocab_size", "alpha", "ids", "counts"},
-// "samples": [[seq, position, token, raw features (9, Feature order)..., D2, D4, D8], ...]}.
+// re-run without the model: JSON {"format": "kvbits-controller-labels", "format_version": 2,
+// "meta": {...}, "classes": ["int2", "int4/int2", ...], "rarity": {"vocab_size", "alpha", "ids",
+// "counts"}, "samples": [[seq, position, token, raw features (9, Feature order)..., D per class],
+// ...]}. Version 1 files (no "classes"; D2, D4, D8 per row: classes int2, int4, int8, fp16) load.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -31,10 +32,11 @@ namespace kvbits::train {
 struct TokenSample {
   int32_t seq = 0, position = 0, token = 0;
   RawFeatures raw;
-  std::array<float, 4> damage{};  // int2, int4, int8, fp16 (0)
+  std::vector<float> damage;  // per class of LabelData::classes, nats (fp16: 0)
 };
 
 struct LabelData {
+  std::vector<KvPrecision> classes;  // what each damage entry measures
   std::vector<TokenSample> samples;
   TokenFrequency frequency;
   nlohmann::json meta = nlohmann::json::object();
@@ -50,6 +52,9 @@ struct LabelOptions {
   int64_t max_tokens = 4000;  // probed tokens (whole sequences in a seeded order, two at least)
   uint64_t seed = 1;
   double alpha = 0.5;         // frequency smoothing
+  // Classes to measure (fp16/fp16 costs no probe: damage 0). Each other class costs one forward
+  // of `horizon` tokens per labelled token.
+  std::vector<KvPrecision> classes{{2, 2}, {4, 2}, {4, 4}, {8, 8}, {16, 16}};
 };
 
 // TokenInfo of every position of `tokens`, as a Session computes them for a policy that needs
