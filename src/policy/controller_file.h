@@ -7,13 +7,13 @@
 //   "format": "kvbits-controller", "format_version": 1,
 //   "model": {"architecture": "llama", "name": "...", "n_layers": 30, "n_kv_heads": 3,
 //             "head_dim": 64, "kv_dim": 192, "vocab_size": 49152},   // the model it was fitted on
-//   "classes": ["int2", "int4", "int8", "fp16"],   // output j of the MLP scores class j (K/V widths)
+//   "classes": ["int2", "int4/int2", "int4", "int8", "fp16"],  // MLP output j scores class j (K width/V width)
 //   "features": [{"name": "entropy", "transform": "none", "mean": 2.1, "std": 1.3}, ...],
-//   "mlp": {"activation": "relu", "sizes": [9, 64, 64, 4],
+//   "mlp": {"activation": "relu", "sizes": [7, 64, 64, 5],
 //           "layers": [{"w": [out * in numbers, row-major], "b": [out numbers]}, ...]},
 //   "rarity": {"vocab_size": 49152, "alpha": 0.5, "ids": [ascending token ids seen],
 //              "counts": [their counts]},                       // TokenFrequency
-//   "budget": {"class_bits": [2.54, 4.54, 8.54, 16.04],  // effective bits per class when calibrated
+//   "budget": {"class_bits": [2.29, 3.29, 4.29, 8.54, 16.04],  // effective bits per class when calibrated
 //              "bits": [ascending targets], "lambda": [matching multipliers],  // lambda(target)
 //              "gain": 0.02,                               // online correction (learned_policy.h)
 //              "default_bits": 3.0},                       // target when none is given

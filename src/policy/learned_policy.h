@@ -2,7 +2,8 @@
 // `learned:PATH[@BITS]`: the learned precision controller (issue 5). For each token leaving the
 // FP16 window: features from TokenInfo and the controller's token-frequency table
 // (policy/controller_features.h), normalised as stored, through the MLP -> one score per class
-// (int2, int4, int8, fp16; K and V alike), then budget control (policy/budget_control.h): the class
+// (the file's classes, each a K width and a V width: the shipped controller chooses from int2,
+// int4/int2, int4, int8 and fp16), then budget control (policy/budget_control.h): the class
 // maximising score - lambda * bits, lambda from the file's calibration table plus an integral
 // correction on the run's committed bits, so the run averages BITS effective bits (+-0.1).
 //
