@@ -10,6 +10,11 @@ namespace {
 // Spin iterations before a worker sleeps. Around 50 µs on current x86 cores: longer than the gap
 // between two loops of one decode step, far shorter than the gap between decode steps.
 constexpr int kSpinIterations = 20000;
+// While spinning, give the core away every kYieldEvery iterations (sched_yield returns at once
+// when nothing else is runnable). On an oversubscribed machine — another process using the
+// cores — a pure pause loop burnt whole time slices waiting for a thread that was not running,
+// and decode took 5-10x longer (eval's decode timing beside another job, docs/benchmarks.md).
+constexpr int kYieldEvery = 256;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,7 +62,7 @@ void ThreadPool::parallel_for(int64_t n_tasks, const TaskFn& fn) {
   // Wait for every worker to check in (a late worker must not read this loop's state after we
   // return). Yield after a while: on an oversubscribed machine the worker needs our core.
   for (int spins = 0; busy_workers_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kSpinIterations) cpu_relax();
+    if (spins < kSpinIterations && spins % kYieldEvery != kYieldEvery - 1) cpu_relax();
     else std::this_thread::yield();
   }
   fn_ = nullptr;
@@ -83,7 +88,8 @@ void ThreadPool::worker_loop(int thread_index) {
     uint64_t now;
     while ((now = generation_.load()) == seen) {
       if (++spins < kSpinIterations) {
-        cpu_relax();
+        if (spins % kYieldEvery == 0) std::this_thread::yield();
+        else cpu_relax();
       } else {
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1);
