@@ -113,6 +113,13 @@ int train_command(const TrainFlags& f) {
     if (!probe) throw Error(f.out + ": cannot write the controller file here");
   }
   std::filesystem::remove(out.string() + ".partial");
+  std::vector<KvPrecision> classes;
+  for (const std::string& name : split_commas(f.classes)) {
+    const KvPrecision p = parse_width_pair(name, "--classes");
+    if (std::find(classes.begin(), classes.end(), p) != classes.end()) throw Error("--classes: '" + name + "' is listed twice");
+    classes.push_back(p);
+  }
+  if (classes.size() < 2 || classes.size() > 16) throw Error("--classes: give 2 to 16 classes");
   // Calibration data (read and checked before the model loads).
   train::CalibItems items;
   if (f.labels_in.empty()) {
@@ -132,13 +139,6 @@ int train_command(const TrainFlags& f) {
     });
     return v;
   };
-  std::vector<KvPrecision> classes;
-  for (const std::string& name : split_commas(f.classes)) {
-    const KvPrecision p = parse_width_pair(name, "--classes");
-    if (std::find(classes.begin(), classes.end(), p) != classes.end()) throw Error("--classes: '" + name + "' is listed twice");
-    classes.push_back(p);
-  }
-  if (classes.size() < 2 || classes.size() > 16) throw Error("--classes: give 2 to 16 classes");
   classes = sort_classes(classes);
 
   train::LabelData data;

@@ -108,7 +108,7 @@ FitResult fit_controller(const LabelData& data, const FitOptions& o, const Contr
   if (k < 2 || o.class_bits.size() != k) throw Error("train: give at least two classes, each with its bits");
   if (o.classes != data.classes) throw Error("train: the classes to fit differ from the classes the labels measured");
   for (size_t j = 1; j < k; ++j) {
-    if (!(o.class_bits[j] > o.class_bits[j - 1])) throw Error("train: classes must be in ascending order of bits");
+    if (!(o.class_bits[j] > o.class_bits[j - 1])) throw Error("train: classes must cost strictly ascending bits (two classes of equal cost?)");
   }
   for (const TokenSample& s : data.samples) {
     if (s.damage.size() != k) throw Error("train: a labelled token has " + std::to_string(s.damage.size()) + " damages for " + std::to_string(k) + " classes");
