@@ -169,10 +169,12 @@ TEST(ControllerMlp, AdamFitsASmallClassification) {
   EXPECT_GT(right, 450);
 }
 
-// Synthetic labels: damage at int2 grows with "entropy", the sink (position 0) is fragile.
-train::LabelData synthetic_labels(int n_seq, int len, uint64_t seed) {
+// n_seq sequences of len synthetic tokens with the given classes: random token and entropy per
+// token; `damage(info, t, rng)` may set more features and returns the damage per class.
+template <typename DamageFn>
+train::LabelData synthetic_data(std::vector<KvPrecision> classes, int n_seq, int len, uint64_t seed, DamageFn damage) {
   train::LabelData d;
-  d.classes = {{2, 2}, {4, 4}, {8, 8}, {16, 16}};
+  d.classes = std::move(classes);
   d.frequency = TokenFrequency(100, 0.5, {1, 2, 3}, {5, 5, 5});
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
@@ -185,14 +187,24 @@ train::LabelData synthetic_labels(int n_seq, int len, uint64_t seed) {
       TokenInfo info;
       info.position = t;
       info.entropy = 4.0f * u(rng);
-      info.confidence = u(rng);
+      x.damage = damage(info, t, rng);
       x.raw = raw_features(info, d.frequency.rarity(x.token), 5.0f);
-      const float d2 = 0.05f + 0.3f * info.entropy * info.entropy * (0.8f + 0.4f * u(rng)) + (t == 0 ? 5.0f : 0.0f);
-      x.damage = {d2, 0.05f * d2, 0.003f * d2, 0.0f};
       d.samples.push_back(x);
     }
   }
   return d;
+}
+
+// Synthetic labels: damage at int2 grows with "entropy", the sink (position 0) is fragile.
+train::LabelData synthetic_labels(int n_seq, int len, uint64_t seed) {
+  return synthetic_data({{2, 2}, {4, 4}, {8, 8}, {16, 16}}, n_seq, len, seed,
+                        [](TokenInfo& info, int t, std::mt19937_64& rng) {
+                          std::uniform_real_distribution<float> u(0.0f, 1.0f);
+                          info.confidence = u(rng);
+                          const float d2 = 0.05f + 0.3f * info.entropy * info.entropy * (0.8f + 0.4f * u(rng)) +
+                                           (t == 0 ? 5.0f : 0.0f);
+                          return std::vector<float>{d2, 0.05f * d2, 0.003f * d2, 0.0f};
+                        });
 }
 
 train::FitOptions small_fit_options() {
@@ -266,28 +278,13 @@ TEST(ControllerTraining, RefusesClassesThatDoNotMatchTheLabels) {
 // int2 and int4/int2, and the learned assignment must beat a random mix of the bracketing classes.
 // A class with both widths at least another's is never counted as more damaging (monotone).
 TEST(ControllerTraining, SeparateKeyAndValueClasses) {
-  train::LabelData d;
-  d.classes = {{2, 2}, {4, 2}, {4, 4}, {8, 8}, {16, 16}};
-  d.frequency = TokenFrequency(100, 0.5, {1, 2, 3}, {5, 5, 5});
-  std::mt19937_64 rng(3);
-  std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  for (int s = 0; s < 40; ++s) {
-    for (int t = 0; t < 30; ++t) {
-      train::TokenSample x;
-      x.seq = s;
-      x.position = t;
-      x.token = static_cast<int32_t>(rng() % 100);
-      TokenInfo info;
-      info.position = t;
-      info.entropy = 4.0f * u(rng);
-      x.raw = raw_features(info, d.frequency.rarity(x.token), 5.0f);
-      const float dk = 0.02f + 0.2f * info.entropy * info.entropy;  // key damage at 2 bits
-      const float dv = 0.05f;                                        // value damage at 2 bits
-      // k4/v4 measured (noisily) above k4/v2 on some tokens: the fit must clamp it.
-      x.damage = {dk + dv, 0.05f * dk + dv, (t % 7 == 0 ? 0.2f : 0.05f) * dk, 0.003f * dk, 0.0f};
-      d.samples.push_back(x);
-    }
-  }
+  const train::LabelData d = synthetic_data(
+      {{2, 2}, {4, 2}, {4, 4}, {8, 8}, {16, 16}}, 40, 30, 3, [](TokenInfo& info, int t, std::mt19937_64&) {
+        const float dk = 0.02f + 0.2f * info.entropy * info.entropy;  // key damage at 2 bits
+        const float dv = 0.05f;                                        // value damage at 2 bits
+        // k4/v4 measured (noisily) above k4/v2 on some tokens: the fit must clamp it.
+        return std::vector<float>{dk + dv, 0.05f * dk + dv, (t % 7 == 0 ? 0.2f : 0.05f) * dk, 0.003f * dk, 0.0f};
+      });
   ControllerModel m;
   train::FitOptions o = small_fit_options();
   o.classes = d.classes;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 
 #include "engine/damage_probe.h"
 #include "gguf_test_util.h"
@@ -13,17 +14,34 @@
 namespace kvbits {
 namespace {
 
-TEST(DamageProbe, NonNegativeOrderedAndDeterministic) {
-  testing::TempDir dir;
+// The tiny random-weight model, written to `dir`.
+std::unique_ptr<LlamaModel> tiny_model(const testing::TempDir& dir) {
   const std::string path = dir.file("tiny.gguf");
   write_synthetic_model(SyntheticModelOptions{}, path);
-  const auto model = LlamaModel::load(path);
-  std::vector<int32_t> tokens(48);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 53 + 7) % model->config().vocab_size);
+  return LlamaModel::load(path);
+}
+
+// n token ids (i * mul + add) mod vocab.
+std::vector<int32_t> token_ramp(const LlamaModel& model, size_t n, size_t mul, size_t add) {
+  std::vector<int32_t> tokens(n);
+  for (size_t i = 0; i < n; ++i) tokens[i] = static_cast<int32_t>((i * mul + add) % model.config().vocab_size);
+  return tokens;
+}
+
+// Horizon 8, one thread, float activations (no int8 re-rounding noise: damage is smooth in the width).
+DamageProbeOptions float_probe_options() {
   DamageProbeOptions o;
   o.horizon = 8;
   o.threads = 1;
-  o.activations = ActivationMode::kFloat;  // no int8 re-rounding noise: damage is smooth in the width
+  o.activations = ActivationMode::kFloat;
+  return o;
+}
+
+TEST(DamageProbe, NonNegativeOrderedAndDeterministic) {
+  testing::TempDir dir;
+  const auto model = tiny_model(dir);
+  const std::vector<int32_t> tokens = token_ramp(*model, 48, 53, 7);
+  DamageProbeOptions o = float_probe_options();
   const std::vector<TokenDamage> d = probe_damage(*model, tokens, 0, 40, o);
   ASSERT_EQ(d.size(), 40u);
   double sum[3] = {0, 0, 0};
@@ -59,15 +77,9 @@ TEST(DamageProbe, NonNegativeOrderedAndDeterministic) {
 // V-only damage is close to the joint damage (first order in small perturbations; 10 %).
 TEST(DamageProbe, SeparateKeyAndValueWidths) {
   testing::TempDir dir;
-  const std::string path = dir.file("tiny.gguf");
-  write_synthetic_model(SyntheticModelOptions{}, path);
-  const auto model = LlamaModel::load(path);
-  std::vector<int32_t> tokens(40);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37 + 11) % model->config().vocab_size);
-  DamageProbeOptions o;
-  o.horizon = 8;
-  o.threads = 1;
-  o.activations = ActivationMode::kFloat;
+  const auto model = tiny_model(dir);
+  const std::vector<int32_t> tokens = token_ramp(*model, 40, 37, 11);
+  DamageProbeOptions o = float_probe_options();
   o.widths = {{2, 2}, {4, 2}, {4, 4}, {2, 16}, {16, 2}, {16, 8}};
   const std::vector<TokenDamage> d = probe_damage(*model, tokens, 0, 32, o);
   double sum[6] = {0, 0, 0, 0, 0, 0};
