@@ -1,6 +1,7 @@
-// `kvbits eval -m MODEL --task T [--task T2 ...] --kv POLICY [--limit N] [--shard i/n] [--out PATH]`:
+// `kvbits eval -m MODEL --task T [--task T2 ...] --kv POLICY [--limit N] [--shard i/n] [--jobs J] [--out PATH]`:
 // accuracy (multiple choice) or perplexity under a KV policy, one result file per task
-// (src/eval/result_file.h), progress on stderr, a summary line per task on stdout.
+// (src/eval/result_file.h), progress on stderr, a summary line per task on stdout. Items are
+// scored by J sessions in parallel (default: one per thread; cli/eval_workers.h).
 //
 // Order of work, so that mistakes surface in seconds: task names and data files are checked and
 // loaded, and every result path is reserved (created) before the model is loaded. Ctrl-C stops at
@@ -12,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/eval_workers.h"
 #include "eval/interrupt.h"
 #include "eval/progress.h"
 #include "eval/runner.h"
@@ -29,6 +31,7 @@ struct EvalFlags {
   std::string out;
   std::string shard = "1/1";
   int64_t limit = 0;
+  int jobs = 0;  // 0: one per thread
   bool skip_bad = false;
   eval::RunnerOptions runner;
   int64_t decode_depth = 1024;
@@ -109,14 +112,9 @@ int eval_command(const EvalFlags& f) {
 
   LoadedModel m = load_model(f.model);
   const std::string sha = eval::sha256_file(f.model.model_path);
-  Session session(*m.model, so);
-  std::unique_ptr<Session> reference;
-  if (f.kl) {
-    SessionOptions ro = so;
-    ro.policy = nullptr;  // FP16 cache
-    ro.kv.budget_bytes = 0;
-    reference = std::make_unique<Session>(*m.model, ro);
-  }
+  const int jobs = f.jobs > 0 ? f.jobs : default_jobs(f.model.threads);
+  const EvalWorkers ew = make_eval_workers(*m.model, so, f.kv, f.model.threads, jobs, f.kl);
+  Session& session = *ew.workers.front().session;
   eval::SigintScope sigint;
   bool interrupted = false;
   std::vector<eval::RunResult> results;
@@ -125,6 +123,7 @@ int eval_command(const EvalFlags& f) {
     r.model_path = f.model.model_path;
     r.model_sha256 = sha;
     r.policy = policy_info(session, f, so);
+    r.policy.params["jobs"] = jobs;
     r.task = specs[t].name;
     r.kind = specs[t].kind;
     r.data_file = specs[t].file.string();
@@ -139,8 +138,7 @@ int eval_command(const EvalFlags& f) {
     eval::RunnerOptions ro = f.runner;
     ro.limit = f.limit;
     ro.shard = shard;
-    ro.reference = reference.get();
-    eval::run_task(session, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
+    eval::run_task(ew.workers, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
       if (done == 1) progress = eval::Progress(specs[t].name + " [" + r.policy.name + "]", total);
       progress.update(done, metric);
       last_metric = metric;
@@ -160,7 +158,11 @@ int eval_command(const EvalFlags& f) {
       const std::vector<int32_t> ids = m.tokenizer->encode(sample, false);
       text.insert(text.end(), ids.begin(), ids.end());
     }
-    decode_ms = eval::measure_decode_ms(session, text, std::min(f.decode_depth, session.context() - f.decode_tokens),
+    // A session of its own with all the threads (the workers may have one each).
+    SessionOptions to = so;
+    apply_kv_flags(f.kv, to);
+    Session timing(*m.model, to);
+    decode_ms = eval::measure_decode_ms(timing, text, std::min(f.decode_depth, timing.context() - f.decode_tokens),
                                         f.decode_tokens);
   }
   for (size_t t = 0; t < results.size(); ++t) {
@@ -196,6 +198,9 @@ Runner add_eval_command(CLI::App& cmd) {
   cmd.add_option("-o,--out", f->out, "result file (one task, *.json) or directory (default: results/)");
   cmd.add_option("--limit", f->limit, "evaluate the first N items (windows) only")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd.add_option("--shard", f->shard, "i/n: this machine's share of the items (1-based)");
+  cmd.add_option("--jobs", f->jobs,
+                 "items scored in parallel, each by a session of its own with threads/jobs threads (default: one per thread)")
+      ->check(CLI::Range(1, 256));
   cmd.add_flag("--skip-bad", f->skip_bad, "count and skip malformed data lines instead of stopping");
   cmd.add_option("--ppl-window", f->runner.ppl_window, "perplexity window W in tokens")->check(CLI::Range(int64_t{2}, int64_t{8192}));
   cmd.add_option("--ppl-chunk", f->runner.ppl_chunk, "perplexity chunk C in tokens")->check(CLI::Range(int64_t{1}, int64_t{256}));

@@ -1,4 +1,4 @@
-// `kvbits sweep -m MODEL --tasks T1,T2 --policies P1,P2 --budgets 2.25,2.5,3,4,5 [--limit N] --out DIR`:
+// `kvbits sweep -m MODEL --tasks T1,T2 --policies P1,P2 --budgets 2.25,2.5,3,4,5 [--limit N] [--jobs J] --out DIR`:
 // the accuracy / effective-bits frontier. Every policy is evaluated on every task exactly as
 // `kvbits eval` does (eval/runner.h; one result file per policy x budget x task, same schema and
 // file names), then `kvbits report` runs over DIR (DIR/report/).
@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/eval_workers.h"
 #include "eval/interrupt.h"
 #include "eval/progress.h"
 #include "eval/report.h"
@@ -35,6 +36,7 @@ struct SweepFlags {
   std::string data;
   std::string out;
   int64_t limit = 0;
+  int jobs = 0;  // 0: one per thread
   int64_t decode_tokens = 0;
   int64_t decode_depth = 1024;
   bool no_report = false;
@@ -126,6 +128,7 @@ int sweep_command(const SweepFlags& f) {
 
   LoadedModel m = load_model(f.model);
   const std::string sha = eval::sha256_file(f.model.model_path);
+  const int jobs = f.jobs > 0 ? f.jobs : default_jobs(f.model.threads);
   eval::SigintScope sigint;
   std::vector<std::filesystem::path> files;
   std::vector<std::string> warnings;
@@ -139,16 +142,17 @@ int sweep_command(const SweepFlags& f) {
     so.threads = f.model.threads;
     so.context = f.model.context;
     so.max_batch = 512;
-    std::unique_ptr<Session> session;
+    EvalWorkers ew;
     try {
       apply_kv_flags(kf, so);
-      session = std::make_unique<Session>(*m.model, so);
+      ew = make_eval_workers(*m.model, so, kf, f.model.threads, jobs, false);
     } catch (const Error& e) {
       if (!run.budget) throw;
       warnings.push_back(std::string("skipped ") + run.spec + ": " + e.what());
       std::fprintf(stderr, "sweep: %s\n", warnings.back().c_str());
       continue;
     }
+    Session* session = ew.workers.front().session;
     const PrecisionPolicy& policy = session->policy();
     for (size_t t = 0; t < specs.size() && !interrupted; ++t) {
       const std::filesystem::path path = dir / (file_safe(specs[t].name) + "." + file_safe(policy.spec()) + ".json");
@@ -176,7 +180,7 @@ int sweep_command(const SweepFlags& f) {
       const auto t0 = std::chrono::steady_clock::now();
       eval::RunnerOptions ro;
       ro.limit = f.limit;
-      eval::run_task(*session, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
+      eval::run_task(ew.workers, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
         if (done == 1) progress = eval::Progress(specs[t].name + " [" + r.policy.name + "]", total);
         progress.update(done, metric);
         last_metric = metric;
@@ -188,7 +192,11 @@ int sweep_command(const SweepFlags& f) {
       if (!interrupted && f.decode_tokens > 0) {
         const std::string sample = data[t].text.empty() ? data[t].items.front().context : data[t].text.substr(0, 20000);
         const std::vector<int32_t> ids = m.tokenizer->encode(sample, false);
-        r.decode_ms_per_token = eval::measure_decode_ms(*session, ids, std::min(f.decode_depth, session->context() - f.decode_tokens),
+        // A session of its own with all the threads (the workers may have one each).
+        SessionOptions to = so;
+        apply_kv_flags(kf, to);
+        Session timing(*m.model, to);
+        r.decode_ms_per_token = eval::measure_decode_ms(timing, ids, std::min(f.decode_depth, timing.context() - f.decode_tokens),
                                                         f.decode_tokens);
       }
       // Parameters last: they include what the policy did (achieved bits, final multiplier).
@@ -196,6 +204,7 @@ int sweep_command(const SweepFlags& f) {
       r.policy.params["group"] = so.kv.group;
       r.policy.params["rotate"] = f.kv.rotate;
       r.policy.params["page_tokens"] = so.kv.page_tokens;
+      r.policy.params["jobs"] = jobs;
       writer.write(r);
       std::printf("%s\t%s\tn=%lld\teffective bits %.3f\t%s\n", r.task.c_str(), r.policy.name.c_str(),
                   static_cast<long long>(r.n()), r.kv.effective_bits, path.string().c_str());
@@ -232,6 +241,9 @@ Runner add_sweep_command(CLI::App& cmd) {
   cmd.add_option("-o,--out", f->out, "results directory (report in DIR/report)")->required();
   cmd.add_option("--limit", f->limit, "evaluate the first N items (windows) of each task only")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd.add_option("--jobs", f->jobs,
+                 "items scored in parallel, each by a session of its own with threads/jobs threads (default: one per thread)")
+      ->check(CLI::Range(1, 256));
   cmd.add_option("--decode-tokens", f->decode_tokens, "also time N decoded tokens per run (0: skip)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
   cmd.add_option("--decode-depth", f->decode_depth, "context depth for that timing");

@@ -1,10 +1,14 @@
 #include "eval/runner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "eval/interrupt.h"
 #include "util/error.h"
@@ -22,11 +26,12 @@ double log_prob(std::span<const float> logits, int32_t token) {
   return static_cast<double>(logits[static_cast<size_t>(token)] - mx) - std::log(sum);
 }
 
-void add_kv(const Session& session, RunResult& result) {
+// Adds the session's cache (bytes, tokens) to a run's totals (eval::KvStats).
+void add_kv(const Session& session, KvStats& kv) {
   const kvbits::KvStats st = session.kv().stats();
-  result.kv.kv_bytes += st.kv_bytes;
-  result.kv.kv_bytes_allocated += st.kv_bytes_allocated;
-  result.kv.tokens += static_cast<uint64_t>(st.tokens);
+  kv.kv_bytes += st.kv_bytes;
+  kv.kv_bytes_allocated += st.kv_bytes_allocated;
+  kv.tokens += static_cast<uint64_t>(st.tokens);
 }
 
 void finish_kv(const Session& session, RunResult& result) {
@@ -57,7 +62,7 @@ size_t rstrip_length(std::string_view s) {
   return keep;
 }
 
-McRecord score_item(Session& session, const Tokenizer& tok, const McItem& item, int64_t index, RunResult& result) {
+McRecord score_item(Session& session, const Tokenizer& tok, const McItem& item, int64_t index, KvStats& kv) {
   const McTokens tokens = tokenize_item(tok, item);
   const std::vector<int32_t>& context = tokens.context;
   const std::vector<std::vector<int32_t>>& conts = tokens.continuations;
@@ -70,7 +75,7 @@ McRecord score_item(Session& session, const Tokenizer& tok, const McItem& item, 
     r.ll.push_back(log_prob(last, conts[j][0]));
     r.length.push_back(std::max<int64_t>(1, count_code_points(item.choices[j])));
   }
-  add_kv(session, result);  // the compressed context, before any choice token
+  add_kv(session, kv);  // the compressed context, before any choice token
   // Every continuation token but the last is fed; row t predicts token t + 1.
   std::vector<std::vector<int32_t>> feeds;
   std::vector<size_t> owner;
@@ -140,80 +145,148 @@ int64_t ppl_window_count(int64_t n_tokens, int64_t window) {
   return full + (n_tokens - full * window >= 2 ? 1 : 0);
 }
 
-void run_task(Session& session, const Tokenizer& tok, const TaskData& data, const RunnerOptions& o, RunResult& result,
-              const std::function<void(int64_t, int64_t, const std::string&)>& on_progress) {
-  result.complete = true;
-  char metric[64];
-  if (data.spec.kind == TaskKind::kMultipleChoice) {
-    const int64_t n_items = static_cast<int64_t>(data.items.size());
-    result.n_total = limited_count(n_items, o.limit);
-    const std::vector<int64_t> selected = select_items(n_items, o.limit, o.shard);
-    int64_t done = 0, right = 0;
-    for (int64_t index : selected) {
-      if (interrupt_requested()) {
-        result.complete = false;
-        break;
-      }
-      McRecord r = score_item(session, tok, data.items[static_cast<size_t>(index)], index, result);
-      right += correct(r) ? 1 : 0;
-      result.items.push_back(std::move(r));
-      ++done;
-      std::snprintf(metric, sizeof metric, "acc %.4f", static_cast<double>(right) / static_cast<double>(done));
-      on_progress(done, static_cast<int64_t>(selected.size()), metric);
-    }
-  } else {
-    if (o.ppl_window < 2 || o.ppl_chunk < 1) throw Error("perplexity needs a window of >= 2 tokens and chunks of >= 1");
-    const std::vector<int32_t> tokens = tok.encode(data.text, /*parse_special=*/false);
-    const int64_t n_windows = ppl_window_count(static_cast<int64_t>(tokens.size()), o.ppl_window);
-    result.n_total = limited_count(n_windows, o.limit);
-    const std::vector<int64_t> selected = select_items(n_windows, o.limit, o.shard);
-    const size_t vocab = static_cast<size_t>(session.model().config().vocab_size);
-    int64_t done = 0;
-    double nll_total = 0.0, kl_total = 0.0;
-    int64_t tokens_total = 0;
-    for (int64_t w : selected) {
-      if (interrupt_requested()) {
-        result.complete = false;
-        break;
-      }
-      const int64_t begin = w * o.ppl_window;
-      const int64_t end = std::min<int64_t>(begin + o.ppl_window, static_cast<int64_t>(tokens.size()));
-      session.reset();
-      if (o.reference) o.reference->reset();
-      PplWindow pw;
-      pw.index = w;
-      if (o.reference) pw.kl = 0.0;
-      for (int64_t c0 = begin; c0 < end; c0 += o.ppl_chunk) {
-        const int64_t c1 = std::min(end, c0 + o.ppl_chunk);
-        const std::span<const int32_t> chunk(tokens.data() + c0, static_cast<size_t>(c1 - c0));
-        const std::span<float> logits = session.prefill_all_logits(chunk);
-        const std::span<float> ref = o.reference ? o.reference->prefill_all_logits(chunk) : std::span<float>();
-        for (int64_t t = c0; t < c1; ++t) {
-          if (t + 1 >= end) break;  // the window's last token predicts nothing inside it
-          const auto row = logits.subspan(static_cast<size_t>(t - c0) * vocab, vocab);
-          if (o.reference) *pw.kl += kl_divergence(ref.subspan(static_cast<size_t>(t - c0) * vocab, vocab), row);
-          pw.nll -= log_prob(row, tokens[t + 1]);
-          ++pw.tokens;
-          pw.bytes += static_cast<int64_t>(tok.token_bytes(tokens[t + 1]).size());
-        }
-      }
-      add_kv(session, result);
-      nll_total += pw.nll;
-      tokens_total += pw.tokens;
-      result.windows.push_back(pw);
-      ++done;
-      kl_total += pw.kl.value_or(0.0);
-      if (o.reference) {
-        std::snprintf(metric, sizeof metric, "ppl %.3f kl %.5f", std::exp(nll_total / static_cast<double>(tokens_total)),
-                      kl_total / static_cast<double>(tokens_total));
-      } else {
-        std::snprintf(metric, sizeof metric, "ppl %.3f", std::exp(nll_total / static_cast<double>(tokens_total)));
-      }
-      on_progress(done, static_cast<int64_t>(selected.size()), metric);
+namespace {
+
+// What one worker produced.
+struct WorkerOutput {
+  std::vector<McRecord> items;
+  std::vector<PplWindow> windows;
+  KvStats kv;
+  std::exception_ptr error;
+};
+
+// Running totals over all workers, for the progress line; `stop` makes the workers quit at their
+// next item (an error elsewhere).
+struct SharedProgress {
+  std::mutex mu;
+  int64_t done = 0, right = 0, tokens = 0;
+  double nll = 0.0, kl = 0.0;
+  std::atomic<bool> stop{false};
+};
+
+// One perplexity window [begin, end) of `tokens`, fed in chunks from an empty cache.
+PplWindow score_window(const RunnerWorker& wk, const Tokenizer& tok, std::span<const int32_t> tokens, int64_t w,
+                       const RunnerOptions& o, KvStats& kv) {
+  Session& session = *wk.session;
+  const size_t vocab = static_cast<size_t>(session.model().config().vocab_size);
+  const int64_t begin = w * o.ppl_window;
+  const int64_t end = std::min<int64_t>(begin + o.ppl_window, static_cast<int64_t>(tokens.size()));
+  session.reset();
+  if (wk.reference) wk.reference->reset();
+  PplWindow pw;
+  pw.index = w;
+  if (wk.reference) pw.kl = 0.0;
+  for (int64_t c0 = begin; c0 < end; c0 += o.ppl_chunk) {
+    const int64_t c1 = std::min(end, c0 + o.ppl_chunk);
+    const std::span<const int32_t> chunk = tokens.subspan(static_cast<size_t>(c0), static_cast<size_t>(c1 - c0));
+    const std::span<float> logits = session.prefill_all_logits(chunk);
+    const std::span<float> ref = wk.reference ? wk.reference->prefill_all_logits(chunk) : std::span<float>();
+    for (int64_t t = c0; t < c1; ++t) {
+      if (t + 1 >= end) break;  // the window's last token predicts nothing inside it
+      const auto row = logits.subspan(static_cast<size_t>(t - c0) * vocab, vocab);
+      if (wk.reference) *pw.kl += kl_divergence(ref.subspan(static_cast<size_t>(t - c0) * vocab, vocab), row);
+      pw.nll -= log_prob(row, tokens[static_cast<size_t>(t + 1)]);
+      ++pw.tokens;
+      pw.bytes += static_cast<int64_t>(tok.token_bytes(tokens[static_cast<size_t>(t + 1)]).size());
     }
   }
-  finish_kv(session, result);
-  session.reset();
+  add_kv(session, kv);
+  return pw;
+}
+
+// Worker w of `stride`: items selected[w], selected[w + stride], ...
+void run_worker(const RunnerWorker& wk, size_t w, size_t stride, const Tokenizer& tok, const TaskData& data,
+                std::span<const int32_t> ppl_tokens, const std::vector<int64_t>& selected, const RunnerOptions& o,
+                const ProgressFn& on_progress, SharedProgress& shared, WorkerOutput& out) {
+  const bool mc = data.spec.kind == TaskKind::kMultipleChoice;
+  const bool kl = wk.reference != nullptr;
+  const int64_t total = static_cast<int64_t>(selected.size());
+  char metric[64];
+  try {
+    for (size_t i = w; i < selected.size(); i += stride) {
+      if (interrupt_requested() || shared.stop.load()) break;
+      const int64_t index = selected[i];
+      if (mc) {
+        out.items.push_back(score_item(*wk.session, tok, data.items[static_cast<size_t>(index)], index, out.kv));
+      } else {
+        out.windows.push_back(score_window(wk, tok, ppl_tokens, index, o, out.kv));
+      }
+      const std::lock_guard<std::mutex> lock(shared.mu);
+      ++shared.done;
+      if (mc) {
+        shared.right += correct(out.items.back()) ? 1 : 0;
+        std::snprintf(metric, sizeof metric, "acc %.4f", static_cast<double>(shared.right) / static_cast<double>(shared.done));
+      } else {
+        const PplWindow& pw = out.windows.back();
+        shared.nll += pw.nll;
+        shared.tokens += pw.tokens;
+        shared.kl += pw.kl.value_or(0.0);
+        const double n = static_cast<double>(std::max<int64_t>(1, shared.tokens));
+        if (kl) {
+          std::snprintf(metric, sizeof metric, "ppl %.3f kl %.5f", std::exp(shared.nll / n), shared.kl / n);
+        } else {
+          std::snprintf(metric, sizeof metric, "ppl %.3f", std::exp(shared.nll / n));
+        }
+      }
+      on_progress(shared.done, total, metric);
+    }
+  } catch (...) {
+    out.error = std::current_exception();
+    shared.stop.store(true);
+  }
+  wk.session->reset();
+}
+
+}  // namespace
+
+void run_task(std::span<const RunnerWorker> workers, const Tokenizer& tok, const TaskData& data, const RunnerOptions& o,
+              RunResult& result, const ProgressFn& on_progress) {
+  if (workers.empty()) throw Error("evaluation needs at least one session");
+  std::vector<int32_t> ppl_tokens;
+  int64_t n_items = 0;
+  if (data.spec.kind == TaskKind::kMultipleChoice) {
+    n_items = static_cast<int64_t>(data.items.size());
+  } else {
+    if (o.ppl_window < 2 || o.ppl_chunk < 1) throw Error("perplexity needs a window of >= 2 tokens and chunks of >= 1");
+    ppl_tokens = tok.encode(data.text, /*parse_special=*/false);
+    n_items = ppl_window_count(static_cast<int64_t>(ppl_tokens.size()), o.ppl_window);
+  }
+  result.n_total = limited_count(n_items, o.limit);
+  const std::vector<int64_t> selected = select_items(n_items, o.limit, o.shard);
+
+  // More workers than items would only idle.
+  const size_t n_workers = std::min(workers.size(), selected.size());
+  std::vector<WorkerOutput> outputs(n_workers);
+  SharedProgress shared;
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < n_workers; ++w) {
+    threads.emplace_back([&, w] {
+      run_worker(workers[w], w, n_workers, tok, data, ppl_tokens, selected, o, on_progress, shared, outputs[w]);
+    });
+  }
+  run_worker(workers[0], 0, n_workers, tok, data, ppl_tokens, selected, o, on_progress, shared, outputs[0]);
+  for (std::thread& t : threads) t.join();
+  for (const WorkerOutput& out : outputs) {
+    if (out.error) std::rethrow_exception(out.error);
+  }
+
+  for (WorkerOutput& out : outputs) {
+    result.items.insert(result.items.end(), out.items.begin(), out.items.end());
+    result.windows.insert(result.windows.end(), out.windows.begin(), out.windows.end());
+    result.kv.kv_bytes += out.kv.kv_bytes;
+    result.kv.kv_bytes_allocated += out.kv.kv_bytes_allocated;
+    result.kv.tokens += out.kv.tokens;
+  }
+  std::sort(result.items.begin(), result.items.end(), [](const McRecord& a, const McRecord& b) { return a.index < b.index; });
+  std::sort(result.windows.begin(), result.windows.end(), [](const PplWindow& a, const PplWindow& b) { return a.index < b.index; });
+  result.complete = result.n() == static_cast<int64_t>(selected.size());
+  finish_kv(*workers[0].session, result);
+}
+
+void run_task(Session& session, const Tokenizer& tok, const TaskData& data, const RunnerOptions& o, RunResult& result,
+              const ProgressFn& on_progress) {
+  const RunnerWorker worker{&session, nullptr};
+  run_task(std::span<const RunnerWorker>(&worker, 1), tok, data, o, result, on_progress);
 }
 
 double measure_decode_ms(Session& session, const std::vector<int32_t>& text, int64_t depth, int64_t n_tokens) {

@@ -10,8 +10,15 @@
 //    tokens; each window starts from an empty cache and is fed in chunks of C tokens, each chunk
 //    attending the compressed cache of the window so far plus itself at full precision, then
 //    committed. Every token but the window's first is scored (the first chunk too).
+// Items (windows) are independent: every one starts from an empty cache. With several workers
+// (sessions), worker w of J takes the shard's items w, w + J, w + 2J, ... on its own std::thread;
+// the records are merged in ascending index, so a result depends on J (through each worker's
+// policy state, e.g. the learned policy's running budget surplus, and its threads' summation
+// order) but not on scheduling.
 #include <cstdint>
 #include <functional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "engine/session.h"
@@ -26,8 +33,14 @@ struct RunnerOptions {
   ShardSpec shard;          // --shard i/n
   int64_t ppl_window = 512;  // W
   int64_t ppl_chunk = 32;    // C
-  // Perplexity only: a session with the FP16 cache fed the same chunks; each window then also
-  // records sum KL(p_reference || p_session) over its scored tokens.
+};
+
+// One evaluation worker. The sessions are the worker's own (with their own policy instance and
+// thread pool); they may share the model.
+struct RunnerWorker {
+  Session* session = nullptr;
+  // Perplexity only (nullptr: off): a session with the FP16 cache fed the same chunks; each window
+  // then also records sum KL(p_reference || p_session) over its scored tokens.
   Session* reference = nullptr;
 };
 
@@ -46,13 +59,19 @@ McTokens tokenize_item(const Tokenizer& tokenizer, const McItem& item);
 // kept if it has at least 2 tokens).
 int64_t ppl_window_count(int64_t n_tokens, int64_t window);
 
-// Evaluates the shard's items, appending records to result.items / result.windows and KV
-// statistics (of each item's compressed context, or each window at its end) to result.kv.
-// Sets result.n_total. Polls interrupt_requested() between items: on Ctrl-C it returns with
-// result.complete = false and the records done so far. `on_progress(done, total, metric)` is
-// called after every item.
+// Evaluates the shard's items, appending records (ascending index) to result.items /
+// result.windows and KV statistics (of each item's compressed context, or each window at its end)
+// to result.kv. Sets result.n_total. Polls interrupt_requested() between items: on Ctrl-C it
+// returns with result.complete = false and the records done so far. `on_progress(done, total,
+// metric)` is called after every item, from one worker at a time (metric: the running accuracy
+// or perplexity of the items done). An error in any worker stops the others at their next item
+// and is rethrown here.
+using ProgressFn = std::function<void(int64_t, int64_t, const std::string&)>;
+void run_task(std::span<const RunnerWorker> workers, const Tokenizer& tokenizer, const TaskData& data,
+              const RunnerOptions& options, RunResult& result, const ProgressFn& on_progress);
+// One worker, no reference session.
 void run_task(Session& session, const Tokenizer& tokenizer, const TaskData& data, const RunnerOptions& options,
-              RunResult& result, const std::function<void(int64_t, int64_t, const std::string&)>& on_progress);
+              RunResult& result, const ProgressFn& on_progress);
 
 // Decode speed of the session's policy: prefills `depth` tokens of `text` (cycled) and times
 // `n_tokens` greedy decode steps; returns ms/token. Resets the session before and after.
