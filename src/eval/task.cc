@@ -1,6 +1,7 @@
 #include "eval/task.h"
 
 #include <cstdlib>
+#include <tuple>
 
 #include "util/error.h"
 
@@ -28,7 +29,7 @@ TaskKind parse_task_kind(std::string_view s) {
 }
 
 std::string task_names_help() {
-  return "hellaswag, arc_easy[:test|dev|train], arc_challenge[:test|dev|train], openbookqa, wikitext2, mc:FILE";
+  return "hellaswag, arc_easy[:test|dev|train], arc_challenge[:test|dev|train], openbookqa, wikitext2, mc:FILE, text:FILE";
 }
 
 namespace {
@@ -45,16 +46,21 @@ void require_file(const fs::path& file, std::string_view task, const DataDir& di
 
 TaskSpec parse_task(std::string_view name, const DataDir& data_dir) {
   TaskSpec spec;
-  if (name.starts_with("mc:")) {
-    const fs::path given(name.substr(3));
-    if (given.empty()) throw Error("task 'mc:': no file given (mc:FILE)");
+  // mc:FILE (generic multiple-choice jsonl) and text:FILE (perplexity over any UTF-8 text).
+  for (const auto& [prefix, kind, format] : {std::tuple{"mc:", TaskKind::kMultipleChoice, TaskFormat::kMcJsonl},
+                                             std::tuple{"text:", TaskKind::kPerplexity, TaskFormat::kText}}) {
+    const std::string_view p(prefix);
+    if (!name.starts_with(p)) continue;
+    const fs::path given(name.substr(p.size()));
+    if (given.empty()) throw Error("task '" + std::string(p) + "': no file given (" + std::string(p) + "FILE)");
     std::error_code ec;
     spec.file = given;
     if (given.is_relative() && !fs::exists(given, ec) && fs::exists(data_dir.path / given, ec)) {
       spec.file = data_dir.path / given;
     }
-    spec.name = "mc:" + given.filename().string();
-    spec.format = TaskFormat::kMcJsonl;
+    spec.name = std::string(p) + given.filename().string();
+    spec.kind = kind;
+    spec.format = format;
     if (!fs::is_regular_file(spec.file, ec)) {
       throw Error(spec.name + ": " + given.string() +
                   (fs::exists(spec.file, ec) ? " is not a regular file" : " does not exist") +

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "policy/layer_policy.h"
 #include "policy/learned_policy.h"
 #include "policy/oracle_policy.h"
 #include "policy/rule_policy.h"
@@ -15,7 +16,8 @@ namespace kvbits {
 namespace {
 
 constexpr const char* kSpecHelp =
-    "fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, learned:FILE[@BITS], oracle@BITS";
+    "fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, layers:W0,W1,... (WxN repeats), "
+    "learned:FILE[@BITS], oracle@BITS";
 
 int parse_width(const std::string& w, const std::string& what) {
   if (w == "fp16" || w == "int16") return 16;
@@ -110,6 +112,7 @@ std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const Pol
     throw Error("--kv-bits: '" + spec + "' stores fixed widths; a budget applies to learned and oracle policies");
   }
   if (spec == "rule") return std::make_unique<RulePolicy>(RuleOptions{}, r0);
+  if (spec.rfind("layers:", 0) == 0) return std::make_unique<LayerPolicy>(spec.substr(7), r0);
   if (spec.rfind("kivi", 0) == 0) {
     const std::string bits = spec == "kivi" ? "2" : spec.size() > 5 && spec[4] == ':' ? spec.substr(5) : "";
     if (bits != "2" && bits != "4") throw Error("--kv: '" + spec + "' is not kivi:2 or kivi:4");

@@ -11,6 +11,7 @@
 //   kivi:B                            B in {2, 4} bits plus an FP16 residual of R recent tokens
 //                                     (default R 128, as in KIVI; --kv-residual overrides)
 //   rule                              heuristics, see RulePolicy in rule_policy.cc
+//   layers:W0,W1,...                  a static width per layer, WxN repeats (layer_policy.h)
 //   learned:PATH[@BITS]               the learned controller in PATH (learned_policy.h) at an
 //                                     average of BITS effective bits (--kv-bits overrides)
 //   oracle[@BITS]                     measured damage, knapsack per context (oracle_policy.h;

@@ -90,6 +90,11 @@ expect_error "--kv empty" run -m "$TINY" -c 256 -p hi -n 1 --kv ""
 expect_error "--kv three widths" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int4/int4
 expect_error "--kv bad width pair" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int5
 expect_error "--kv bad kivi" run -m "$TINY" -c 256 -p hi -n 1 --kv kivi:8
+expect_error "--kv layers: wrong layer count" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4x3
+expect_error "--kv layers: bad repeat" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4x0,int2
+expect_error "--kv layers: bad width" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4,int3
+expect_error "--kv layers: empty entry" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4,,int2
+expect_error "--kv layers: empty" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:
 expect_error "--kv-residual -1" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-residual -1
 expect_error "--kv-residual abc" run -m "$TINY" -c 256 -p hi -n 1 --kv-residual abc
 expect_error "--kv-group 8" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-group 8

@@ -38,6 +38,11 @@ TEST(EvalTask, NamesAndFiles) {
   EXPECT_EQ(mc.name, "mc:mine.jsonl");
   EXPECT_EQ(mc.file, dir / "mine.jsonl");
   EXPECT_EQ(parse_task("mc:mine.jsonl", dd).file, dir / "mine.jsonl");  // relative: found in the data dir
+  const TaskSpec text = parse_task("text:" + (dir / "wikitext2_test.raw").string(), dd);
+  EXPECT_EQ(text.name, "text:wikitext2_test.raw");
+  EXPECT_EQ(text.kind, TaskKind::kPerplexity);
+  EXPECT_EQ(text.format, TaskFormat::kText);
+  EXPECT_EQ(parse_task("text:mine.jsonl", dd).file, dir / "mine.jsonl");
 }
 
 TEST(EvalTask, Errors) {
@@ -52,6 +57,9 @@ TEST(EvalTask, Errors) {
                 dir.path().string() + " from KVBITS_DATA)");
   EXPECT_EQ(error_of([&] { parse_task("mc:", dd); }), "task 'mc:': no file given (mc:FILE)");
   EXPECT_NE(error_of([&] { parse_task("mc:nothing.jsonl", dd); }).find("nothing.jsonl does not exist"), std::string::npos);
+  EXPECT_EQ(error_of([&] { parse_task("text:", dd); }), "task 'text:': no file given (text:FILE)");
+  EXPECT_NE(error_of([&] { parse_task("text:none.txt", dd); }).find("none.txt does not exist"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_task("text:" + dir.path().string(), dd); }).find("is not a regular file"), std::string::npos);
   EXPECT_EQ(parse_task_kind("perplexity"), TaskKind::kPerplexity);
   EXPECT_THROW(parse_task_kind("regression"), Error);
 }
