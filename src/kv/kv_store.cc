@@ -272,11 +272,13 @@ void KvStore::commit(int64_t n, std::span<const KvPrecision> precision, ThreadPo
   if (n == 0) return;
   for (const KvPrecision& p : precision) class_slot(p);
   if (!options_.per_token_record) {
-    const KvPrecision first = precision[0];
-    for (const KvPrecision& p : precision) {
-      if (!(p == first)) throw Error("KV store: a static store cannot hold " + to_string(p) + " beside " + to_string(first));
-    }
+    // Without a record a layer's tokens must share one class (layers may differ: layers:...).
     for (int l = 0; l < n_layers_; ++l) {
+      const KvPrecision first = precision[static_cast<size_t>(l)];
+      for (int64_t i = 1; i < n; ++i) {
+        const KvPrecision& p = precision[static_cast<size_t>(i * n_layers_ + l)];
+        if (!(p == first)) throw Error("KV store: a static store cannot hold " + to_string(p) + " beside " + to_string(first));
+      }
       for (int cls = 0; cls < 16; ++cls) {
         if (layers_[l]->rows[cls] > 0 && cls != kv_class_index(first)) {
           throw Error("KV store: a static store cannot hold " + to_string(first) + " beside " +

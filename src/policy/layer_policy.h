@@ -16,7 +16,8 @@ class LayerPolicy : public PrecisionPolicy {
   LayerPolicy(const std::string& list, int64_t residual);
   std::string spec() const override;
   nlohmann::json parameters() const override;
-  bool mixed() const override { return true; }
+  // Every token of a layer shares its width, so the store needs no per-token record.
+  bool mixed() const override { return false; }
   bool allows_demotion() const override { return false; }
   KvPrecision floor() const override;
   void bind(const PolicyBinding& binding) override;

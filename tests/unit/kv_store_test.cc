@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "kv/kv_store.h"
 #include "kv_test_util.h"
@@ -44,6 +45,41 @@ TEST(KvStore, StaticAccountingIsExact) {
     EXPECT_EQ(s.rows_per_class[kv_class_index(k.p)], 900);
     EXPECT_EQ(store.precision_at(1, 299), k.p);
   }
+}
+
+// A static store (no per-token record) may hold a different class in each layer (`layers:`),
+// one per layer.
+TEST(KvStore, StaticStoreHoldsOneClassPerLayer) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(2, 2, 1, 64);
+  const auto append = [&](KvStore& store, int64_t n) {
+    const int64_t start = store.begin_append(n);
+    std::vector<float> k(static_cast<size_t>(n * 64), 0.25f), v(k.size(), -0.5f);
+    for (int l = 0; l < 2; ++l) store.write_window(l, start, n, k.data(), v.data());
+    store.end_append(n);
+  };
+  const auto per_layer = [](int64_t n, KvPrecision l0, KvPrecision l1) {
+    std::vector<KvPrecision> p;
+    for (int64_t i = 0; i < n; ++i) {
+      p.push_back(l0);
+      p.push_back(l1);
+    }
+    return p;
+  };
+  KvStore store(c, options(100));
+  append(store, 10);
+  store.commit(10, per_layer(10, {4, 4}, {2, 2}), pool);
+  append(store, 5);
+  store.commit(5, per_layer(5, {4, 4}, {2, 2}), pool);
+  EXPECT_EQ(store.precision_at(0, 12), (KvPrecision{4, 4}));
+  EXPECT_EQ(store.precision_at(1, 12), (KvPrecision{2, 2}));
+  EXPECT_DOUBLE_EQ(store.stats().effective_bits, (4.25 + 2.25) / 2);  // no record bytes
+  // A layer's class cannot change, nor differ between tokens of one commit.
+  append(store, 2);
+  EXPECT_THROW(store.commit(2, per_layer(2, {2, 2}, {2, 2}), pool), Error);
+  std::vector<KvPrecision> uneven = per_layer(2, {4, 4}, {2, 2});
+  uneven[3] = {4, 4};  // token 1, layer 1
+  EXPECT_THROW(store.commit(2, uneven, pool), Error);
 }
 
 TEST(KvStore, WindowTokensCountAtFp16AndRecordCostsTwoBytes) {

@@ -82,13 +82,12 @@ TEST(LayerPolicy, SessionStoresEachLayerAtItsWidth) {
   EXPECT_EQ(mixed.window_tokens, 0);
   EXPECT_EQ(mixed.rows_per_class[static_cast<size_t>(kv_class_index({8, 8}))], 100);
   EXPECT_EQ(mixed.rows_per_class[static_cast<size_t>(kv_class_index({2, 2}))], 100);
-  // The bytes of the codes and metadata are those of the two static caches averaged; the mixed
-  // store adds its per-token precision record (2 bytes per token and layer) on top.
+  // The bytes are those of the two static caches averaged (no per-token record: a layer's tokens
+  // share one width).
   const KvStats int8 = stats_of("int8"), int2 = stats_of("int2");
   EXPECT_NEAR(mixed.committed_k_bits, (int8.committed_k_bits + int2.committed_k_bits) / 2, 1e-9);
   EXPECT_NEAR(mixed.committed_v_bits, (int8.committed_v_bits + int2.committed_v_bits) / 2, 1e-9);
-  const double record_bits = 16.0 / (2.0 * model->config().kv_dim());
-  EXPECT_NEAR(mixed.effective_bits, (int8.effective_bits + int2.effective_bits) / 2 + record_bits, 1e-9);
+  EXPECT_NEAR(mixed.effective_bits, (int8.effective_bits + int2.effective_bits) / 2, 1e-9);
 
   SessionOptions bad;
   bad.policy = parse_policy("layers:int4x3");
