@@ -3,7 +3,7 @@
 // `kvbits eval` does (eval/runner.h; one result file per policy x budget x task, same schema and
 // file names), then `kvbits report` runs over DIR (DIR/report/).
 //
-// Policies with a budget (learned:FILE, oracle) run once per budget as SPEC@BITS; the others
+// Policies with a budget (learned:FILE, alloc:FILE, oracle) run once per budget as SPEC@BITS; the others
 // (fp16, intN, kivi, rule) store fixed widths and run once. A budget a policy cannot reach (below
 // its cheapest class) is skipped with a warning. A result file that already exists complete is
 // kept (a sweep resumes where it stopped). Ctrl-C writes the partial result and stops.
@@ -62,7 +62,9 @@ std::string file_safe(std::string s) {
   return s;
 }
 
-bool budgeted(const std::string& spec) { return spec.rfind("learned:", 0) == 0 || spec.rfind("oracle", 0) == 0; }
+bool budgeted(const std::string& spec) {
+  return spec.rfind("learned:", 0) == 0 || spec.rfind("alloc:", 0) == 0 || spec.rfind("oracle", 0) == 0;
+}
 
 std::string with_budget(const std::string& spec, double bits) {
   char buf[32];

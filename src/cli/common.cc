@@ -27,8 +27,9 @@ void add_sampler_flags(CLI::App& cmd, SamplerOptions& o) {
 void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv", f.policy,
                  "KV cache policy: fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, "
-                 "layers:W0,W1,... (a width per layer, WxN repeats), learned:FILE[@BITS], oracle@BITS");
-  cmd.add_option("--kv-bits", f.kv_bits, "average effective bits for learned and oracle policies, in [2, 16]");
+                 "layers:W0,W1,... (a width per layer, WxN repeats), alloc:FILE@BITS (per-layer widths from a sensitivity "
+                 "file), learned:FILE[@BITS], oracle@BITS");
+  cmd.add_option("--kv-bits", f.kv_bits, "average effective bits for learned, alloc and oracle policies, in [2, 16]");
   cmd.add_option("--kv-residual", f.residual, "R: recent tokens kept at FP16 before the policy decides")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd.add_option("--kv-group", f.group, "elements per scale/minimum of quantized KV rows (multiple of 16)")

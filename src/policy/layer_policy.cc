@@ -1,9 +1,11 @@
 #include "policy/layer_policy.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "model/llama_config.h"
+#include "policy/learned_policy.h"
 #include "util/error.h"
 
 namespace kvbits {
@@ -39,7 +41,22 @@ LayerPolicy::LayerPolicy(const std::string& list, int64_t residual) {
   }
 }
 
+LayerPolicy::LayerPolicy(LayerSensitivity sensitivity, std::filesystem::path path, double budget, int64_t residual)
+    : sensitivity_(std::move(sensitivity)), path_(std::move(path)), budget_(budget) {
+  residual_ = residual;
+}
+
+std::string LayerPolicy::family() const {
+  if (!sensitivity_) return spec();
+  return "alloc:" + path_.stem().string();
+}
+
 std::string LayerPolicy::spec() const {
+  if (sensitivity_) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "@%g", *budget_);
+    return family() + buf;
+  }
   std::string s = "layers:";
   for (size_t i = 0; i < widths_.size();) {
     size_t j = i;
@@ -55,12 +72,19 @@ std::string LayerPolicy::spec() const {
 nlohmann::json LayerPolicy::parameters() const {
   nlohmann::json layers = nlohmann::json::array();
   for (const KvPrecision& w : widths_) layers.push_back(width_pair_name(w));
-  return {{"layers", layers}, {"residual", residual_}};
+  nlohmann::json p = {{"layers", layers}, {"residual", residual_}};
+  if (sensitivity_) {
+    p["sensitivity"] = path_.string();
+    p["target_bits"] = *budget_;
+    if (!widths_.empty()) p["allocated_bits"] = allocated_bits_;
+  }
+  return p;
 }
 
 KvPrecision LayerPolicy::floor() const {
-  KvPrecision f = widths_.front();
-  for (const KvPrecision& w : widths_) {
+  const std::vector<KvPrecision>& from = sensitivity_ ? sensitivity_->classes : widths_;
+  KvPrecision f = from.front();
+  for (const KvPrecision& w : from) {
     f.k_bits = std::min(f.k_bits, w.k_bits);
     f.v_bits = std::min(f.v_bits, w.v_bits);
   }
@@ -68,13 +92,40 @@ KvPrecision LayerPolicy::floor() const {
 }
 
 void LayerPolicy::bind(const PolicyBinding& binding) {
-  if (binding.config && static_cast<size_t>(binding.config->n_layers) != widths_.size()) {
+  if (!binding.config) return;
+  const LlamaConfig& config = *binding.config;
+  if (sensitivity_) {
+    const LayerSensitivity& s = *sensitivity_;
+    if (s.n_layers != config.n_layers) {
+      throw Error(path_.string() + ": measured on a model with " + std::to_string(s.n_layers) + " layers" +
+                  (s.model_name.empty() ? "" : " (" + s.model_name + ")") + ", this one has " +
+                  std::to_string(config.n_layers));
+    }
+    if (!binding.kv) throw Error("alloc policy: bound without the store's options");
+    std::vector<double> bits;
+    size_t cheapest = 0;
+    for (size_t c = 0; c < s.classes.size(); ++c) {
+      bits.push_back(class_effective_bits(config, *binding.kv, s.classes[c]));
+      if (bits[c] < bits[cheapest]) cheapest = c;
+    }
+    check_budget_reachable(*budget_, config, *binding.kv, s.classes[cheapest], spec());
+    const std::vector<int> pick = allocate_layers(s.kl, bits, *budget_);
+    widths_.clear();
+    allocated_bits_ = 0.0;
+    for (int c : pick) {
+      widths_.push_back(s.classes[static_cast<size_t>(c)]);
+      allocated_bits_ += bits[static_cast<size_t>(c)] / static_cast<double>(pick.size());
+    }
+    return;
+  }
+  if (static_cast<size_t>(config.n_layers) != widths_.size()) {
     throw Error("--kv " + spec() + ": names " + std::to_string(widths_.size()) + " layers but the model has " +
-                std::to_string(binding.config->n_layers));
+                std::to_string(config.n_layers));
   }
 }
 
 void LayerPolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) {
+  if (static_cast<int>(widths_.size()) != n_layers) throw Error("layer policy: decide() before bind()");
   for (size_t i = 0; i < tokens.size(); ++i) {
     for (int l = 0; l < n_layers; ++l) out[i * static_cast<size_t>(n_layers) + static_cast<size_t>(l)] = widths_[static_cast<size_t>(l)];
   }

@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char* kSpecHelp =
     "fp16, int8, int4, int2, K/V pairs like int4/int2, kivi:2, kivi:4, rule, layers:W0,W1,... (WxN repeats), "
-    "learned:FILE[@BITS], oracle@BITS";
+    "alloc:FILE@BITS, learned:FILE[@BITS], oracle@BITS";
 
 int parse_width(const std::string& w, const std::string& what) {
   if (w == "fp16" || w == "int16") return 16;
@@ -90,6 +90,15 @@ std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const Pol
     const std::optional<double> budget = merge_budget(bits, options.budget_bits, spec);
     if (budget) check_budget_bits(*budget, "--kv " + spec);
     return LearnedPolicy::load(path, budget, r0);
+  }
+  if (spec.rfind("alloc", 0) == 0) {
+    if (spec.size() < 7 || spec[5] != ':') throw Error("--kv: '" + spec + "': give the sensitivity file, alloc:FILE@BITS");
+    const auto [path, bits] = split_budget(spec.substr(6));
+    if (path.empty()) throw Error("--kv: '" + spec + "': give the sensitivity file, alloc:FILE@BITS");
+    const std::optional<double> budget = merge_budget(bits, options.budget_bits, spec);
+    if (!budget) throw Error("--kv " + spec + " needs a budget: alloc:FILE@BITS or --kv-bits BITS");
+    check_budget_bits(*budget, "--kv " + spec);
+    return std::make_unique<LayerPolicy>(read_layer_sensitivity(path), path, *budget, r0);
   }
   if (spec.rfind("oracle", 0) == 0) {
     const auto [name, bits] = split_budget(spec);

@@ -12,6 +12,8 @@
 //                                     (default R 128, as in KIVI; --kv-residual overrides)
 //   rule                              heuristics, see RulePolicy in rule_policy.cc
 //   layers:W0,W1,...                  a static width per layer, WxN repeats (layer_policy.h)
+//   alloc:PATH[@BITS]                 per-layer widths allocated from the measured layer
+//                                     sensitivity in PATH at BITS average bits (layer_policy.h)
 //   learned:PATH[@BITS]               the learned controller in PATH (learned_policy.h) at an
 //                                     average of BITS effective bits (--kv-bits overrides)
 //   oracle[@BITS]                     measured damage, knapsack per context (oracle_policy.h;

@@ -95,6 +95,11 @@ expect_error "--kv layers: bad repeat" run -m "$TINY" -c 256 -p hi -n 1 --kv lay
 expect_error "--kv layers: bad width" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4,int3
 expect_error "--kv layers: empty entry" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4,,int2
 expect_error "--kv layers: empty" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:
+expect_error "--kv alloc: missing file" run -m "$TINY" -c 256 -p hi -n 1 --kv "alloc:$TMP/none.json@3"
+expect_error "--kv alloc: no file" run -m "$TINY" -c 256 -p hi -n 1 --kv alloc:@3
+expect_error "--kv alloc: no budget" run -m "$TINY" -c 256 -p hi -n 1 --kv "alloc:$TMP/none.json"
+echo '{"format": "kvbits-layer-sensitivity", "format_version": 1, "model": {"n_layers": 30}, "classes": ["int2"], "kl": [[' > "$TMP/trunc.json"
+expect_error "--kv alloc: truncated file" run -m "$TINY" -c 256 -p hi -n 1 --kv "alloc:$TMP/trunc.json@3"
 expect_error "--kv-residual -1" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-residual -1
 expect_error "--kv-residual abc" run -m "$TINY" -c 256 -p hi -n 1 --kv-residual abc
 expect_error "--kv-group 8" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-group 8
