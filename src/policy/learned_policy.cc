@@ -37,7 +37,7 @@ void check_budget_reachable(double target, const LlamaConfig& c, const KvStoreOp
   const double floor_bits = class_effective_bits(c, kv, cheapest);
   if (target < floor_bits) {
     throw Error(what + ": a budget of " + bits_text(target) + " bits is below the cheapest class: " + to_string(cheapest) +
-                " costs " + bits2(floor_bits) + " effective bits here (codes + fp16 scale and minimum per group of " +
+                " costs " + bits2(floor_bits) + " effective bits here (codes + scale and minimum per group of " +
                 std::to_string(std::min(kv.group, c.head_dim)) + (kv.per_token_record ? " + the 16-bit per-token record" : "") +
                 "); give a budget from " + bits2(floor_bits) + " to 16");
   }
