@@ -66,6 +66,9 @@ class Session {
   // cost, not counting the tap's extra work inside the final layer's attention. Benchmarks take
   // differences of it around the steps they time.
   double policy_seconds() const { return policy_seconds_; }
+  // Wall seconds spent since construction inside the model's attention (all layers, prefill and
+  // decode); benchmarks take differences around the steps they time.
+  double attention_seconds() const { return scratch_.attention_seconds; }
   int64_t n_past() const { return store_->size(); }
   int64_t context() const { return store_->capacity(); }
   const KvStore& kv() const { return *store_; }

@@ -1,6 +1,7 @@
 #include "model/llama_model.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "io/mapped_file.h"
 #include "ops/elementwise.h"
@@ -98,8 +99,10 @@ void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor wh
       rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, position(i), c.rope_theta);
     }
     store.write_window(l, start, n, s.k.data(), s.v.data());
+    const auto attention_start = std::chrono::steady_clock::now();
     attention(shape, s.q.data(), n, s.windows.data(), store.layer_view(l), s.attn.data(), pool, s.attention,
               l == c.n_layers - 1 ? options.final_layer_tap : nullptr);
+    s.attention_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - attention_start).count();
     matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul, options.activations);
     add_in_place(s.x.data(), s.proj.data(), n * d);
 

@@ -44,6 +44,10 @@ struct ForwardScratch {
   MatmulScratch matmul;
   AttentionScratch attention;
   std::vector<WindowRange> windows;
+  // Wall seconds spent inside attention() (all layers), accumulated over every forward call that
+  // used this scratch: the attention cost in situ, between the weight matmuls that evict the KV
+  // pages from cache (two clock reads per layer).
+  double attention_seconds = 0.0;
   void reserve(const LlamaConfig& c, int64_t n_tokens);
 };
 

@@ -124,6 +124,16 @@ for kv in int8 int4 int2 int4/int2 fp16/int4 kivi:2 rule; do
     if grep -q 'KV .*effective bits' "$TMP/err"; then pass; else fail "run tiny --kv $kv: no KV summary"; fi
   fi
 done
+# bench: per depth, the step time and the attention timed inside the steps (0 < attention < step).
+if expect_ok "bench tiny" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 1 --kv int4; then
+  # JSON keys come sorted: attention_step_ms, then ms_per_token, then x_roofline closes an entry.
+  if awk -F': ' '/"attention_step_ms"/ { a = $2 + 0 } /"ms_per_token"/ { step = $2 + 0 }
+                 /"x_roofline"/ { n++; if (!(a > 0 && a < step)) bad = 1 } END { exit !(n == 2 && !bad) }' "$TMP/out"; then
+    pass
+  else
+    fail "bench tiny: attention_step_ms missing or not within (0, ms_per_token)"
+  fi
+fi
 if expect_ok "run tiny prompt file" run -m "$TINY" -c 256 -f "$TMP/badmagic.gguf" -n 2 --temp 0; then pass; fi
 if expect_ok "--version" --version; then
   if grep -q '^kvbits ' "$TMP/out"; then pass; else fail "--version: unexpected output"; fi
