@@ -34,6 +34,8 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd.add_option("--kv-group", f.group, "elements per scale/minimum of quantized KV rows (multiple of 16)")
       ->check(CLI::Range(16, 1024));
+  cmd.add_option("--kv-page", f.page_tokens, "token slots per KV page (multiple of 16): the unit the cache grows by")
+      ->check(CLI::Range(16, 4096));
   cmd.add_option("--kv-rotate", f.rotate, "Hadamard rotation of quantized rows: none, k, kv")
       ->check(CLI::IsMember({"none", "k", "kv"}));
   cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
@@ -47,6 +49,7 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   po.budget_bits = f.kv_bits;
   so.policy = parse_policy(f.policy, po);
   so.kv.group = f.group;
+  so.kv.page_tokens = f.page_tokens;
   so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;
   so.kv.budget_bytes = static_cast<uint64_t>(f.budget_mib * 1024.0 * 1024.0);
   so.center_keys = f.center == "on";

@@ -106,6 +106,8 @@ expect_error "--kv-group 8" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-grou
 expect_error "--kv-rotate bad" run -m "$TINY" -c 256 -p hi -n 1 --kv-rotate x
 expect_error "--kv-mb -1" run -m "$TINY" -c 256 -p hi -n 1 --kv-mb -1
 expect_error "--kv-mb too small for the context" run -m "$TINY" -c 512 -p hi -n 1 --kv int4 --kv-mb 0.01
+expect_error "--kv-page not a multiple of 16" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-page 40
+expect_error "--kv-page out of range" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-page 8
 expect_error "bench --kv unknown" bench -m "$TINY" -c 256 --depth 4 --kv nope
 
 # --- positive checks ---------------------------------------------------------------------------
@@ -133,6 +135,9 @@ if expect_ok "bench tiny" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 
   else
     fail "bench tiny: attention_step_ms missing or not within (0, ms_per_token)"
   fi
+fi
+if expect_ok "run tiny --kv-page 256" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv int4 --kv-page 256; then
+  pass
 fi
 if expect_ok "run tiny prompt file" run -m "$TINY" -c 256 -f "$TMP/badmagic.gguf" -n 2 --temp 0; then pass; fi
 if expect_ok "--version" --version; then
