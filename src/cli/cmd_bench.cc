@@ -166,12 +166,13 @@ int bench(const BenchFlags& f) {
     for (size_t r = 0; r < ms.size(); ++r) fractions.push_back(ms[r] > 0 ? policy_ms[r] / ms[r] : 0.0);
     const double policy_fraction = median(fractions);
     const double step_attention = median(step_attention_ms);
+    const double attention_gbps = attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0;
     decode.push_back({{"depth", depth}, {"ms_per_token", med}, {"runs_ms", ms}, {"bytes_per_token", bytes},
                       {"roofline_ms", roofline_ms}, {"x_roofline", med / roofline_ms},
                       {"kv_bytes", kv.kv_bytes}, {"kv_bytes_allocated", kv.kv_bytes_allocated},
                       {"kv_tokens", kv.tokens}, {"effective_bits", kv.effective_bits},
                       {"attention_ms", attention_ms},
-                      {"attention_gbps", attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0},
+                      {"attention_gbps", attention_gbps},
                       {"attention_step_ms", step_attention},
                       {"attention_step_gbps", step_attention > 0 ? kv_bytes_mean / step_attention / 1e6 : 0.0},
                       {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction}});
@@ -179,7 +180,7 @@ int bench(const BenchFlags& f) {
                  "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms), %.2f effective bits, attention %.2f ms "
                  "in the step, %.2f ms alone (%.1f GB/s), features + policy %.3f ms (%.1f%%)\n",
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, kv.effective_bits,
-                 step_attention, attention_ms, attention_ms > 0 ? static_cast<double>(kv.kv_bytes) / attention_ms / 1e6 : 0.0,
+                 step_attention, attention_ms, attention_gbps,
                  median(policy_ms), 100.0 * policy_fraction);
   }
   out["decode"] = decode;

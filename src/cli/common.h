@@ -24,7 +24,7 @@ struct KvFlags {
   std::string policy = "fp16";       // --kv SPEC (policy/precision_policy.h)
   std::optional<int64_t> residual;   // --kv-residual R
   int group = 64;                    // --kv-group
-  int page_tokens = 64;              // --kv-page: token slots per page (kv/kv_store.h)
+  int page_tokens = KvStoreOptions{}.page_tokens;  // --kv-page: token slots per page (the store's default)
   std::string rotate = "kv";         // --kv-rotate none|k|kv
   double budget_mib = 0.0;           // --kv-mb (0: none)
   std::optional<double> kv_bits;     // --kv-bits: average effective bits (learned, oracle)
