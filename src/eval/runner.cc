@@ -11,19 +11,19 @@
 #include <thread>
 
 #include "eval/interrupt.h"
+#include "ops/softmax_stats.h"
 #include "util/error.h"
 
 namespace kvbits::eval {
 
 namespace {
 
-// log p(token) under logits[vocab] (log-softmax, double accumulation).
+// log p(token) under logits[vocab]: logits[token] - log sum exp(logits), the sum by the SIMD
+// kernel of ops/softmax_stats.h (float exp, lane sums combined in double; relative error of the sum
+// ~1e-6 in practice, so ~1e-6 nats per token). The scalar double loop it replaced was 6 % of a
+// HellaSwag run's time (perf, 2026-12-03).
 double log_prob(std::span<const float> logits, int32_t token) {
-  float mx = -INFINITY;
-  for (float x : logits) mx = std::max(mx, x);
-  double sum = 0.0;
-  for (float x : logits) sum += std::exp(static_cast<double>(x - mx));
-  return static_cast<double>(logits[static_cast<size_t>(token)] - mx) - std::log(sum);
+  return static_cast<double>(logits[static_cast<size_t>(token)]) - log_sum_exp(logits);
 }
 
 // Adds the session's cache (bytes, tokens) to a run's totals (eval::KvStats).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/fp16_rows.h"
 #include "ops/kv_codec.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -134,10 +135,8 @@ void KvStore::write_window(int layer, int64_t pos, int64_t n, const float* k, co
       uint16_t* vd = L.wv.get() + (static_cast<int64_t>(h) * window_rows_ + row) * head_dim_;
       const float* ks = k + i * kv_dim + h * head_dim_;
       const float* vs = v + i * kv_dim + h * head_dim_;
-      for (int e = 0; e < head_dim_; ++e) {
-        kd[e] = fp32_to_fp16(ks[e]);
-        vd[e] = fp32_to_fp16(vs[e]);
-      }
+      fp32_to_fp16_row(ks, head_dim_, kd);
+      fp32_to_fp16_row(vs, head_dim_, vd);
     }
   }
 }
@@ -238,7 +237,7 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
       float* x = (is_v ? v_rows : k_rows).data() + h * head_dim_;
       const int bits = is_v ? p.v_bits : p.k_bits;
       if (bits == 16) {
-        for (int e = 0; e < head_dim_; ++e) half[e] = fp32_to_fp16(x[e]);
+        fp32_to_fp16_row(x, head_dim_, half);
         kv_page_write_fp16(layout, page.data.get(), is_v, h, slot, half);
         continue;
       }

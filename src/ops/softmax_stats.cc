@@ -95,5 +95,7 @@ SoftmaxStats softmax_stats(std::span<const float> row) {
   return from_sums(mx, z, zx);
 }
 
+double log_sum_exp(std::span<const float> row) { return softmax_stats(row).lse; }
+
 }  // namespace kvbits
 #endif

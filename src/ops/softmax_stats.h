@@ -22,4 +22,8 @@ SoftmaxStats softmax_stats_ref(std::span<const float> row);
 // that much in absolute terms (nats). tests/unit/softmax_stats_test.cc checks 1e-4 relative.
 SoftmaxStats softmax_stats(std::span<const float> row);
 
+// log sum_i exp(row_i) (nats) by the same SIMD kernel: the normaliser of a log-softmax, as the
+// evaluation's log-likelihoods need it for every scored token. Same error as softmax_stats' lse.
+double log_sum_exp(std::span<const float> row);
+
 }  // namespace kvbits

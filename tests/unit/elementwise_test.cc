@@ -284,5 +284,40 @@ TEST(AddInPlace, AddsElementwise) {
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], x0[i] + y[i]);
 }
 
+// --- SIMD kernels against their scalar references ----------------------------------------------
+
+// Every length up to 100 and the model's widths, at 4 offsets (vector body and scalar tail).
+// rms_norm: each side is within (n/2 + 8) u of the exact value (MatchesDoubleFormula), so they
+// differ by at most (n + 16) u relatively. swiglu: each within 8 u (+1e-36), so 16 u + 2e-36.
+// add_in_place: one fp32 add either way, bit-identical.
+TEST(ElementwiseSimd, MatchesScalarReferences) {
+  uint32_t seed = 500;
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 100; ++n) lengths.push_back(n);
+  for (int64_t n : {576, 1536, 2048}) lengths.push_back(n);
+  for (const int64_t n : lengths) {
+    for (int64_t off = 0; off < 4; ++off) {
+      const auto x = random_vector(n + off, seed++, -4.0f, 4.0f);
+      const auto w = random_vector(n + off, seed++, -2.0f, 2.0f);
+      std::vector<float> a(n + off, 7.0f), b(n + off, 7.0f);
+      rms_norm(x.data() + off, w.data() + off, n, 1e-5f, a.data() + off);
+      rms_norm_ref(x.data() + off, w.data() + off, n, 1e-5f, b.data() + off);
+      for (int64_t i = 0; i < n + off; ++i) {
+        EXPECT_NEAR(a[i], b[i], (n + 16.0) * kU * std::fabs(b[i])) << "rms_norm n=" << n << " off=" << off << " i=" << i;
+      }
+      std::vector<float> g1 = random_vector(n + off, seed++, -30.0f, 30.0f), g2 = g1;
+      swiglu(g1.data() + off, w.data() + off, n);
+      swiglu_ref(g2.data() + off, w.data() + off, n);
+      for (int64_t i = 0; i < n + off; ++i) {
+        EXPECT_NEAR(g1[i], g2[i], 16.0 * kU * std::fabs(g2[i]) + 2e-36) << "swiglu n=" << n << " off=" << off << " i=" << i;
+      }
+      std::vector<float> y1 = x, y2 = x;
+      add_in_place(y1.data() + off, w.data() + off, n);
+      for (int64_t i = 0; i < n; ++i) y2[off + i] += w[off + i];
+      EXPECT_EQ(y1, y2) << "add_in_place n=" << n << " off=" << off;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvbits

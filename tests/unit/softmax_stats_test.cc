@@ -26,6 +26,7 @@ void expect_close(const std::vector<float>& buf, size_t offset, size_t n, const 
   EXPECT_NEAR(got.lse, ref.lse, rel * (1.0 + std::fabs(ref.lse))) << what << " n " << n << " offset " << offset;
   EXPECT_NEAR(got.entropy, ref.entropy, rel * (1.0 + ref.entropy)) << what << " n " << n << " offset " << offset;
   EXPECT_NEAR(got.confidence, ref.confidence, rel * ref.confidence) << what << " n " << n << " offset " << offset;
+  EXPECT_EQ(log_sum_exp(row), got.lse) << what << " n " << n << " offset " << offset;  // the same kernel
 }
 
 TEST(SoftmaxStats, SimdMatchesDoubleReference) {
