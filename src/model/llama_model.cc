@@ -25,6 +25,7 @@ void ForwardScratch::reserve(const LlamaConfig& c, int64_t n) {
   gate.resize(sz(c.d_ff));
   up.resize(sz(c.d_ff));
   windows.resize(static_cast<size_t>(n));
+  rope.resize(sz(c.rope_dim));
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
@@ -88,6 +89,7 @@ void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor wh
   }
 
   for (int64_t i = 0; i < n; ++i) dequantize_row(weights_.token_embd, tokens[i], &s.x[i * d]);
+  for (int64_t i = 0; i < n; ++i) rope_angles(position(i), c.rope_dim, c.rope_theta, &s.rope[i * c.rope_dim]);
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(l)];
@@ -95,8 +97,8 @@ void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor wh
     const MatmulJob qkv[] = {{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}};
     matmul_group(qkv, s.xn.data(), n, pool, s.matmul, options.activations);
     for (int64_t i = 0; i < n; ++i) {
-      rope_normal(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, position(i), c.rope_theta);
-      rope_normal(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, position(i), c.rope_theta);
+      rope_apply(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, &s.rope[i * c.rope_dim]);
+      rope_apply(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, &s.rope[i * c.rope_dim]);
     }
     store.write_window(l, start, n, s.k.data(), s.v.data());
     const auto attention_start = std::chrono::steady_clock::now();

@@ -44,6 +44,7 @@ struct ForwardScratch {
   MatmulScratch matmul;
   AttentionScratch attention;
   std::vector<WindowRange> windows;
+  std::vector<float> rope;  // [capacity, rope_dim]: cos/sin of each token's RoPE angles (rope_angles)
   // Wall seconds spent inside attention() (all layers), accumulated over every forward call that
   // used this scratch: the attention cost in situ, between the weight matmuls that evict the KV
   // pages from cache (two clock reads per layer).

@@ -347,8 +347,11 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   };
   // Decode tasks take every KV head of their page range, so a task streams whole pages (all heads'
   // blocks are contiguous in a page); prefill tasks take one head (more tasks, queries share tiles).
+  // A short decode cache (fewer page parts than threads: up to a few hundred tokens) takes one
+  // head per task too, so that the threads share its few tasks instead of one thread doing all
+  // of attention while the others wait (~9 % of a step at depth 0, perf 2026-12-03).
   int heads_per_task = 1;
-  if (n_queries == 1) {
+  if (n_queries == 1 && n_parts - 1 >= pool.size()) {
     for (int d = std::min(shape.n_kv_heads, kMaxKvHeads); d > 1; --d) {
       if (shape.n_kv_heads % d == 0) {
         heads_per_task = d;  // the largest divisor of n_kv_heads up to kMaxKvHeads

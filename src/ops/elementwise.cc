@@ -7,6 +7,7 @@
 #include "hwy/highway.h"
 
 #include <cmath>
+#include <vector>
 
 #include "ops/elementwise.h"
 
@@ -83,20 +84,33 @@ void rms_norm_ref(const float* x, const float* weight, int64_t n, float eps, flo
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void rope_normal(float* x, int n_heads, int head_dim, int rot_dim, int64_t pos, float theta_base) {
+void rope_angles(int64_t pos, int rot_dim, float theta_base, float* cos_sin) {
   // Same recurrence and float precision as ggml's rope: theta_k = pos * base^(-2k/rot_dim),
   // computed by repeated multiplication, so our angles round exactly like the reference's.
   const float theta_scale = std::pow(theta_base, -2.0f / static_cast<float>(rot_dim));
   float theta = static_cast<float>(pos);
   for (int i = 0; i < rot_dim; i += 2, theta *= theta_scale) {
-    const float c = std::cos(theta), s = std::sin(theta);
-    for (int h = 0; h < n_heads; ++h) {
-      float* v = x + h * head_dim + i;
-      const float x0 = v[0], x1 = v[1];
-      v[0] = x0 * c - x1 * s;
-      v[1] = x0 * s + x1 * c;
+    cos_sin[i] = std::cos(theta);
+    cos_sin[i + 1] = std::sin(theta);
+  }
+}
+
+void rope_apply(float* x, int n_heads, int head_dim, int rot_dim, const float* cos_sin) {
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int i = 0; i < rot_dim; i += 2) {
+      const float c = cos_sin[i], s = cos_sin[i + 1];
+      const float x0 = v[i], x1 = v[i + 1];
+      v[i] = x0 * c - x1 * s;
+      v[i + 1] = x0 * s + x1 * c;
     }
   }
+}
+
+void rope_normal(float* x, int n_heads, int head_dim, int rot_dim, int64_t pos, float theta_base) {
+  std::vector<float> cos_sin(static_cast<size_t>(rot_dim));
+  rope_angles(pos, rot_dim, theta_base, cos_sin.data());
+  rope_apply(x, n_heads, head_dim, rot_dim, cos_sin.data());
 }
 
 void swiglu_ref(float* gate, const float* up, int64_t n) {
