@@ -181,6 +181,22 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   }
 }
 
+// One part's share in the merge of a (query, head): o += w acc, rot += w acc_rot (hd floats each,
+// hd a multiple of the lanes); returns whether acc_rot holds anything (NaN counts).
+bool MergePart(float w, const float* acc, const float* acc_rot, int hd, float* o, float* rot) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const auto vw = hn::Set(df, w), zero = hn::Zero(df);
+  bool any_rot = false;
+  for (int d = 0; d < hd; d += N) {
+    const auto r = hn::LoadU(df, acc_rot + d);
+    hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, acc + d), hn::LoadU(df, o + d)), df, o + d);
+    hn::StoreU(hn::MulAdd(vw, r, hn::LoadU(df, rot + d)), df, rot + d);
+    any_rot |= !hn::AllFalse(df, hn::Ne(r, zero)) || !hn::AllFalse(df, hn::IsNaN(r));
+  }
+  return any_rot;
+}
+
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
 const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -193,6 +209,7 @@ namespace kvbits {
 
 HWY_EXPORT(AttendWindow);
 HWY_EXPORT(AttendPage);
+HWY_EXPORT(MergePart);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
 
@@ -251,6 +268,9 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
   qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
   qb.qi.resize(static_cast<size_t>(n) * g * hd);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool quantized_k = std::any_of(cache.pages.begin(), cache.pages.end(), [](const KvPageRef& p) {
+    return p.n_tokens > 0 && p.layout->format(false).bits < 16;
+  });
   for (int64_t idx = 0; idx < n; ++idx) {
     const int64_t i = idx / shape.n_kv_heads;
     const int kvh = static_cast<int>(idx % shape.n_kv_heads);
@@ -263,9 +283,9 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
     for (int h = 0; h < g; ++h) {
       const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
       for (int d = 0; d < hd; ++d) qf[h * hd + d] = qr[h * hd + d] = src[d] * scale;
-      // The rotated and int8 forms serve the page kernels only: with no pages yet (short
-      // contexts, all in the FP16 window) the window kernel needs just qf.
-      if (cache.pages.empty()) continue;
+      // The rotated and int8 forms serve quantized K pages only: the window and fp16 pages (an
+      // fp16 cache; short contexts) need just qf.
+      if (!quantized_k) continue;
       qmu[h] = 0.0f;
       if (cache.key_mean) {
         for (int d = 0; d < hd; ++d) qmu[h] += qf[h * hd + d] * cache.key_mean[kvh * hd + d];
@@ -431,11 +451,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
         if (tap) total2 += w * w * st[2 * g + 2 * g * hd + h];
         const float* acc = st + 2 * g + h * hd;
         const float* acc_rot = st + 2 * g + g * hd + h * hd;
-        for (int d = 0; d < hd; ++d) {
-          o[d] += w * acc[d];
-          rot[d] += w * acc_rot[d];
-          any_rot |= acc_rot[d] != 0.0f;
-        }
+        any_rot |= HWY_DYNAMIC_DISPATCH(MergePart)(w, acc, acc_rot, hd, o, rot.data());
       }
       if (any_rot) {
         hadamard(rot.data(), hd);
