@@ -114,7 +114,7 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
 
 bool hadamard_supported(int n) { return n >= 1 && n <= 1024 && (n & (n - 1)) == 0; }
 
-void hadamard(float* x, int n) {
+void hadamard_ref(float* x, int n) {
   for (int h = 1; h < n; h *= 2) {
     for (int i = 0; i < n; i += 2 * h) {
       for (int j = i; j < i + h; ++j) {

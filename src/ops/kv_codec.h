@@ -70,8 +70,12 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
 bool hadamard_supported(int n);
 
 // In-place orthonormal Walsh-Hadamard transform (Sylvester order, scaled by 1/sqrt(n)), so it is
-// its own inverse. n log2 n additions: ~400 flops for a 64-element head, run a few times per token
-// and layer, so a plain loop (which the compiler vectorizes) is enough.
+// its own inverse. n log2 n additions per row, run for every K/V row stored at 2-8 bits and every
+// query over quantized keys. hadamard_ref is the plain butterfly loop (GCC's -O2 does not
+// vectorize it; it was 2.6 % of an int4 evaluation); hadamard is the same butterflies on 4-lane
+// vectors (ops/hadamard.cc), bit-identical to it: each output is computed by the same additions
+// in the same order (tests/unit/kv_codec_test.cc checks equality).
 void hadamard(float* x, int n);
+void hadamard_ref(float* x, int n);
 
 }  // namespace kvbits

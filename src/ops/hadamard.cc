@@ -1,0 +1,70 @@
+// SIMD Walsh-Hadamard transform (ops/kv_codec.h), bit-identical to hadamard_ref.
+//
+// hadamard_ref's stage h replaces each pair (x[j], x[j + h]) by (a + b, a - b). On 4-lane vectors:
+//  * h >= 4: the pairs are whole vectors apart: the same Add and Sub lane by lane;
+//  * h = 2: b = the vector with its 64-bit halves swapped; lanes 0-1 take a + b, lanes 2-3 take
+//    b - a (there b holds x[j] and a holds x[j + 2]);
+//  * h = 1: b = adjacent lanes swapped; even lanes a + b, odd lanes b - a.
+// IEEE addition is commutative, so a + b equals the reference's x[j] + x[j + h] to the bit, and
+// every difference is formed as x[j] - x[j + h] exactly as in the reference.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/hadamard.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <cmath>
+
+#include "ops/kv_codec.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvbits {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// n: a power of two >= 4.
+void Hadamard(float* x, int n) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: no shuffles to use
+  hadamard_ref(x, n);
+#else
+  const hn::CappedTag<float, 4> d;
+  const auto low_half = hn::FirstN(d, 2);
+  for (int i = 0; i < n; i += 4) {
+    auto v = hn::LoadU(d, x + i);
+    auto b = hn::Shuffle2301(v);
+    v = hn::OddEven(hn::Sub(b, v), hn::Add(v, b));
+    b = hn::Shuffle1032(v);
+    v = hn::IfThenElse(low_half, hn::Add(v, b), hn::Sub(b, v));
+    hn::StoreU(v, d, x + i);
+  }
+  for (int h = 4; h < n; h *= 2) {
+    for (int i = 0; i < n; i += 2 * h) {
+      for (int j = i; j < i + h; j += 4) {
+        const auto a = hn::LoadU(d, x + j), b = hn::LoadU(d, x + j + h);
+        hn::StoreU(hn::Add(a, b), d, x + j);
+        hn::StoreU(hn::Sub(a, b), d, x + j + h);
+      }
+    }
+  }
+  const auto norm = hn::Set(d, 1.0f / std::sqrt(static_cast<float>(n)));
+  for (int i = 0; i < n; i += 4) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), norm), d, x + i);
+#endif
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvbits
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kvbits {
+HWY_EXPORT(Hadamard);
+
+void hadamard(float* x, int n) {
+  if (n < 4) {
+    hadamard_ref(x, n);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(Hadamard)(x, n);
+}
+
+}  // namespace kvbits
+#endif
