@@ -192,7 +192,7 @@ bool MergePart(float w, const float* acc, const float* acc_rot, int hd, float* o
     const auto r = hn::LoadU(df, acc_rot + d);
     hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, acc + d), hn::LoadU(df, o + d)), df, o + d);
     hn::StoreU(hn::MulAdd(vw, r, hn::LoadU(df, rot + d)), df, rot + d);
-    any_rot |= !hn::AllFalse(df, hn::Ne(r, zero)) || !hn::AllFalse(df, hn::IsNaN(r));
+    any_rot |= !hn::AllTrue(df, hn::Eq(r, zero));  // NaN compares unequal: counts
   }
   return any_rot;
 }
