@@ -52,6 +52,13 @@ struct SoftmaxState {
   float* l2;
 };
 
+// Bytes a page kernel asks the memory system for while it computes (the next block its task
+// reads): `lines` 64-byte lines from `begin` (nullptr: none).
+struct PrefetchSpan {
+  const char* begin = nullptr;
+  size_t lines = 0;
+};
+
 }  // namespace kvbits::attention_detail
 #endif
 
@@ -60,6 +67,7 @@ namespace kvbits {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using attention_detail::PreparedQuery;
+using attention_detail::PrefetchSpan;
 using attention_detail::SoftmaxState;
 
 // Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
@@ -149,16 +157,17 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 // nq queries (a block of prefill queries shares every tile it reads). On AVX3_DL the VNNI kernel
 // reads the codes in place instead.
 void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
-                const KvPageRef& page, int kvh, bool rotated_v, float* buf) {
+                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
 #if HWY_TARGET == HWY_AVX3_DL
   if (g <= 16 && hd % 16 == 0 && hd / group <= 4) {
-    AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v);
+    AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
     return;
   }
 #else
   (void)group;
 #endif
+  for (size_t i = 0; i < next.lines; ++i) __builtin_prefetch(next.begin + 64 * i, 0, 3);
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
   float s[16 * kKvTile];
   float* vf = buf;
@@ -214,6 +223,7 @@ HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
 
 using attention_detail::PreparedQuery;
+using attention_detail::PrefetchSpan;
 using attention_detail::SoftmaxState;
 
 namespace {
@@ -242,19 +252,18 @@ struct QueryBuffers {
   }
 };
 
-// Asks for the bytes of head kvh's K and V blocks of a page (the next block a task reads) while
-// the current one is computed. Pages are separate allocations, and a prefill task reads every
-// n_kv_heads-th block; the hardware prefetchers follow neither. Measured (BM_AttentionDecode,
-// 1 thread, best of 4, docs/benchmarks.md): int4 at depth 8192 took 372 ns per 16-token tile
-// without, 162 ns with a prefetch of the next page's block. Since decode tasks read whole pages
-// (all heads) the next block is the next head of the same page; prefetching one block ahead was
-// as fast as two or three ahead within the host's noise; into L1 (prefetcht0) beat the L2 hints
-// and no prefetch for int4 (122 vs 150-166 ns per tile, best of 3).
-void prefetch_head_block(const KvPageRef& page, int kvh) {
-  if (page.n_tokens == 0) return;
-  const char* begin = reinterpret_cast<const char*>(page.data + page.layout->codes(false, kvh));
-  const size_t bytes = page.layout->head_bytes();
-  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(begin + off, 0, 3);
+// The bytes of head kvh's K and V blocks of a page: the next block a task reads, which the page
+// kernel asks for while it computes the current one. Pages are separate allocations, and a
+// prefill task reads every n_kv_heads-th block; the hardware prefetchers follow neither.
+// Measured (BM_AttentionDecode, 1 thread, docs/benchmarks.md): int4 at depth 8192 took 372 ns per
+// 16-token tile without prefetching, 162 ns with the next block prefetched in one burst before
+// the page, and 80-109 ns (against 184-287 for the burst, same session) with the prefetches
+// spread over the page's tiles (PrefetchCursor in attention_vnni-inl.h). Since decode tasks read
+// whole pages (all heads) the next block is the next head of the same page.
+PrefetchSpan head_block_span(const KvPageRef& page, int kvh) {
+  if (page.n_tokens == 0) return {};
+  return {reinterpret_cast<const char*>(page.data + page.layout->codes(false, kvh)),
+          (page.layout->head_bytes() + 63) / 64};
 }
 
 void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_queries, const KvLayerView& cache,
@@ -415,13 +424,14 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
       if (cache.pages[p].n_tokens == 0) continue;
       for (int hh = 0; hh < heads_per_task; ++hh) {
         // The next head block this task reads: the next head of this page, or the first of the next.
+        PrefetchSpan next;
         if (hh + 1 < heads_per_task) {
-          prefetch_head_block(cache.pages[p], kvh0 + hh + 1);
+          next = head_block_span(cache.pages[p], kvh0 + hh + 1);
         } else if (p + 1 < p1) {
-          prefetch_head_block(cache.pages[p + 1], kvh0);
+          next = head_block_span(cache.pages[p + 1], kvh0);
         }
         HWY_DYNAMIC_DISPATCH(AttendPage)(pqs[hh], sss[hh], nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh0 + hh,
-                                         cache.rotated_v, buf);
+                                         cache.rotated_v, next, buf);
       }
     }
   });
