@@ -194,8 +194,10 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
   for (int h = 0; h < g; ++h) {
     __m512 vmax = s[0][h];
     for (int i = 1; i < tiles; ++i) vmax = _mm512_max_ps(vmax, s[i][h]);
-    const float step_max = _mm512_reduce_max_ps(vmax);
-    if (step_max > st.m[h]) {
+    // The horizontal max only when some lane beats the running max: after the first steps the
+    // max rarely grows, and a lane compare is far cheaper than the reduction.
+    if (_mm512_cmp_ps_mask(vmax, _mm512_set1_ps(st.m[h]), _CMP_GT_OQ) != 0) {
+      const float step_max = _mm512_reduce_max_ps(vmax);
       const float correction = std::exp(st.m[h] - step_max);  // 0 on the first step
       const __m512 vc = _mm512_set1_ps(correction);
       for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
@@ -206,14 +208,17 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
       st.m[h] = step_max;
     }
     const __m512 m = _mm512_set1_ps(st.m[h]);
-    __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
+    __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < tiles; ++i) {
       s[i][h] = ExpPs(_mm512_sub_ps(s[i][h], m));  // exp(-inf) = 0 for padding
       sum = _mm512_add_ps(sum, s[i][h]);
-      sum2 = _mm512_fmadd_ps(s[i][h], s[i][h], sum2);
     }
     st.l[h] += _mm512_reduce_add_ps(sum);
-    if (st.l2) st.l2[h] += _mm512_reduce_add_ps(sum2);
+    if (st.l2) {  // AttentionTap only
+      __m512 sum2 = _mm512_setzero_ps();
+      for (int i = 0; i < tiles; ++i) sum2 = _mm512_fmadd_ps(s[i][h], s[i][h], sum2);
+      st.l2[h] += _mm512_reduce_add_ps(sum2);
+    }
   }
 }
 
