@@ -8,9 +8,15 @@
 // depth) divided by the measured read bandwidth. Attention alone is timed too: every layer's
 // attention for one query over the cache at depth D + n_gen, repeated; its bytes (kv_bytes) over
 // that time is the achieved attention bandwidth.
+//
+// With --baseline SPEC (e.g. fp16) a second cache under that policy is filled to the same depth
+// with the same tokens, and the decode steps alternate between the two caches on one thread
+// pool: each policy's ms/token and their ratio then come from the same minutes of a shared,
+// noisy host (issue targets such as "int4 <= 0.6x of FP16" are ratios in one run).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <sstream>
 
@@ -34,6 +40,7 @@ struct BenchFlags {
   int64_t n_gen = 128;
   int runs = 3;
   int64_t prefill_tokens = 512;
+  std::string baseline;  // --baseline SPEC: a second policy decoded in alternation ("" = none)
   std::string out;
 };
 
@@ -79,6 +86,16 @@ int bench(const BenchFlags& f) {
   so.allow_beyond_trained_context = true;
   apply_kv_flags(f.kv, so);
   Session session(*m.model, so);
+  std::unique_ptr<Session> base;
+  if (!f.baseline.empty()) {
+    KvFlags bf = f.kv;
+    bf.policy = f.baseline;
+    bf.kv_bits.reset();  // a budget belongs to the measured policy (learned:FILE@BITS carries its own)
+    SessionOptions bo = so;
+    apply_kv_flags(bf, bo);
+    bo.pool = &session.pool();
+    base = std::make_unique<Session>(*m.model, bo);
+  }
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, c.vocab_size - 1);
   auto random_tokens = [&](int64_t n) {
@@ -118,20 +135,37 @@ int bench(const BenchFlags& f) {
   AttentionScratch attn_scratch;
   for (int64_t depth : depths) {
     // Per run: ms per decoded token, of which in features + policy, and in attention.
-    std::vector<double> ms, policy_ms, step_attention_ms;
+    std::vector<double> ms, policy_ms, step_attention_ms, base_ms, ratios;
     KvStats kv;
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
-      if (depth > 0) session.prefill(random_tokens(depth));  // (re)fill: decode must start at depth
-      int32_t next = tok(rng);
+      const std::vector<int32_t> prompt = random_tokens(depth);
+      if (depth > 0) session.prefill(prompt);  // (re)fill: decode must start at depth
+      if (base) {
+        base->reset();
+        if (depth > 0) base->prefill(prompt);
+      }
+      int32_t next = tok(rng), base_next = next;
       const double policy_s0 = session.policy_seconds();
       const double attention_s0 = session.attention_seconds();
-      const auto t0 = clock::now();
+      double seconds = 0.0, base_seconds = 0.0;
       for (int64_t i = 0; i < f.n_gen; ++i) {
+        const auto t0 = clock::now();
         std::span<float> logits = session.decode(next);
         next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        const auto t1 = clock::now();
+        seconds += std::chrono::duration<double>(t1 - t0).count();
+        if (base) {
+          std::span<float> base_logits = base->decode(base_next);
+          base_next = static_cast<int32_t>(std::max_element(base_logits.begin(), base_logits.end()) - base_logits.begin());
+          base_seconds += std::chrono::duration<double>(clock::now() - t1).count();
+        }
       }
-      ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(f.n_gen));
+      ms.push_back(1000.0 * seconds / static_cast<double>(f.n_gen));
+      if (base) {
+        base_ms.push_back(1000.0 * base_seconds / static_cast<double>(f.n_gen));
+        ratios.push_back(ms.back() / base_ms.back());
+      }
       policy_ms.push_back(1000.0 * (session.policy_seconds() - policy_s0) / static_cast<double>(f.n_gen));
       step_attention_ms.push_back(1000.0 * (session.attention_seconds() - attention_s0) / static_cast<double>(f.n_gen));
       kv = session.kv().stats();
@@ -182,6 +216,18 @@ int bench(const BenchFlags& f) {
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, kv.effective_bits,
                  step_attention, attention_ms, attention_gbps,
                  median(policy_ms), 100.0 * policy_fraction);
+    if (base) {
+      // The ratio of each run's two means (steps alternated), median over runs.
+      decode.back()["baseline"] = {{"spec", base->policy().spec()}, {"ms_per_token", median(base_ms)},
+                                   {"runs_ms", base_ms}, {"effective_bits", base->kv().stats().effective_bits}};
+      decode.back()["ratio_to_baseline"] = median(ratios);
+      decode.back()["runs_ratio"] = ratios;
+      std::fprintf(stderr, "bench: %s depth %lld, steps alternated: %.2f ms/token; %s / %s = %.3f (runs:",
+                   base->policy().spec().c_str(), static_cast<long long>(depth), median(base_ms),
+                   session.policy().spec().c_str(), base->policy().spec().c_str(), median(ratios));
+      for (double x : ratios) std::fprintf(stderr, " %.3f", x);
+      std::fprintf(stderr, ")\n");
+    }
   }
   out["decode"] = decode;
   out["decode_tokens"] = f.n_gen;
@@ -208,6 +254,9 @@ Runner add_bench_command(CLI::App& cmd) {
   cmd.add_option("--runs", f->runs, "runs per depth (median reported)")->check(CLI::Range(1, 100));
   cmd.add_option("--prefill", f->prefill_tokens, "prompt tokens for the prefill measurement (0: skip)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  cmd.add_option("--baseline", f->baseline,
+                 "a second KV policy (e.g. fp16) filled with the same tokens and decoded in alternation with "
+                 "--kv, step by step on the same threads; reports both and their ratio");
   cmd.add_option("-o,--out", f->out, "also write the JSON here");
   return [f] { return bench(*f); };
 }

@@ -39,12 +39,13 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
     : model_(model),
       options_(options),
       policy_(options.policy ? options.policy : std::make_shared<StaticPolicy>(KvPrecision{16, 16}, "", 0)),
-      pool_(options.threads) {
+      own_pool_(options.pool ? nullptr : std::make_unique<ThreadPool>(options.threads)),
+      pool_(options.pool ? options.pool : own_pool_.get()) {
   if (options.prefill_chunk <= 0 || options.max_batch <= 0) throw Error("prefill chunk and batch must be positive");
   const int64_t capacity = resolve_context(model, options.context, options.allow_beyond_trained_context);
   KvStoreOptions kv = store_options(options_, *policy_, capacity);
   const bool quantizes = policy_->mixed() || policy_->floor().k_bits < 16;
-  if (options_.center_keys && quantizes && kv.key_mean.empty()) kv.key_mean = measure_key_means(model, pool_);
+  if (options_.center_keys && quantizes && kv.key_mean.empty()) kv.key_mean = measure_key_means(model, *pool_);
   store_ = std::make_unique<KvStore>(model.config(), kv);
   // The policy learns the model's shape, the store's layout options and how to measure damage.
   PolicyBinding binding;
@@ -77,7 +78,7 @@ void Session::reset() {
 }
 
 void Session::forward(const ForwardInput& input, LogitsFor which) {
-  model_.forward(input, *store_, which, logits_, pool_, scratch_,
+  model_.forward(input, *store_, which, logits_, *pool_, scratch_,
                  {options_.activations, needs_.attention ? &tap_ : nullptr});
 }
 
@@ -147,7 +148,7 @@ void Session::commit_ready() {
   const auto t0 = std::chrono::steady_clock::now();
   policy_->decide(infos, n_layers, precisions_);
   policy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  store_->commit(n, precisions_, pool_);
+  store_->commit(n, precisions_, *pool_);
 }
 
 std::span<float> Session::prefill(std::span<const int32_t> tokens) {

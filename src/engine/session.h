@@ -32,6 +32,10 @@ struct SessionOptions {
   // KL on WikiText-2, docs/kv_quality.md): measured at construction when the policy quantizes and
   // kv.key_mean is empty (one forward of ~90 tokens).
   bool center_keys = false;
+  // Run on this pool (owned by the caller, outliving the session) instead of starting `threads`
+  // threads of its own: sessions used in turn (bench --baseline) then share one set of threads,
+  // with no idle pool spinning beside the one at work.
+  ThreadPool* pool = nullptr;
 };
 
 class Session {
@@ -74,7 +78,7 @@ class Session {
   const KvStore& kv() const { return *store_; }
   const PrecisionPolicy& policy() const { return *policy_; }
   const LlamaModel& model() const { return model_; }
-  ThreadPool& pool() { return pool_; }
+  ThreadPool& pool() { return *pool_; }
 
  private:
   void forward(const ForwardInput& input, LogitsFor which);
@@ -86,7 +90,8 @@ class Session {
   const LlamaModel& model_;
   SessionOptions options_;
   std::shared_ptr<PrecisionPolicy> policy_;
-  ThreadPool pool_;
+  std::unique_ptr<ThreadPool> own_pool_;  // null when options.pool is given
+  ThreadPool* pool_;                       // options.pool or own_pool_
   std::unique_ptr<KvStore> store_;
   ForwardScratch scratch_;
   std::vector<float> logits_, all_logits_;

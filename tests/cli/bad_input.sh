@@ -109,6 +109,7 @@ expect_error "--kv-mb too small for the context" run -m "$TINY" -c 512 -p hi -n 
 expect_error "--kv-page not a multiple of 16" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-page 40
 expect_error "--kv-page out of range" run -m "$TINY" -c 256 -p hi -n 1 --kv int4 --kv-page 8
 expect_error "bench --kv unknown" bench -m "$TINY" -c 256 --depth 4 --kv nope
+expect_error "bench --baseline unknown" bench -m "$TINY" -c 256 --depth 4 --kv int4 --baseline nope
 
 # --- positive checks ---------------------------------------------------------------------------
 if expect_ok "inspect tiny" inspect "$TINY"; then
@@ -134,6 +135,15 @@ if expect_ok "bench tiny" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 
     pass
   else
     fail "bench tiny: attention_step_ms missing or not within (0, ms_per_token)"
+  fi
+fi
+# bench --baseline: both policies timed in alternation, and their ratio (> 0) per depth.
+if expect_ok "bench tiny --baseline" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 2 --kv int2 --baseline fp16; then
+  if [ "$(grep -c '"ratio_to_baseline": [0-9]*\.[0-9]*[1-9]' "$TMP/out")" = 2 ] && grep -q '"spec": "fp16"' "$TMP/out" &&
+     grep -q '^bench: fp16 depth 64, steps alternated: .* int2 / fp16 = ' "$TMP/err"; then
+    pass
+  else
+    fail "bench tiny --baseline: no ratio_to_baseline per depth"
   fi
 fi
 if expect_ok "run tiny --kv-page 256" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv int4 --kv-page 256; then
