@@ -148,18 +148,17 @@ int bench(const BenchFlags& f) {
       int32_t next = tok(rng), base_next = next;
       const double policy_s0 = session.policy_seconds();
       const double attention_s0 = session.attention_seconds();
+      // One greedy decode step of `s`: feeds `token`, leaves the argmax in it; returns its seconds.
+      auto greedy_step = [](Session& s, int32_t& token) {
+        const auto t0 = clock::now();
+        std::span<float> logits = s.decode(token);
+        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        return std::chrono::duration<double>(clock::now() - t0).count();
+      };
       double seconds = 0.0, base_seconds = 0.0;
       for (int64_t i = 0; i < f.n_gen; ++i) {
-        const auto t0 = clock::now();
-        std::span<float> logits = session.decode(next);
-        next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        const auto t1 = clock::now();
-        seconds += std::chrono::duration<double>(t1 - t0).count();
-        if (base) {
-          std::span<float> base_logits = base->decode(base_next);
-          base_next = static_cast<int32_t>(std::max_element(base_logits.begin(), base_logits.end()) - base_logits.begin());
-          base_seconds += std::chrono::duration<double>(clock::now() - t1).count();
-        }
+        seconds += greedy_step(session, next);
+        if (base) base_seconds += greedy_step(*base, base_next);
       }
       ms.push_back(1000.0 * seconds / static_cast<double>(f.n_gen));
       if (base) {
