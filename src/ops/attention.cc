@@ -6,6 +6,10 @@
 // `acc` for rows in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
 // Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising.
 //
+// Scores are kept in base-2 units: the query is scaled by log2(e) / sqrt(hd), so p = 2^(s - m)
+// equals exp(natural score - natural max) and the kernels' exp is a plain exp2 (no product by
+// log2 e per score); m, and every exponential of a difference of m's, is in the same units.
+//
 // Per target: AttendWindow reads fp16 rows; AttendPage reads a page through one of two paths:
 //  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
 //  * the portable path: each 16-token tile is decoded to floats, then scored and accumulated.
@@ -34,7 +38,7 @@ namespace kvbits::attention_detail {
 
 // One query's inputs for one KV head group, prepared once by the driver.
 struct PreparedQuery {
-  const float* qf;    // [g, hd] query * 1/sqrt(hd), model basis: fp16 rows
+  const float* qf;    // [g, hd] query * log2(e)/sqrt(hd) (base-2 scores), model basis: fp16 rows
   const float* qr;    // [g, hd] the same, Hadamard-rotated if quantized K rows are (else == qf)
   const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path)
   const float* qd;    // [g, groups] scale of qi: qr ~ qd * qi
@@ -43,13 +47,22 @@ struct PreparedQuery {
 };
 
 // Online-softmax state of one task: m, l, l2: [g]; acc, acc_rot: [g, hd]. Start: m = -inf, rest
-// 0. l = sum of p = exp(s - m); l2 = sum of p^2 (only when l2 != nullptr: AttentionTap).
+// 0. l = sum of p = 2^(s - m) (base-2 scores, above); l2 = sum of p^2 (only when l2 != nullptr: AttentionTap).
+//
+// The VNNI page kernel (attention_vnni-inl.h) also keeps lane-wise partial sums, folded into l
+// and acc / acc_rot once at the end of a task (FinishPages) instead of with horizontal sums at
+// every 64-token step: lane_l [g, 16] (sum of p) and lane_vmin [g, groups, 16] (sum of p times
+// the V minimums of each group, which every dim of the group receives). Both start at 0 and are
+// rescaled with l and acc when the max grows.
 struct SoftmaxState {
   float* m;
   float* l;
   float* acc;
   float* acc_rot;
   float* l2;
+  float* lane_l;
+  float* lane_vmin;
+  int groups;  // of lane_vmin: head_dim / (V group size)
 };
 
 // Bytes a page kernel asks the memory system for while it computes (the next block its task
@@ -71,7 +84,7 @@ using attention_detail::PrefetchSpan;
 using attention_detail::SoftmaxState;
 
 // Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
-// max grows, turns scores into weights p = exp(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
+// max grows, turns scores into weights p = 2^(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
 // floats) to `target` (acc or acc_rot of head h at target + h * hd).
 void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
@@ -82,19 +95,19 @@ void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, co
     for (int j = 0; j < nt; ++j) tile_max = std::max(tile_max, sh[j]);
     const float new_max = std::max(st.m[h], tile_max);
     if (new_max == -INFINITY) continue;  // nothing finite yet
-    const float correction = std::exp(st.m[h] - new_max);  // exp(-inf) = 0 on the first tile
+    const float correction = std::exp2(st.m[h] - new_max);  // 2^-inf = 0 on the first tile
     if (correction != 1.0f) {
       for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
         for (int d = 0; d < hd; ++d) a[d] *= correction;
       }
     }
-    // p = exp(s - m) with Highway's Exp (1 ulp, like expf; expf here and in SwiGLU was 2.5 % of
-    // an evaluation's time), lanes past nt neither read nor written.
+    // p = 2^(s - m) = exp((s - m) ln 2) with Highway's Exp (1 ulp, like expf; expf here and in
+    // SwiGLU was 2.5 % of an evaluation's time), lanes past nt neither read nor written.
     auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
-    const auto vmax = hn::Set(df, new_max);
+    const auto vmax = hn::Set(df, new_max), ln2 = hn::Set(df, 0.693147180559945f);
     for (int j = 0; j < nt; j += N) {
       const auto valid = hn::FirstN(df, static_cast<size_t>(nt - j));
-      const auto p = hn::IfThenElseZero(valid, hn::Exp(df, hn::Sub(hn::MaskedLoad(valid, df, sh + j), vmax)));
+      const auto p = hn::IfThenElseZero(valid, hn::Exp(df, hn::Mul(hn::Sub(hn::MaskedLoad(valid, df, sh + j), vmax), ln2)));
       hn::BlendedStore(p, valid, df, sh + j);
       vsum = hn::Add(vsum, p);
       vsum2 = hn::MulAdd(p, p, vsum2);
@@ -160,7 +173,10 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
                 const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
 #if HWY_TARGET == HWY_AVX3_DL
-  if (g <= 16 && hd % 16 == 0 && hd / group <= 4) {
+  // GFNI (vgf2p8affineqb, CodePlane) comes with every AVX-512 VNNI core we know of (Ice Lake,
+  // Sapphire Rapids, Zen 4) but is not part of Highway 1.0.3's AVX3_DL check: tested here, once.
+  static const bool has_gfni = __builtin_cpu_supports("gfni");
+  if (has_gfni && g <= 16 && hd % 16 == 0 && hd / group <= 4) {
     AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
     return;
   }
@@ -206,6 +222,26 @@ bool MergePart(float w, const float* acc, const float* acc_rot, int hd, float* o
   return any_rot;
 }
 
+// Folds the VNNI kernel's lane-wise sums into l and acc (V in the model basis) or acc_rot
+// (rotated_v), at the end of a task; nothing to do on targets without that kernel.
+void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
+#if HWY_TARGET == HWY_AVX3_DL
+  const int group = hd / st.groups;
+  float* target = rotated_v ? st.acc_rot : st.acc;
+  for (int h = 0; h < g; ++h) {
+    st.l[h] += _mm512_reduce_add_ps(_mm512_loadu_ps(st.lane_l + 16 * h));
+    for (int gr = 0; gr < st.groups; ++gr) {
+      const __m512 add = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_loadu_ps(st.lane_vmin + 16 * (h * st.groups + gr))));
+      for (int d = gr * group; d < (gr + 1) * group; d += 16) {
+        _mm512_storeu_ps(target + h * hd + d, _mm512_add_ps(_mm512_loadu_ps(target + h * hd + d), add));
+      }
+    }
+  }
+#else
+  (void)st, (void)g, (void)hd, (void)rotated_v;
+#endif
+}
+
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
 const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -219,6 +255,7 @@ namespace kvbits {
 HWY_EXPORT(AttendWindow);
 HWY_EXPORT(AttendPage);
 HWY_EXPORT(MergePart);
+HWY_EXPORT(FinishPages);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
 
@@ -276,7 +313,8 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
   const int64_t n = n_queries * shape.n_kv_heads;
   qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
   qb.qi.resize(static_cast<size_t>(n) * g * hd);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // log2(e) / sqrt(hd): scores in base-2 units (top of this file).
+  const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd));
   const bool quantized_k = std::any_of(cache.pages.begin(), cache.pages.end(), [](const KvPageRef& p) {
     return p.n_tokens > 0 && p.layout->format(false).bits < 16;
   });
@@ -359,10 +397,11 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   parts.insert(parts.end(), {-1, -1});
   const int64_t n_parts = static_cast<int64_t>(parts.size() / 2);
   const int64_t n_blocks = (n_queries + kQueryBlock - 1) / kQueryBlock;
-  // m, l, acc, acc_rot, l2, padded to whole 64-byte lines: tasks on different threads write their
-  // states at every step, and a line shared by two of them would bounce between the cores (a
-  // precaution: no change was measurable within the host's noise).
-  const int64_t state = (static_cast<int64_t>(g) * (2 * hd + 3) + 15) / 16 * 16;
+  // m, l, acc, acc_rot, l2, then lane_l and lane_vmin from a 64-byte line, padded to whole lines:
+  // tasks on different threads write their states at every step, and a line shared by two of them
+  // would bounce between the cores (a precaution: no change was measurable within the host's noise).
+  const int64_t lanes_at = (static_cast<int64_t>(g) * (2 * hd + 3) + 15) / 16 * 16;
+  const int64_t state = lanes_at + static_cast<int64_t>(g) * 16 * (1 + qb.groups);
   // State of (query i, kv head, part c) at ((i * n_kv_heads + kvh) * n_parts + c) * state.
   // (16 floats of slack to start the states on a 64-byte boundary).
   scratch.partial.resize(static_cast<size_t>(n_queries * shape.n_kv_heads * n_parts * state + 16));
@@ -372,7 +411,14 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   partial += (64 - reinterpret_cast<uintptr_t>(partial) % 64) % 64 / sizeof(float);
   auto state_of = [&](int64_t i, int kvh, int64_t c) {
     float* st = partial + ((i * shape.n_kv_heads + kvh) * n_parts + c) * state;
-    return SoftmaxState{st, st + g, st + 2 * g, st + 2 * g + g * hd, tap ? st + 2 * g + 2 * g * hd : nullptr};
+    return SoftmaxState{st,
+                        st + g,
+                        st + 2 * g,
+                        st + 2 * g + g * hd,
+                        tap ? st + 2 * g + 2 * g * hd : nullptr,
+                        st + lanes_at,
+                        st + lanes_at + 16 * g,
+                        qb.groups};
   };
   // Decode tasks take every KV head of their page range, so a task streams whole pages (all heads'
   // blocks are contiguous in a page); prefill tasks take one head (more tasks, queries share tiles).
@@ -401,7 +447,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
         pqs[hh][k] = qb.get((i0 + k) * shape.n_kv_heads + kvh0 + hh);
         sss[hh][k] = state_of(i0 + k, kvh0 + hh, c);
         std::fill(sss[hh][k].m, sss[hh][k].m + g, -INFINITY);
-        std::fill(sss[hh][k].l, sss[hh][k].l + 2 * g * hd + 2 * g, 0.0f);  // l, acc, acc_rot, l2 are contiguous
+        std::fill(sss[hh][k].l, sss[hh][k].m + state, 0.0f);  // l, acc, acc_rot, l2, lanes
       }
     }
     float* buf = scratch.buffers.data() + thread * buffer;
@@ -434,6 +480,9 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
                                          cache.rotated_v, next, buf);
       }
     }
+    for (int hh = 0; hh < heads_per_task; ++hh) {
+      for (int k = 0; k < nq; ++k) HWY_DYNAMIC_DISPATCH(FinishPages)(sss[hh][k], g, hd, cache.rotated_v);
+    }
   });
 
   // Merge the parts of each (query, kv head) and normalise.
@@ -456,7 +505,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
         const float* st = partial + (idx * n_parts + c) * state;
         const float cm = st[h];
         if (cm == -INFINITY) continue;
-        const float w = std::exp(cm - m);
+        const float w = std::exp2(cm - m);
         total += w * st[g + h];
         if (tap) total2 += w * w * st[2 * g + 2 * g * hd + h];
         const float* acc = st + 2 * g + h * hd;
@@ -482,7 +531,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     int64_t rows = 0;
     for (int64_t i = 0; i < n_queries; ++i) rows = std::max({rows, window[i].shared, window[i].end});
     tap->received.assign(static_cast<size_t>(rows), 0.0f);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd));  // base 2, like m
     for (int64_t i = 0; i < n_queries; ++i) {
       for (int h = 0; h < shape.n_heads; ++h) {
         const size_t qh = static_cast<size_t>(i * shape.n_heads + h);
@@ -496,7 +545,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
             if (j == own) continue;
             float dot = 0.0f;
             for (int d = 0; d < hd; ++d) dot += qv[d] * fp16_to_fp32(kb[j * hd + d]);
-            tap->received[j] += std::exp(dot * scale - final_m[qh]) / final_l[qh] / static_cast<float>(shape.n_heads);
+            tap->received[j] += std::exp2(dot * scale - final_m[qh]) / final_l[qh] / static_cast<float>(shape.n_heads);
           }
         }
       }

@@ -36,32 +36,49 @@ HWY_INLINE __m512i DpbusdBroadcast(__m512i acc, __m512i u8, const int8_t* s8) {
 // are the high bytes of fp16 values (2/4-bit rows; ops/kv_codec.h).
 HWY_INLINE __m512 LoadMeta(const uint8_t* base, int at, int size) {
   if (size == 1) {
-    const __m256i h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + at))), 8);
-    return _mm512_cvtph_ps(h);
+    // Byte i to the high byte of 16-bit lane i: the 16 bytes in both 128-bit halves (a load),
+    // then one vpshufb (index -1 writes 0) instead of a zero extension and a shift.
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + at)));
+    const __m256i to_high = _mm256_setr_epi8(-1, 0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7,  //
+                                             -1, 8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15);
+    return _mm512_cvtph_ps(_mm256_shuffle_epi8(both, to_high));
   }
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + 2 * at)));
 }
 
-// exp(x) of 16 floats, for the softmax (x = s - max <= 0). Cody-Waite reduction x = n ln2 + r,
-// |r| <= ln2 / 2, with ln2 split in two so n ln2 is exact to ~2^-32; e^r from Cephes' expf
-// polynomial (relative error ~1e-7, 1-2 ulp like std::exp); 2^n applied with vscalefps.
-// x < -87 (including -inf of padding lanes) and NaN give exactly 0. About 13 instructions against
-// ~25 for hn::Exp, whose wider range and special cases the softmax does not need; the exp is a
-// fifth of the quantized kernels' arithmetic.
-HWY_INLINE __m512 ExpPs(__m512 x) {
-  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln2 high part (exact in n)
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);       // ln2 low part
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(in_range, e, n);
+// 2^x of 16 floats, for the softmax (x = s - max <= 0; scores are in base-2 units, log2 e being
+// folded into the query scale: attention.cc). x = n + r with n = round(x), |r| <= 1/2 (exact);
+// 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7, like std::exp2); 2^n
+// applied with vscalefps. x < -126 (including -inf of padding lanes) and NaN give exactly 0.
+// 10 instructions against 14 for the natural exp this replaced (its Cody-Waite reduction and
+// the log2 e product) and ~25 for hn::Exp; the exp is a fifth of the quantized kernels'
+// arithmetic.
+HWY_INLINE __m512 Exp2Ps(__m512 x) {
+  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339887440266574e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618437357674640e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550332471162809e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264791363012e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472028550421e-1f));
+  return _mm512_maskz_scalef_ps(in_range, _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f)), n);
+}
+
+// Bits [j * kBits, (j + 1) * kBits) of every byte of raw, moved to the bottom of the byte: plane
+// j of a chunk of codes. Plane 0 is one vpandd; the others one vgf2p8affineqb (GFNI: a per-byte
+// bit matrix) instead of a 16-bit shift and an and.
+template <int kBits>
+HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
+  if (kBits == 8 || j == 0) return _mm512_and_si512(raw, mask);
+  // Row i of the matrix (byte 7 - i of the qword) selects the input bit that becomes bit i.
+  uint64_t m = 0;
+  for (int i = 0; i < kBits; ++i) m |= uint64_t{1} << (j * kBits + i) << (8 * (7 - i));
+  __m512i out;
+  const __m512i mat = _mm512_set1_epi64(static_cast<long long>(m));
+  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(raw), "v"(mat));
+  return out;
 }
 
 // Spreads the prefetches of the next block over a page's tiles, a few lines before each tile
@@ -135,7 +152,7 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, in
         const __m512i raw = _mm512_loadu_si512(k + (c + u) * 64);
 #pragma GCC unroll 4
         for (int j = 0; j < kPlanes; ++j) {
-          const __m512i codes = _mm512_and_si512(kBits == 8 ? raw : _mm512_srli_epi16(raw, j * kBits), mask);
+          const __m512i codes = CodePlane<kBits>(raw, j, mask);
           const int dim = (c + u) * kPerChunk + 4 * j;
           const int chain = (u + j) % kChains;
           KVBITS_UNROLL_HEADS
@@ -186,7 +203,7 @@ HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, int g_runtime, int hd, int
 constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 
 // Online-softmax update of one head with `tiles` tiles of scores s[i][h]: turns them into
-// p = exp(s - m_new) in place and rescales the head's sums when the max grows.
+// p = 2^(s - m_new) in place and rescales the head's sums when the max grows.
 template <int kG>
 HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, const SoftmaxState& st) {
   const int g = kG > 0 ? kG : g_runtime;
@@ -198,10 +215,15 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
     // max rarely grows, and a lane compare is far cheaper than the reduction.
     if (_mm512_cmp_ps_mask(vmax, _mm512_set1_ps(st.m[h]), _CMP_GT_OQ) != 0) {
       const float step_max = _mm512_reduce_max_ps(vmax);
-      const float correction = std::exp(st.m[h] - step_max);  // 0 on the first step
+      const float correction = std::exp2(st.m[h] - step_max);  // 0 on the first step
       const __m512 vc = _mm512_set1_ps(correction);
       for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
         for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
+      }
+      _mm512_storeu_ps(st.lane_l + 16 * h, _mm512_mul_ps(_mm512_loadu_ps(st.lane_l + 16 * h), vc));
+      for (int gr = 0; gr < st.groups; ++gr) {
+        float* a = st.lane_vmin + 16 * (h * st.groups + gr);
+        _mm512_storeu_ps(a, _mm512_mul_ps(_mm512_loadu_ps(a), vc));
       }
       st.l[h] *= correction;
       if (st.l2) st.l2[h] *= correction * correction;
@@ -210,10 +232,10 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
     const __m512 m = _mm512_set1_ps(st.m[h]);
     __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < tiles; ++i) {
-      s[i][h] = ExpPs(_mm512_sub_ps(s[i][h], m));  // exp(-inf) = 0 for padding
+      s[i][h] = Exp2Ps(_mm512_sub_ps(s[i][h], m));  // 2^-inf = 0 for padding
       sum = _mm512_add_ps(sum, s[i][h]);
     }
-    st.l[h] += _mm512_reduce_add_ps(sum);
+    _mm512_storeu_ps(st.lane_l + 16 * h, _mm512_add_ps(_mm512_loadu_ps(st.lane_l + 16 * h), sum));
     if (st.l2) {  // AttentionTap only
       __m512 sum2 = _mm512_setzero_ps();
       for (int i = 0; i < tiles; ++i) sum2 = _mm512_fmadd_ps(s[i][h], s[i][h], sum2);
@@ -260,7 +282,7 @@ HWY_INLINE void AccumulateStepFp16(int g_runtime, int hd, const KvPageLayout& la
 template <int kG, int kBits>
 HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPageLayout& layout, const uint8_t* page,
                                     int kvh, int t0, int n, int tiles, __m512 (*p)[16], float* target,
-                                    PrefetchCursor& pf) {
+                                    float* lane_vmin, PrefetchCursor& pf) {
   const int g = kG > 0 ? kG : g_runtime;
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   const KvRowFormat& vf = layout.format(true);
@@ -276,7 +298,10 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
     __m512 w[kVnniStepTiles][16];
     __m512 wmax[16], pmin[16];
     KVBITS_UNROLL_HEADS
-    for (int h = 0; h < g; ++h) wmax[h] = pmin[h] = _mm512_setzero_ps();
+    for (int h = 0; h < g; ++h) {
+      wmax[h] = _mm512_setzero_ps();
+      pmin[h] = _mm512_loadu_ps(lane_vmin + 16 * (h * groups + gr));
+    }
     for (int i = 0; i < tiles; ++i) {
       const __m512 scale = LoadMeta(vs, gr * pt + t0 + i * kKvTile, vf.meta_size());
       const __m512 minimum = LoadMeta(vm, gr * pt + t0 + i * kKvTile, vf.meta_size());
@@ -296,11 +321,9 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
         _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile),
                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(w[i][h], inv))));
       }
-      // sum_t p_t vm_t: the minimums' share, the same for every dim of the group.
-      const __m512 add = _mm512_set1_ps(_mm512_reduce_add_ps(pmin[h]));
-      for (int d = gr * group; d < (gr + 1) * group; d += 16) {
-        _mm512_storeu_ps(target + h * hd + d, _mm512_add_ps(_mm512_loadu_ps(target + h * hd + d), add));
-      }
+      // sum_t p_t vm_t, the minimums' share (the same for every dim of the group), stays in lanes
+      // until the end of the task (FinishPages in attention.cc).
+      _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
     }
   }
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
@@ -318,7 +341,7 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
         for (int j = 0; j < kPlanes; ++j) {
           const int quad = z * kPlanes + j;
           if (4 * quad >= nt) break;
-          const __m512i codes = _mm512_and_si512(kBits == 8 ? raw : _mm512_srli_epi16(raw, j * kBits), mask);
+          const __m512i codes = CodePlane<kBits>(raw, j, mask);
           KVBITS_UNROLL_HEADS
           for (int h = 0; h < g; ++h) {
             acc[quad % kChains][h] = DpbusdBroadcast(acc[quad % kChains][h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
@@ -338,12 +361,13 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
 // Dispatch on the V width, once per step.
 template <int kG>
 HWY_INLINE void AccumulateStepVnni(int g, int hd, int group, const KvPageLayout& layout, const uint8_t* page, int kvh,
-                                   int t0, int n, int tiles, __m512 (*p)[16], float* target, PrefetchCursor& pf) {
+                                   int t0, int n, int tiles, __m512 (*p)[16], float* target, float* lane_vmin,
+                                   PrefetchCursor& pf) {
   switch (layout.format(true).bits) {
     case 16: return AccumulateStepFp16<kG>(g, hd, layout, page, kvh, t0, n, tiles, p, target, pf);
-    case 8: return AccumulateStepQuant<kG, 8>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, pf);
-    case 4: return AccumulateStepQuant<kG, 4>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, pf);
-    default: return AccumulateStepQuant<kG, 2>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, pf);
+    case 8: return AccumulateStepQuant<kG, 8>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
+    case 4: return AccumulateStepQuant<kG, 4>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
+    default: return AccumulateStepQuant<kG, 2>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
   }
 }
 
@@ -372,7 +396,7 @@ HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* sta
       ScoreStepVnni<kG>(qs[qi], g, hd, group, layout, page.data, kvh, t0, n, tiles, s, c);
       SoftmaxStep<kG>(s, tiles, g, hd, st);
       AccumulateStepVnni<kG>(g, hd, group, layout, page.data, kvh, t0, n, tiles, s,
-                             v_quant && rotated_v ? st.acc_rot : st.acc, c);
+                             v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c);
     }
   }
 }
