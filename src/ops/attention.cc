@@ -24,6 +24,7 @@
 #include <cstring>
 #include <utility>
 
+#include "backend/simd_targets.h"
 #include "ops/attention.h"
 #include "ops/kv_codec.h"
 #include "util/half.h"
@@ -173,10 +174,7 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
                 const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
 #if HWY_TARGET == HWY_AVX3_DL
-  // GFNI (vgf2p8affineqb, CodePlane) comes with every AVX-512 VNNI core we know of (Ice Lake,
-  // Sapphire Rapids, Zen 4) but is not part of Highway 1.0.3's AVX3_DL check: tested here, once.
-  static const bool has_gfni = __builtin_cpu_supports("gfni");
-  if (has_gfni && g <= 16 && hd % 16 == 0 && hd / group <= 4) {
+  if (g <= 16 && hd % 16 == 0 && hd / group <= 4) {  // GFNI: backend/simd_targets.h
     AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
     return;
   }
@@ -363,6 +361,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
                const KvLayerView& cache, float* out, ThreadPool& pool, AttentionScratch& scratch, AttentionTap* tap) {
   const int hd = shape.head_dim;
   const int g = shape.n_heads / shape.n_kv_heads;
+  require_gfni_for_avx3_dl();
   const int lanes = HWY_DYNAMIC_DISPATCH(Lanes)();
   if (hd % lanes != 0 || hd % 16 != 0 || g > 16) {
     attention_ref(shape, q, n_queries, window, cache, out);

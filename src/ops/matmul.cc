@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "io/tensor_type.h"
+#include "backend/simd_targets.h"
 #include "ops/matmul.h"
 #include "ops/quant_blocks.h"
 #include "util/error.h"
@@ -434,6 +435,7 @@ const char* matmul_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens, ThreadPool& pool,
                   MatmulScratch& scratch, ActivationMode mode) {
   if (jobs.empty() || n_tokens <= 0) return;
+  require_gfni_for_avx3_dl();
   const int64_t cols = jobs[0].w->cols;
   bool any_quantized = false;
   for (const MatmulJob& j : jobs) {
