@@ -37,6 +37,9 @@
 #define KVBITS_ATTENTION_SHARED
 namespace kvbits::attention_detail {
 
+// Scale of q . k that gives scores in base-2 units (top of this file): log2(e) / sqrt(hd).
+inline float score_scale(int hd) { return 1.4426950408889634f / std::sqrt(static_cast<float>(hd)); }
+
 // One query's inputs for one KV head group, prepared once by the driver.
 struct PreparedQuery {
   const float* qf;    // [g, hd] query * log2(e)/sqrt(hd) (base-2 scores), model basis: fp16 rows
@@ -311,8 +314,7 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
   const int64_t n = n_queries * shape.n_kv_heads;
   qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
   qb.qi.resize(static_cast<size_t>(n) * g * hd);
-  // log2(e) / sqrt(hd): scores in base-2 units (top of this file).
-  const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd));
+  const float scale = attention_detail::score_scale(hd);
   const bool quantized_k = std::any_of(cache.pages.begin(), cache.pages.end(), [](const KvPageRef& p) {
     return p.n_tokens > 0 && p.layout->format(false).bits < 16;
   });
@@ -530,7 +532,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     int64_t rows = 0;
     for (int64_t i = 0; i < n_queries; ++i) rows = std::max({rows, window[i].shared, window[i].end});
     tap->received.assign(static_cast<size_t>(rows), 0.0f);
-    const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd));  // base 2, like m
+    const float scale = attention_detail::score_scale(hd);  // base 2, like m
     for (int64_t i = 0; i < n_queries; ++i) {
       for (int h = 0; h < shape.n_heads; ++h) {
         const size_t qh = static_cast<size_t>(i * shape.n_heads + h);
