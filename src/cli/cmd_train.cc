@@ -48,7 +48,7 @@ struct TrainFlags {
   double temperature = 0.5;
   double label_bits = 3.5;
   int group = 64;
-  std::string center = "off";
+  std::string center = "on";
   std::string report_json;
   // Classes the controller chooses from (K width / V width). int4/int2 is there because keys need
   // more bits than values (docs/results.md: at 3.25 bits it halves the KL of a token-level mix).

@@ -39,7 +39,7 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv-rotate", f.rotate, "Hadamard rotation of quantized rows: none, k, kv")
       ->check(CLI::IsMember({"none", "k", "kv"}));
   cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
-  cmd.add_option("--kv-center", f.center, "subtract the model's mean key before quantizing keys: on, off")
+  cmd.add_option("--kv-center", f.center, "key centering: store a quantized key row as k - (the model's mean key) where that lowers its error: on, off")
       ->check(CLI::IsMember({"on", "off"}));
 }
 

@@ -28,7 +28,7 @@ struct KvFlags {
   std::string rotate = "kv";         // --kv-rotate none|k|kv
   double budget_mib = 0.0;           // --kv-mb (0: none)
   std::optional<double> kv_bits;     // --kv-bits: average effective bits (learned, oracle)
-  std::string center = "off";        // --kv-center on|off (key centering, engine/key_means.h)
+  std::string center = "on";         // --kv-center on|off (key centering per row, engine/key_means.h)
 };
 
 void add_model_flags(CLI::App& cmd, ModelFlags& flags);

@@ -28,10 +28,11 @@ struct SessionOptions {
   // capacity, residual, max_chunk, floor, demotion and record from itself and the policy.
   std::shared_ptr<PrecisionPolicy> policy;
   KvStoreOptions kv;
-  // Key centering (engine/key_means.h; off by default: it halves the 2-bit key MSE but raised the
-  // KL on WikiText-2, docs/kv_quality.md): measured at construction when the policy quantizes and
-  // kv.key_mean is empty (one forward of ~90 tokens).
-  bool center_keys = false;
+  // Key centering, chosen per row (KvStoreOptions::key_mean, engine/key_means.h): the mean is
+  // measured at construction when the policy quantizes and kv.key_mean is empty (one forward of
+  // ~90 tokens). On by default: it cuts the KL of 2-bit keys by 29-45 % on WikiText-2
+  // (docs/kv_quality.md).
+  bool center_keys = true;
   // Run on this pool (owned by the caller, outliving the session) instead of starting `threads`
   // threads of its own: sessions used in turn (bench --baseline) then share one set of threads,
   // with no idle pool spinning beside the one at work.

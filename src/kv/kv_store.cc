@@ -241,13 +241,14 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
         kv_page_write_fp16(layout, page.data.get(), is_v, h, slot, half);
         continue;
       }
-      if (!is_v && L.key_mean) {
-        for (int e = 0; e < head_dim_; ++e) x[e] -= L.key_mean[h * head_dim_ + e];
+      const bool rotate = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
+      if (is_v) {
+        if (rotate) hadamard(x, head_dim_);
+        kv_quantize_ref(x, head_dim_, bits, options_.group, codes, scale, minimum);
+      } else {
+        const float* mean = L.key_mean ? L.key_mean + h * head_dim_ : nullptr;
+        kv_quantize_key_ref(x, mean, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
       }
-      if (is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone) {
-        hadamard(x, head_dim_);
-      }
-      kv_quantize_ref(x, head_dim_, bits, options_.group, codes, scale, minimum);
       kv_page_write_codes(layout, page.data.get(), is_v, h, slot, codes, scale, minimum);
     }
   }
@@ -378,7 +379,7 @@ bool KvStore::demote_one_page() {
         const int bits = is_v ? from.v_bits : from.k_bits;
         const bool rotated = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
         if (bits < 16 && rotated) hadamard(x, head_dim_);  // back to the model's basis
-        if (bits < 16 && !is_v && L.key_mean) {
+        if (!is_v && L.key_mean && kv_page_key_centred(layout, page.data.get(), h, s)) {
           for (int e = 0; e < head_dim_; ++e) x[e] += L.key_mean[h * head_dim_ + e];
         }
       }

@@ -54,8 +54,10 @@ struct KvStoreOptions {
   int page_tokens = 64;       // slots per page, a multiple of 16
   KvRotation rotation = KvRotation::kKeysAndValues;
   // Key centering: per layer, the mean key row [n_layers, n_kv_heads * head_dim] (empty: none).
-  // Quantized K rows store (k - mean) and attention adds q . mean back; keys share a large
-  // channel-wise offset, so centred rows have a much smaller range (2-bit key error halves). It
+  // A quantized K row stores (k - mean) where that has the smaller quantization error, else k,
+  // and says which in its scales' sign bits (ops/kv_codec.h kKvCentredFlag); attention adds
+  // q . mean back to the centred rows' scores. Most keys share a large channel-wise offset, so
+  // centring shrinks their range; sink-like tokens lie far from the mean and stay uncentred. It
   // is measured once per model (engine/key_means.h), model data like the weights, not bytes of
   // the cached tokens.
   std::vector<float> key_mean;

@@ -187,6 +187,7 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   for (size_t i = 0; i < next.lines; ++i) __builtin_prefetch(next.begin + 64 * i, 0, 3);
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
   float s[16 * kKvTile];
+  bool centred[kKvTile];
   float* vf = buf;
   float* kf = buf + kKvTile * hd;
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
@@ -194,12 +195,14 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     for (int j = 0; j < nt; ++j) {
       kv_page_read_row(layout, page.data, false, kvh, t0 + j, kf + j * hd);
       kv_page_read_row(layout, page.data, true, kvh, t0 + j, vf + j * hd);
+      centred[j] = k_quant && kv_page_key_centred(layout, page.data, kvh, t0 + j);
     }
     for (int qi = 0; qi < nq; ++qi) {
       const float* qk = k_quant ? qs[qi].qr : qs[qi].qf;
       for (int h = 0; h < g; ++h) {
-        const float offset = k_quant ? qs[qi].qmu[h] : 0.0f;
-        for (int j = 0; j < nt; ++j) s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd) + offset;
+        for (int j = 0; j < nt; ++j) {
+          s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd) + (centred[j] ? qs[qi].qmu[h] : 0.0f);
+        }
       }
       const SoftmaxState& st = states[qi];
       FoldTile(g, hd, s, nt, vf, v_quant && rotated_v ? st.acc_rot : st.acc, st);
@@ -573,7 +576,7 @@ void attention_ref(const AttentionShape& shape, const float* q, int64_t n_querie
           kv_page_read_row(*page.layout, page.data, false, kvh, t, row.data());
           const bool k_quant = page.layout->format(false).bits < 16;
           add_row(keys, k_quant && cache.rotated_k);
-          if (k_quant && cache.key_mean) {
+          if (k_quant && cache.key_mean && kv_page_key_centred(*page.layout, page.data, kvh, t)) {
             for (int d = 0; d < hd; ++d) keys.back()[d] += cache.key_mean[kvh * hd + d];
           }
           kv_page_read_row(*page.layout, page.data, true, kvh, t, row.data());

@@ -44,7 +44,8 @@ struct KvLayerView {
   int group = 0;           // elements per scale/minimum pair of quantized rows (all pages)
   bool rotated_k = false;  // quantized (b < 16) K rows hold H k (ops/kv_codec.h hadamard)
   bool rotated_v = false;  // quantized V rows hold H v
-  // Quantized K rows hold (k - key_mean) (before rotation): [n_kv_heads, head_dim], or nullptr.
+  // Quantized K rows flagged centred (ops/kv_codec.h kKvCentredFlag) hold k - key_mean (before
+  // rotation): [n_kv_heads, head_dim], or nullptr (no row is centred).
   const float* key_mean = nullptr;
   // Window rows in position order: [n_kv_heads, window_stride, head_dim] fp16 bits, RoPE in K.
   const uint16_t* window_k = nullptr;

@@ -140,7 +140,8 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, in
   const uint8_t* km = page + layout.minimums(false, kvh);
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   KVBITS_UNROLL_HEADS
-  for (int h = 0; h < g; ++h) s[h] = _mm512_set1_ps(q.qmu[h]);  // centred keys: + q . key_mean
+  for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
+  __mmask16 centred = 0;  // rows holding k - key_mean: their scores get + q . key_mean
   // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk); with 8 bits a group
   // has a multiple of 4 chunks, so chunk pairs never straddle groups.
   const int chunks_per_group = group / kPerChunk;
@@ -160,10 +161,14 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, in
         }
       }
     }
-    const __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
+    __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
     const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
+    // The scales' sign bits are the rows' centring flags (ops/kv_codec.h kKvCentredFlag).
+    if (gr == 0) centred = _mm512_movepi32_mask(_mm512_castps_si512(scale));
+    scale = _mm512_abs_ps(scale);
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
+      if (gr == 0) s[h] = _mm512_maskz_mov_ps(centred, _mm512_set1_ps(q.qmu[h]));
       const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[0][h], acc[1][h]));
       s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
       s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);

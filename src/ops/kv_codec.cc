@@ -89,8 +89,50 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
                        const uint16_t* minimum, float* out) {
   for (int i = 0; i < n; ++i) {
     const int g = i / group;
-    out[i] = std::fma(fp16_to_fp32(scale[g]), static_cast<float>(codes[i]), fp16_to_fp32(minimum[g]));
+    out[i] = std::fma(fp16_to_fp32(static_cast<uint16_t>(scale[g] & ~kKvCentredFlag)), static_cast<float>(codes[i]),
+                      fp16_to_fp32(minimum[g]));
   }
+}
+
+namespace {
+// Squared error of a quantized row against x (finite elements only, as quantize_group counts).
+double row_error(const float* x, int n, int group, const uint8_t* codes, const uint16_t* scale,
+                 const uint16_t* minimum) {
+  float y[1024];
+  kv_dequantize_ref(codes, n, group, scale, minimum, y);
+  double err = 0.0;
+  for (int i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) continue;
+    const double d = static_cast<double>(y[i]) - x[i];
+    err += d * d;
+  }
+  return err;
+}
+}  // namespace
+
+bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group, bool rotate, uint8_t* codes,
+                         uint16_t* scale, uint16_t* minimum) {
+  float centred[1024];
+  if (mean) {
+    for (int i = 0; i < n; ++i) centred[i] = x[i] - mean[i];
+    if (rotate) hadamard(centred, n);
+  }
+  if (rotate) hadamard(x, n);
+  kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
+  if (!mean) return false;
+  uint8_t c_codes[1024];
+  uint16_t c_scale[64], c_minimum[64];
+  kv_quantize_ref(centred, n, bits, group, c_codes, c_scale, c_minimum);
+  if (!(row_error(centred, n, group, c_codes, c_scale, c_minimum) < row_error(x, n, group, codes, scale, minimum))) {
+    return false;
+  }
+  const int groups = n / group;
+  std::copy(c_codes, c_codes + n, codes);
+  for (int g = 0; g < groups; ++g) {
+    scale[g] = static_cast<uint16_t>(c_scale[g] | kKvCentredFlag);
+    minimum[g] = c_minimum[g];
+  }
+  return true;
 }
 
 void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean) {
@@ -100,14 +142,10 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
   }
   uint8_t codes[1024];
   uint16_t scale[64], minimum[64];
-  if (mean) {
-    for (int i = 0; i < n; ++i) x[i] -= mean[i];
-  }
-  if (rotate) hadamard(x, n);
-  kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
+  const bool centred = kv_quantize_key_ref(x, mean, n, bits, group, rotate, codes, scale, minimum);
   kv_dequantize_ref(codes, n, group, scale, minimum, x);
   if (rotate) hadamard(x, n);
-  if (mean) {
+  if (centred) {
     for (int i = 0; i < n; ++i) x[i] += mean[i];
   }
 }

@@ -57,13 +57,33 @@ uint16_t kv_meta_round(float x, int bits);
 void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
                      uint16_t* minimum);
 
-// Inverse of kv_quantize_ref: out[i] = s * c + m (fp32 fused multiply-add).
+// Key centering chosen per row (kv/kv_store.h key_mean): a K row is stored either as H (k - mean)
+// or as H k, whichever has the smaller squared error, and a centred row carries this flag, the
+// sign bit, in every scale of the row (scales are >= 0, so the bit is otherwise unused). Readers
+// add q . mean to the scores of flagged rows only. Why per row: on SmolLM2 centering shrinks most
+// keys' range, but a few percent of rows (attention sinks and sink-like tokens, whose keys lie far
+// from the mean) grow, and those rows take most of the attention (docs/kv_quality.md).
+inline constexpr uint16_t kKvCentredFlag = 0x8000;
+
+// Quantizes one K row x[n] (clobbered: scratch) like kv_quantize_ref, after rotating it with
+// hadamard() if `rotate`. With a mean, also tries x - mean and keeps the form with the smaller
+// squared error (the Hadamard transform is orthonormal, so that error is the same in the model's
+// basis); a centred row gets kKvCentredFlag in its scales. Returns whether the row is centred.
+bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group, bool rotate, uint8_t* codes,
+                         uint16_t* scale, uint16_t* minimum);
+
+// True if a row's scales carry kKvCentredFlag (test the first group's scale).
+inline bool kv_row_centred(const uint16_t* scale) { return (scale[0] & kKvCentredFlag) != 0; }
+
+// Inverse of kv_quantize_ref: out[i] = s * c + m (fp32 fused multiply-add). The scale's sign bit
+// (kKvCentredFlag) is ignored: the output is the row as stored, centred or not.
 void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
                        const uint16_t* minimum, float* out);
 
 // The value a row has after being stored at `bits` and read back, in place; x: one head's row of
 // n elements. Quantized widths: subtract `mean` (if given: key centering, kv/kv_store.h), rotate,
-// quantize, dequantize, rotate back, add `mean`. bits 16: fp16 rounding only.
+// quantize, dequantize, rotate back, add `mean`; with a mean the row is centred only where that
+// lowers its error (kv_quantize_key_ref). bits 16: fp16 rounding only.
 void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean = nullptr);
 
 // True if n is a power of two in [1, 1024], the sizes hadamard() handles.

@@ -119,6 +119,12 @@ void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is
   }
 }
 
+bool kv_page_key_centred(const KvPageLayout& layout, const uint8_t* page, int h, int slot) {
+  const KvRowFormat& f = layout.format(false);
+  if (f.bits == 16) return false;
+  return (read_meta(page + layout.scales(false, h), static_cast<size_t>(slot), f.meta_size()) & kKvCentredFlag) != 0;
+}
+
 void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out) {
   const KvRowFormat& f = layout.format(is_v);
   if (f.bits == 16) {

@@ -73,10 +73,16 @@ void kv_page_write_codes(const KvPageLayout& layout, uint8_t* page, bool is_v, i
                          const uint8_t* codes, const uint16_t* scale, const uint16_t* minimum);
 void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, int h, int slot,
                         const uint16_t* row);
-// Reads one head's row back as floats (s * c + m, or the fp16 values).
+// Reads one head's row back as floats (s * c + m, or the fp16 values): the row as stored, so a
+// centred K row (kv_page_key_centred) still lacks its mean and a rotated one is still rotated.
 void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out);
-// Reads one quantized (b < 16) row's codes[head_dim] and fp16 scale/minimum[groups].
+// Reads one quantized (b < 16) row's codes[head_dim] and fp16 scale/minimum[groups]; scales keep
+// their kKvCentredFlag bit (ops/kv_codec.h).
+
 void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, uint8_t* codes,
                         uint16_t* scale, uint16_t* minimum);
+// True if the K row of head h in `slot` is stored centred (k - key_mean; ops/kv_codec.h
+// kKvCentredFlag). False for 16-bit rows.
+bool kv_page_key_centred(const KvPageLayout& layout, const uint8_t* page, int h, int slot);
 
 }  // namespace kvbits

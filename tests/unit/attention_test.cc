@@ -68,6 +68,7 @@ struct KeyInfo {
   std::vector<uint8_t> k_codes, v_codes;    // [hd] quantized rows
   std::vector<float> ks, km, vs, vm;        // [groups] quantized rows
   int step = -1;                            // global step id (pages), -1 for window rows
+  bool centred = false;                     // K row stored as k - key_mean (kKvCentredFlag)
 };
 
 std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int group, const WindowRange& w) {
@@ -87,8 +88,9 @@ std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int g
         std::vector<uint8_t>& codes = is_v ? ki.v_codes : ki.k_codes;
         codes.resize(static_cast<size_t>(hd));
         kv_page_read_codes(*page.layout, page.data, is_v, kvh, t, codes.data(), sc.data(), mn.data());
+        if (!is_v) ki.centred = kv_row_centred(sc.data());
         for (int g = 0; g < groups; ++g) {
-          (is_v ? ki.vs : ki.ks).push_back(fp16_to_fp32(sc[g]));
+          (is_v ? ki.vs : ki.ks).push_back(fp16_to_fp32(static_cast<uint16_t>(sc[g] & ~kKvCentredFlag)));
           (is_v ? ki.vm : ki.km).push_back(fp16_to_fp32(mn[g]));
         }
       }
@@ -158,7 +160,7 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
         for (int e = g * group; e < (g + 1) * group; ++e) idot += static_cast<int64_t>(qi[e]) * ki.k_codes[e];
         dot += ki.ks[g] * qd[g] * static_cast<double>(idot) + ki.km[g] * qsum[g];
       }
-      dot += qmu;
+      if (ki.centred) dot += qmu;
     } else {
       for (int e = 0; e < hd; ++e) dot += static_cast<double>(qf[e]) * ki.k[e];
     }
@@ -208,7 +210,12 @@ void check(const Setup& s, uint32_t seed, int threads) {
   o.group = s.group;
   o.rotation = s.rotation;
   o.per_token_record = s.classes.size() > 1;
-  if (s.center) o.key_mean = testing::random_vector(static_cast<size_t>(s.n_kv_heads) * s.head_dim, seed + 5, -2.0f, 2.0f);
+  if (s.center) {
+    // fill_store's keys are U(-1, 1) with channel 3 scaled to U(-8, 8): a mean of +4 there makes
+    // centring win for about half the rows (k3 > 0) and lose for the rest, so both kinds are read.
+    o.key_mean = testing::random_vector(static_cast<size_t>(s.n_kv_heads) * s.head_dim, seed + 5, -0.1f, 0.1f);
+    for (int h = 0; h < s.n_kv_heads; ++h) o.key_mean[static_cast<size_t>(h) * s.head_dim + 3] = 4.0f;
+  }
   KvStore store(c, o);
   fill_store(store, c, s.tokens, 61, s.residual, s.classes, seed, pool);
   KvLayerView view = store.layer_view(0);
@@ -226,6 +233,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
   std::mt19937 rng(seed * 31 + 7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   AttentionScratch scratch;
+  int64_t n_centred = 0, n_plain = 0;  // quantized K rows read, stored centred or not
   // Decode: one query over everything; a block of causal queries over the window; and
   // continuations scored side by side (shared window prefix + own rows).
   std::vector<std::vector<WindowRange>> windows = {{{w, 0, 0}}};
@@ -246,6 +254,9 @@ void check(const Setup& s, uint32_t seed, int threads) {
     for (int64_t i = 0; i < nq; ++i) {
       for (int kvh = 0; kvh < s.n_kv_heads; ++kvh) {
         const std::vector<KeyInfo> keys = gather_keys(view, kvh, hd, std::min(s.group, hd), win[i]);
+        for (const KeyInfo& ki : keys) {
+          if (!ki.k_codes.empty()) ++(ki.centred ? n_centred : n_plain);
+        }
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
           emulated[i * s.n_heads + h] =
               emulate_vnni(q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
@@ -277,6 +288,12 @@ void check(const Setup& s, uint32_t seed, int threads) {
       }
     }
   }
+  if (s.center) {  // the per-row choice must have produced both kinds of rows
+    EXPECT_GT(n_centred, 0);
+    EXPECT_GT(n_plain, 0);
+  } else {
+    EXPECT_EQ(n_centred, 0);
+  }
 }
 
 TEST(Attention, MatchesReferenceOnMixedStores) {
@@ -297,8 +314,8 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   // Decode tasks take the largest divisor of n_kv_heads up to 16 heads at once: 16 of 32, 1 of 17.
   check({32, 32, 16, 700, 1, all, KvRotation::kKeysAndValues, 16}, seed++, 1);
   check({34, 17, 16, 600, 0, all, KvRotation::kNone, 16}, seed++, 1);
-  for (const auto rot : {KvRotation::kNone, KvRotation::kKeysAndValues}) {
-    check({9, 3, 64, 300, 5, all, rot, 64, /*center=*/true}, seed++, 2);         // key centering
+  for (const auto rot : {KvRotation::kNone, KvRotation::kKeys, KvRotation::kKeysAndValues}) {
+    for (int group : {32, 64}) check({9, 3, 64, 300, 5, all, rot, group, /*center=*/true}, seed++, 2);  // key centering
   }
 }
 

@@ -149,6 +149,77 @@ TEST(KvCodec, NanInfAndHugeValuesGiveFiniteMetadata) {
 // The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
 // order; ops/hadamard.cc), for every supported size, random rows at several scales and rows
 // with zeros, signed zeros, huge values and infinities.
+// Key centering per row: kv_quantize_key_ref stores H (x - mean) only where that has the smaller
+// squared error than H x, flags it in every scale, and kv_roundtrip then adds the mean back. The
+// errors are compared in the model's basis (the Hadamard transform is orthonormal).
+TEST(KvCodec, KeyCentringIsChosenPerRowByError) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int n = 64;
+  std::vector<float> mean(n);
+  for (float& m : mean) m = 6.0f * u(rng);
+  int centred_rows = 0, plain_rows = 0;
+  for (int bits : {2, 4, 8}) {
+    for (int group : {32, 64}) {
+      for (const bool rotate : {false, true}) {
+        for (int row = 0; row < 40; ++row) {
+          // Half the rows lie near the mean (centring wins), half near zero (centring loses).
+          const bool near_mean = row % 2 == 0;
+          std::vector<float> x(n);
+          for (int i = 0; i < n; ++i) x[i] = (near_mean ? mean[i] : 0.0f) + 0.5f * u(rng);
+          // Both candidates through the plain codec, errors in the model's basis.
+          auto error_of = [&](const float* m) {
+            std::vector<float> z(n);
+            for (int i = 0; i < n; ++i) z[i] = x[i] - (m ? m[i] : 0.0f);
+            std::vector<float> w(z);
+            kv_roundtrip(w.data(), n, bits, group, rotate, nullptr);
+            double e = 0.0;
+            for (int i = 0; i < n; ++i) e += (static_cast<double>(w[i]) - z[i]) * (static_cast<double>(w[i]) - z[i]);
+            return e;
+          };
+          const double e_plain = error_of(nullptr), e_centred = error_of(mean.data());
+          std::vector<float> scratch(x);
+          std::vector<uint8_t> codes(n);
+          std::vector<uint16_t> sc(n / group), mn(n / group);
+          const bool centred = kv_quantize_key_ref(scratch.data(), mean.data(), n, bits, group, rotate, codes.data(),
+                                                   sc.data(), mn.data());
+          ASSERT_EQ(centred, e_centred < e_plain) << bits << " bits, row " << row;
+          ASSERT_EQ(kv_row_centred(sc.data()), centred);
+          for (uint16_t s : sc) ASSERT_EQ((s & kKvCentredFlag) != 0, centred);  // every group carries it
+          (centred ? centred_rows : plain_rows)++;
+          // The round trip decodes to the chosen form plus the mean where centred.
+          std::vector<float> y(x);
+          kv_roundtrip(y.data(), n, bits, group, rotate, mean.data());
+          double e = 0.0;
+          for (int i = 0; i < n; ++i) e += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+          ASSERT_NEAR(e, std::min(e_plain, e_centred), 1e-3 * std::min(e_plain, e_centred) + 1e-9);
+          // Without a mean nothing is flagged.
+          std::vector<float> plain(x);
+          ASSERT_FALSE(kv_quantize_key_ref(plain.data(), nullptr, n, bits, group, rotate, codes.data(), sc.data(), mn.data()));
+          ASSERT_FALSE(kv_row_centred(sc.data()));
+        }
+      }
+    }
+  }
+  EXPECT_GT(centred_rows, 0);
+  EXPECT_GT(plain_rows, 0);
+}
+
+// The flag bit is not part of the scale: kv_dequantize_ref decodes flagged and unflagged scales
+// alike.
+TEST(KvCodec, DequantizeIgnoresTheCentringFlag) {
+  const uint8_t codes[16] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+  const uint16_t s = fp32_to_fp16(0.5f), m = fp32_to_fp16(-1.0f);
+  const uint16_t flagged = static_cast<uint16_t>(s | kKvCentredFlag);
+  float a[16], b[16];
+  kv_dequantize_ref(codes, 16, 16, &s, &m, a);
+  kv_dequantize_ref(codes, 16, 16, &flagged, &m, b);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(a[i], b[i]);
+    EXPECT_EQ(a[i], -1.0f + 0.5f * codes[i]);
+  }
+}
+
 TEST(Hadamard, SimdEqualsReferenceBitForBit) {
   uint32_t seed = 900;
   for (int n = 1; n <= 1024; n *= 2) {
