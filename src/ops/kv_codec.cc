@@ -25,15 +25,28 @@ uint16_t kv_meta_round(float x, int bits) {
 
 namespace {
 
+// The next value below h (fp16 bits) in the metadata format of a `bits`-wide row, or h itself at
+// the most negative finite value.
+uint16_t meta_below(uint16_t h, int bits) {
+  const uint16_t step = bits > 4 ? 1 : 0x100;
+  const uint16_t max_mag = bits > 4 ? 0x7bff : 0x7b00;
+  const uint16_t mag = h & 0x7fffu;
+  if (h & 0x8000u) return mag >= max_mag ? h : static_cast<uint16_t>(h + step);  // more negative
+  return mag == 0 ? static_cast<uint16_t>(0x8000u | step) : static_cast<uint16_t>(h - step);
+}
+
 // Codes of one group for the range [lo, hi]; returns the squared error of the decoded values
 // (finite elements only). lo <= hi, both finite.
 double quantize_group(const float* x, int group, int bits, float lo, float hi, uint8_t* codes, uint16_t* s_out,
                       uint16_t* m_out) {
   const int levels = (1 << bits) - 1;
-  const uint16_t m_h = kv_meta_round(lo, bits);
+  uint16_t m_h = kv_meta_round(lo, bits);
+  // A narrow range far from zero can have its minimum rounded above hi; step it down to at most
+  // lo so that the scale is never negative: its sign bit is the K rows' centring flag.
+  for (int i = 0; i < 4 && fp16_to_fp32(m_h) > hi; ++i) m_h = meta_below(m_h, bits);
   const float m = fp16_to_fp32(m_h);
   // (hi - m) can reach 2 * 65504: compute the step in fp32, then clamp to fp16's range.
-  const uint16_t s_h = kv_meta_round(std::min((hi - m) / static_cast<float>(levels), kHalfMax), bits);
+  const uint16_t s_h = kv_meta_round(std::min(std::max(0.0f, (hi - m) / static_cast<float>(levels)), kHalfMax), bits);  // +0, never -0
   const float s = fp16_to_fp32(s_h);
   const float inv = s > 0.0f ? 1.0f / s : 0.0f;
   double err = 0.0;

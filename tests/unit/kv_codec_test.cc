@@ -119,6 +119,38 @@ TEST(KvCodec, ConstantGroupDecodesExactly) {
   }
 }
 
+// A narrow range far from zero (and a constant row whose value is not representable) can have its
+// minimum rounded above the range's top; the scale must still be >= 0 with a clear sign bit (the
+// sign bit flags centred K rows), and every value must decode within one metadata step of itself.
+TEST(KvCodec, ScaleIsNeverNegative) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> base(-3000.0f, 3000.0f), frac(0.0f, 1.0f);
+  int stepped = 0;
+  for (int trial = 0; trial < 4000; ++trial) {
+    const float b = trial % 3 == 0 ? base(rng) : base(rng) * 1e-3f;
+    const float width = std::fabs(b) * (trial % 2 ? 1e-3f : 0.0f);  // narrow, or a constant row
+    std::vector<float> x(32);
+    for (float& v : x) v = b + width * frac(rng);
+    for (int bits : {2, 4, 8}) {
+      std::vector<uint8_t> codes(32);
+      uint16_t s[2], m[2];
+      kv_quantize_ref(x.data(), 32, bits, 16, codes.data(), s, m);
+      std::vector<float> y(32);
+      kv_dequantize_ref(codes.data(), 32, 16, s, m, y.data());
+      for (int g = 0; g < 2; ++g) {
+        ASSERT_EQ(s[g] & kKvCentredFlag, 0) << bits << " bits, row around " << b;
+        if (fp16_to_fp32(m[g]) < *std::min_element(x.begin() + 16 * g, x.begin() + 16 * (g + 1)) - 0.07f * std::fabs(b)) {
+          ++stepped;  // the minimum was stepped below a rounding that overshot the range
+        }
+      }
+      // E5M2 steps are 25 % of the value at most; fp16 steps 2^-10.
+      const float tol = (bits > 4 ? 2e-3f : 0.26f) * std::fabs(b) + width + 1e-6f;
+      for (int i = 0; i < 32; ++i) ASSERT_NEAR(y[i], x[i], tol) << bits << " bits";
+    }
+  }
+  EXPECT_GT(stepped, 0);  // the case occurs in this sample
+}
+
 TEST(KvCodec, NanInfAndHugeValuesGiveFiniteMetadata) {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   const std::vector<std::vector<float>> cases = {
