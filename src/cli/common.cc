@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "policy/sink_policy.h"
 #include "tokenizer/tokenizer_data.h"
 #include "util/error.h"
 
@@ -41,6 +42,8 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
   cmd.add_option("--kv-center", f.center, "key centering: store a quantized key row as k - (the model's mean key) where that lowers its error: on, off")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd.add_option("--kv-sinks", f.sinks, "keep the first N positions (attention sinks) at FP16 whatever the policy (0: none)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
 }
 
 void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
@@ -48,6 +51,10 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   po.residual = f.residual;
   po.budget_bits = f.kv_bits;
   so.policy = parse_policy(f.policy, po);
+  // Sinks matter only where the policy quantizes something.
+  if (f.sinks > 0 && (so.policy->mixed() || so.policy->floor() != KvPrecision{16, 16})) {
+    so.policy = std::make_shared<SinkPolicy>(so.policy, f.sinks);
+  }
   so.kv.group = f.group;
   so.kv.page_tokens = f.page_tokens;
   so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;
