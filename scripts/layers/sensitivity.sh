@@ -9,7 +9,8 @@ model="$1"; out="$2"; shift 2
 widths=("$@"); [ ${#widths[@]} -gt 0 ] || widths=(int2 int4/int2 int4)
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 kvbits="$here/build/kvbits"
-layers=$("$kvbits" inspect "$model" | awk '/block_count/ {print $NF; exit}')
+# awk reads to the end: exiting at the match would SIGPIPE inspect and fail the pipeline (pipefail).
+layers=$("$kvbits" inspect "$model" | awk '/block_count/ && !n {n = $NF} END {print n}')
 [[ "$layers" =~ ^[0-9]+$ ]] || { echo "error: cannot read llama.block_count from $model" >&2; exit 1; }
 mkdir -p "$out"
 text="$out/calib.txt"
