@@ -69,9 +69,10 @@ double quantize_group(const float* x, int group, int bits, float lo, float hi, u
 
 }  // namespace
 
-void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
-                     uint16_t* minimum) {
+double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
+                       uint16_t* minimum) {
   uint8_t trial[1024];
+  double total = 0.0;
   for (int g = 0; g * group < n; ++g) {
     const float* xg = x + g * group;
     float lo = INFINITY, hi = -INFINITY;
@@ -83,7 +84,10 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
     }
     if (lo > hi) lo = hi = 0.0f;  // all NaN
     double best = quantize_group(xg, group, bits, lo, hi, codes + g * group, &scale[g], &minimum[g]);
-    if (bits > 4 || hi == lo) continue;
+    if (bits > 4 || hi == lo) {
+      total += best;
+      continue;
+    }
     const float centre = 0.5f * lo + 0.5f * hi, half = 0.5f * hi - 0.5f * lo;
     for (const float r : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f}) {
       uint16_t s_h, m_h;
@@ -95,7 +99,9 @@ void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes,
         minimum[g] = m_h;
       }
     }
+    total += best;
   }
+  return total;
 }
 
 void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
@@ -107,22 +113,6 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
   }
 }
 
-namespace {
-// Squared error of a quantized row against x (finite elements only, as quantize_group counts).
-double row_error(const float* x, int n, int group, const uint8_t* codes, const uint16_t* scale,
-                 const uint16_t* minimum) {
-  float y[1024];
-  kv_dequantize_ref(codes, n, group, scale, minimum, y);
-  double err = 0.0;
-  for (int i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) continue;
-    const double d = static_cast<double>(y[i]) - x[i];
-    err += d * d;
-  }
-  return err;
-}
-}  // namespace
-
 bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group, bool rotate, uint8_t* codes,
                          uint16_t* scale, uint16_t* minimum) {
   float centred[1024];
@@ -131,14 +121,11 @@ bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group
     if (rotate) hadamard(centred, n);
   }
   if (rotate) hadamard(x, n);
-  kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
+  const double plain_error = kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
   if (!mean) return false;
   uint8_t c_codes[1024];
   uint16_t c_scale[64], c_minimum[64];
-  kv_quantize_ref(centred, n, bits, group, c_codes, c_scale, c_minimum);
-  if (!(row_error(centred, n, group, c_codes, c_scale, c_minimum) < row_error(x, n, group, codes, scale, minimum))) {
-    return false;
-  }
+  if (!(kv_quantize_ref(centred, n, bits, group, c_codes, c_scale, c_minimum) < plain_error)) return false;
   const int groups = n / group;
   std::copy(c_codes, c_codes + n, codes);
   for (int g = 0; g < groups; ++g) {

@@ -54,8 +54,9 @@ uint16_t kv_meta_round(float x, int bits);
 // Robust to bad activations: NaN elements get code 0 and are ignored for the range; +-Inf and
 // values beyond the fp16 range clamp to +-65504, so scale and minimum are always finite; a
 // constant group gets s = 0 and decodes exactly to m (when m is representable in fp16).
-void kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
-                     uint16_t* minimum);
+// Returns the squared error of the decoded row (finite elements, +-Inf counted at +-65504).
+double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
+                       uint16_t* minimum);
 
 // Key centering chosen per row (kv/kv_store.h key_mean): a K row is stored either as H (k - mean)
 // or as H k, whichever has the smaller squared error, and a centred row carries this flag, the

@@ -78,7 +78,6 @@ void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, in
 void kv_page_read_row(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, float* out);
 // Reads one quantized (b < 16) row's codes[head_dim] and fp16 scale/minimum[groups]; scales keep
 // their kKvCentredFlag bit (ops/kv_codec.h).
-
 void kv_page_read_codes(const KvPageLayout& layout, const uint8_t* page, bool is_v, int h, int slot, uint8_t* codes,
                         uint16_t* scale, uint16_t* minimum);
 // True if the K row of head h in `slot` is stored centred (k - key_mean; ops/kv_codec.h

@@ -178,9 +178,6 @@ TEST(KvCodec, NanInfAndHugeValuesGiveFiniteMetadata) {
   }
 }
 
-// The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
-// order; ops/hadamard.cc), for every supported size, random rows at several scales and rows
-// with zeros, signed zeros, huge values and infinities.
 // Key centering per row: kv_quantize_key_ref stores H (x - mean) only where that has the smaller
 // squared error than H x, flags it in every scale, and kv_roundtrip then adds the mean back. The
 // errors are compared in the model's basis (the Hadamard transform is orthonormal).
@@ -252,6 +249,9 @@ TEST(KvCodec, DequantizeIgnoresTheCentringFlag) {
   }
 }
 
+// The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
+// order; ops/hadamard.cc), for every supported size, random rows at several scales and rows
+// with zeros, signed zeros, huge values and infinities.
 TEST(Hadamard, SimdEqualsReferenceBitForBit) {
   uint32_t seed = 900;
   for (int n = 1; n <= 1024; n *= 2) {

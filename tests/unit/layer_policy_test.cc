@@ -9,9 +9,7 @@
 #include <vector>
 
 #include "engine/session.h"
-#include "gguf_test_util.h"
-#include "model/llama_model.h"
-#include "model/synthetic_model.h"
+#include "policy_test_util.h"
 #include "util/error.h"
 
 namespace kvbits {
@@ -64,20 +62,8 @@ TEST(LayerPolicy, MalformedListsRefused) {
 }
 
 TEST(LayerPolicy, SessionStoresEachLayerAtItsWidth) {
-  kvbits::testing::TempDir dir;
-  const std::string path = dir.file("tiny.gguf");
-  write_synthetic_model(SyntheticModelOptions{}, path);  // 2 layers
-  const auto model = LlamaModel::load(path);
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < 100; ++i) prompt.push_back(3 + (i * 37) % 250);
-  const auto stats_of = [&](const std::string& spec) {
-    SessionOptions so;
-    so.threads = 1;
-    so.policy = parse_policy(spec);
-    Session session(*model, so);
-    session.prefill(prompt);
-    return session.kv().stats();
-  };
+  const testing::TinyPolicySession tiny;  // 2 layers, 100 prompt tokens
+  const auto stats_of = [&](const std::string& spec) { return tiny.stats(parse_policy(spec)); };
   const KvStats mixed = stats_of("layers:int8,int2");
   EXPECT_EQ(mixed.window_tokens, 0);
   EXPECT_EQ(mixed.rows_per_class[static_cast<size_t>(kv_class_index({8, 8}))], 100);
@@ -92,7 +78,7 @@ TEST(LayerPolicy, SessionStoresEachLayerAtItsWidth) {
   SessionOptions bad;
   bad.policy = parse_policy("layers:int4x3");
   try {
-    Session session(*model, bad);
+    Session session(tiny.model(), bad);
     ADD_FAILURE() << "a 3-layer list bound to a 2-layer model";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("names 3 layers but the model has 2"), std::string::npos) << e.what();

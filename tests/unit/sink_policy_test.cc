@@ -8,10 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/session.h"
-#include "gguf_test_util.h"
-#include "model/llama_model.h"
-#include "model/synthetic_model.h"
+#include "policy_test_util.h"
 #include "util/error.h"
 
 namespace kvbits {
@@ -52,24 +49,11 @@ TEST(SinkPolicy, RefusesBadArguments) {
 }
 
 TEST(SinkPolicy, SessionStoresSinksAtFp16) {
-  kvbits::testing::TempDir dir;
-  const std::string path = dir.file("tiny.gguf");
-  write_synthetic_model(SyntheticModelOptions{}, path);  // 2 layers
-  const auto model = LlamaModel::load(path);
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < 100; ++i) prompt.push_back(3 + (i * 37) % 250);
-  const auto stats_of = [&](std::shared_ptr<PrecisionPolicy> policy) {
-    SessionOptions so;
-    so.threads = 1;
-    so.policy = std::move(policy);
-    Session session(*model, so);
-    session.prefill(prompt);
-    return session.kv().stats();
-  };
-  const KvStats with = stats_of(std::make_shared<SinkPolicy>(parse_policy("int2"), 3));
+  const testing::TinyPolicySession tiny;  // 2 layers, 100 prompt tokens
+  const KvStats with = tiny.stats(std::make_shared<SinkPolicy>(parse_policy("int2"), 3));
   EXPECT_EQ(with.rows_per_class[static_cast<size_t>(kv_class_index({16, 16}))], 3 * 2);
   EXPECT_EQ(with.rows_per_class[static_cast<size_t>(kv_class_index({2, 2}))], 97 * 2);
-  const KvStats without = stats_of(parse_policy("int2"));
+  const KvStats without = tiny.stats(parse_policy("int2"));
   EXPECT_GT(with.effective_bits, without.effective_bits);  // sink rows and the per-token record count
 }
 
