@@ -49,6 +49,7 @@ struct TrainFlags {
   double label_bits = 3.5;
   int group = 64;
   std::string center = "on";
+  std::string key_weight = "on";
   std::string report_json;
   // Classes the controller chooses from (K width / V width). int4/int2 is there because keys need
   // more bits than values (docs/results.md: at 3.25 bits it halves the KL of a token-level mix).
@@ -161,6 +162,7 @@ int train_command(const TrainFlags& f) {
     lo.threads = f.model.threads;
     lo.group = f.group;
     lo.center_keys = f.center == "on";
+    lo.weight_keys = f.key_weight == "on";
     lo.max_tokens = f.tokens;
     lo.seed = f.seed;
     lo.classes = classes;
@@ -234,6 +236,8 @@ Runner add_train_command(CLI::App& cmd) {
       ->check(CLI::Range(2.0, 16.0));
   cmd.add_option("--kv-group", f->group, "KV group size the class costs are computed for")->check(CLI::Range(16, 1024));
   cmd.add_option("--kv-center", f->center, "key centering when measuring damage, as --kv-center at run time: on, off")
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd.add_option("--kv-key-weight", f->key_weight, "key channel weights when measuring damage, as --kv-key-weight at run time: on, off")
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--report-json", f->report_json, "also write the training report here");
   cmd.add_option("--classes", f->classes,

@@ -42,6 +42,8 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
   cmd.add_option("--kv-mb", f.budget_mib, "KV memory budget in MiB (0: none)")->check(CLI::Range(0.0, 1e9));
   cmd.add_option("--kv-center", f.center, "key centering: store a quantized key row as k - (the model's mean key) where that lowers its error: on, off")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd.add_option("--kv-key-weight", f.key_weight, "key channel weights: scale quantized key channels by how much the queries weigh them: on, off")
+      ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--kv-sinks", f.sinks, "keep the first N positions (attention sinks) at FP16 whatever the policy (0: none)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
 }
@@ -60,6 +62,7 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   so.kv.rotation = f.rotate == "none" ? KvRotation::kNone : f.rotate == "k" ? KvRotation::kKeys : KvRotation::kKeysAndValues;
   so.kv.budget_bytes = static_cast<uint64_t>(f.budget_mib * 1024.0 * 1024.0);
   so.center_keys = f.center == "on";
+  so.weight_keys = f.key_weight == "on";
 }
 
 std::string kv_summary(const Session& session) {

@@ -29,6 +29,7 @@ struct KvFlags {
   double budget_mib = 0.0;           // --kv-mb (0: none)
   std::optional<double> kv_bits;     // --kv-bits: average effective bits (learned, oracle)
   std::string center = "on";         // --kv-center on|off (key centering per row, engine/key_means.h)
+  std::string key_weight = "on";     // --kv-key-weight on|off (key channel weights, engine/key_means.h)
   int64_t sinks = 0;                 // --kv-sinks N: first N positions at FP16 (policy/sink_policy.h)
 };
 

@@ -77,7 +77,10 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
   std::vector<int64_t> offsets;
   std::vector<TokenDamage> out;
   const bool rot_k = o.rotation != KvRotation::kNone, rot_v = o.rotation == KvRotation::kKeysAndValues;
-  const std::vector<float> key_mean = o.center_keys ? measure_key_means(model, session.pool()) : std::vector<float>();
+  KeyCalibration cal;
+  if (o.center_keys || o.weight_keys) cal = measure_key_calibration(model, session.pool());
+  const std::vector<float> key_mean = o.center_keys ? std::move(cal.mean) : std::vector<float>();
+  const std::vector<float> key_weight = o.weight_keys ? std::move(cal.weight) : std::vector<float>();
   for (int64_t t = begin; t < end; ++t) {
     TokenDamage d;
     d.position = t;
@@ -105,7 +108,8 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
           for (int hh = 0; hh < c.n_kv_heads; ++hh) {
             for (int e = 0; e < c.head_dim; ++e) x[e] = fp16_to_fp32(src[hh * c.head_dim + e]);
             const float* mean = !is_v && !key_mean.empty() ? &key_mean[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
-            kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k, mean);
+            const float* weight = !is_v && !key_weight.empty() ? &key_weight[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
+            kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k, mean, weight);
             for (int e = 0; e < c.head_dim; ++e) dst[hh * c.head_dim + e] = fp32_to_fp16(x[e]);
           }
         }

@@ -30,6 +30,7 @@ struct DamageProbeOptions {
   int group = 64;
   KvRotation rotation = KvRotation::kKeysAndValues;
   bool center_keys = true;  // as the store does (engine/key_means.h)
+  bool weight_keys = true;  // key channel weights, as the store (engine/key_means.h)
   int threads = 2;
   ActivationMode activations = ActivationMode::kInt8;
 };

@@ -45,7 +45,13 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   const int64_t capacity = resolve_context(model, options.context, options.allow_beyond_trained_context);
   KvStoreOptions kv = store_options(options_, *policy_, capacity);
   const bool quantizes = policy_->mixed() || policy_->floor().k_bits < 16;
-  if (options_.center_keys && quantizes && kv.key_mean.empty()) kv.key_mean = measure_key_means(model, *pool_);
+  const bool need_mean = options_.center_keys && kv.key_mean.empty();
+  const bool need_weight = options_.weight_keys && kv.key_weight.empty();
+  if (quantizes && (need_mean || need_weight)) {
+    KeyCalibration cal = measure_key_calibration(model, *pool_);
+    if (need_mean) kv.key_mean = std::move(cal.mean);
+    if (need_weight) kv.key_weight = std::move(cal.weight);
+  }
   store_ = std::make_unique<KvStore>(model.config(), kv);
   // The policy learns the model's shape, the store's layout options and how to measure damage.
   PolicyBinding binding;
@@ -55,6 +61,7 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   probe.group = store_->options().group;
   probe.rotation = store_->options().rotation;
   probe.center_keys = options.center_keys;
+  probe.weight_keys = options.weight_keys;
   probe.threads = options.threads;
   probe.activations = options.activations;
   binding.damage = [&model, probe](std::span<const int32_t> tokens, int64_t begin, int64_t end, int64_t horizon,

@@ -33,6 +33,9 @@ struct SessionOptions {
   // ~90 tokens). On by default: it cuts the KL of 2-bit keys by 29-45 % on WikiText-2
   // (docs/kv_quality.md).
   bool center_keys = true;
+  // Key channel weights (KvStoreOptions::key_weight, engine/key_means.h), measured by the same
+  // forward as the mean when kv.key_weight is empty.
+  bool weight_keys = true;
   // Run on this pool (owned by the caller, outliving the session) instead of starting `threads`
   // threads of its own: sessions used in turn (bench --baseline) then share one set of threads,
   // with no idle pool spinning beside the one at work.

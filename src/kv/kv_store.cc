@@ -1,6 +1,7 @@
 #include "kv/kv_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "ops/fp16_rows.h"
@@ -49,6 +50,7 @@ struct KvStore::Layer {
   std::array<int64_t, 16> rows{};      // committed tokens per class
   std::vector<uint16_t> page_of;       // per committed position: page id (per_token_record)
   const float* key_mean = nullptr;     // [n_kv_heads, head_dim] or nullptr (options.key_mean)
+  const float* key_weight = nullptr;   // [n_kv_heads, head_dim] or nullptr (options.key_weight)
   Layer() { open.fill(-1); }
 };
 
@@ -67,6 +69,14 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
       options_.key_mean.size() != static_cast<size_t>(n_layers_) * n_kv_heads_ * head_dim_) {
     throw Error("KV store: the key mean must have one row per layer");
   }
+  if (!options_.key_weight.empty()) {
+    if (options_.key_weight.size() != static_cast<size_t>(n_layers_) * n_kv_heads_ * head_dim_) {
+      throw Error("KV store: the key weights must have one row per layer");
+    }
+    for (const float w : options_.key_weight) {
+      if (!(w > 0.0f) || !std::isfinite(w)) throw Error("KV store: key weights must be positive and finite");
+    }
+  }
   // Validates widths, head_dim and group once, with the floor class.
   const KvPageLayout floor_layout({options_.floor.k_bits, head_dim_, options_.group},
                                   {options_.floor.v_bits, head_dim_, options_.group}, options_.page_tokens, n_kv_heads_);
@@ -77,6 +87,7 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
     layer->wk.reset(new uint16_t[n]);  // untouched until written: the OS maps pages on first use
     layer->wv.reset(new uint16_t[n]);
     if (!options_.key_mean.empty()) layer->key_mean = options_.key_mean.data() + static_cast<size_t>(l) * n_kv_heads_ * head_dim_;
+    if (!options_.key_weight.empty()) layer->key_weight = options_.key_weight.data() + static_cast<size_t>(l) * n_kv_heads_ * head_dim_;
     layers_.push_back(std::move(layer));
   }
   if (options_.budget_bytes > 0) {
@@ -175,6 +186,7 @@ KvLayerView KvStore::layer_view(int layer) const {
   view.window_v = L.wv.get() + offset;
   view.window_stride = window_rows_;
   if (!options_.key_mean.empty()) view.key_mean = options_.key_mean.data() + static_cast<size_t>(layer) * n_kv_heads_ * head_dim_;
+  if (!options_.key_weight.empty()) view.key_weight = options_.key_weight.data() + static_cast<size_t>(layer) * n_kv_heads_ * head_dim_;
   return view;
 }
 
@@ -247,7 +259,8 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
         kv_quantize_ref(x, head_dim_, bits, options_.group, codes, scale, minimum);
       } else {
         const float* mean = L.key_mean ? L.key_mean + h * head_dim_ : nullptr;
-        kv_quantize_key_ref(x, mean, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
+        const float* weight = L.key_weight ? L.key_weight + h * head_dim_ : nullptr;
+        kv_quantize_key_ref(x, mean, weight, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
       }
       kv_page_write_codes(layout, page.data.get(), is_v, h, slot, codes, scale, minimum);
     }
@@ -379,6 +392,9 @@ bool KvStore::demote_one_page() {
         const int bits = is_v ? from.v_bits : from.k_bits;
         const bool rotated = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
         if (bits < 16 && rotated) hadamard(x, head_dim_);  // back to the model's basis
+        if (bits < 16 && !is_v && L.key_weight) {
+          for (int e = 0; e < head_dim_; ++e) x[e] /= L.key_weight[h * head_dim_ + e];
+        }
         if (!is_v && L.key_mean && kv_page_key_centred(layout, page.data.get(), h, s)) {
           for (int e = 0; e < head_dim_; ++e) x[e] += L.key_mean[h * head_dim_ + e];
         }

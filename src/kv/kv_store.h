@@ -61,6 +61,11 @@ struct KvStoreOptions {
   // is measured once per model (engine/key_means.h), model data like the weights, not bytes of
   // the cached tokens.
   std::vector<float> key_mean;
+  // Key channel weights: per layer [n_layers, n_kv_heads * head_dim], each > 0 (empty: none).
+  // Quantized K rows are stored as H (w * k) or H (w * (k - mean)) and queries meet them as
+  // H (q / w) (ops/kv_codec.h): the scores are unchanged, the code's error lands where the
+  // queries look least. Measured once per model with the mean (engine/key_means.h).
+  std::vector<float> key_weight;
   // Memory budget on kv_bytes_allocated (0: none). When a new page would exceed it, the store
   // demotes whole pages to the next lower width (16 -> 8 -> 4 -> 2, K and V) if allow_demotion,
   // and otherwise refuses with an Error.

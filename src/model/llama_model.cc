@@ -65,6 +65,20 @@ void LlamaModel::repack_weights() {
 LlamaModel::LlamaModel(GgufFile file, LlamaConfig config, LlamaWeights weights)
     : file_(std::move(file)), config_(std::move(config)), weights_(std::move(weights)) {}
 
+namespace {
+// ForwardOptions::query_power for layer l: q [n, q_dim].
+template <class Position>
+void accumulate_query_power(int l, int64_t n, int64_t q_dim, const Position& position, const float* q,
+                            std::vector<double>& power, int n_layers) {
+  if (power.size() < static_cast<size_t>(n_layers * q_dim)) power.resize(static_cast<size_t>(n_layers * q_dim), 0.0);
+  double* p = power.data() + l * q_dim;
+  for (int64_t i = 0; i < n; ++i) {
+    if (position(i) < 1) continue;
+    for (int64_t e = 0; e < q_dim; ++e) p[e] += static_cast<double>(q[i * q_dim + e]) * q[i * q_dim + e];
+  }
+}
+}  // namespace
+
 void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor which, std::vector<float>& logits,
                          ThreadPool& pool, ForwardScratch& s, const ForwardOptions& options) const {
   const LlamaConfig& c = config_;
@@ -100,6 +114,7 @@ void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor wh
       rope_apply(&s.q[i * q_dim], c.n_heads, c.head_dim, c.rope_dim, &s.rope[i * c.rope_dim]);
       rope_apply(&s.k[i * kv], c.n_kv_heads, c.head_dim, c.rope_dim, &s.rope[i * c.rope_dim]);
     }
+    if (options.query_power) accumulate_query_power(l, n, q_dim, position, s.q.data(), *options.query_power, c.n_layers);
     store.write_window(l, start, n, s.k.data(), s.v.data());
     const auto attention_start = std::chrono::steady_clock::now();
     attention(shape, s.q.data(), n, s.windows.data(), store.layer_view(l), s.attn.data(), pool, s.attention,

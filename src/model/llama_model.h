@@ -25,6 +25,10 @@ enum class LogitsFor { kNone, kLast, kAll };
 struct ForwardOptions {
   ActivationMode activations = ActivationMode::kInt8;  // see ops/matmul.h
   AttentionTap* final_layer_tap = nullptr;  // statistics of the last layer's attention rows
+  // If set: per layer and query channel, += q^2 (after RoPE, before the 1/sqrt(head_dim) score
+  // scale) summed over the call's tokens at positions >= 1; resized to [n_layers, n_heads *
+  // head_dim] if smaller. For the key channel weights (engine/key_means.h).
+  std::vector<double>* query_power = nullptr;
 };
 
 // The tokens of one forward call. By default token i sits at position store.size() + i and

@@ -340,6 +340,9 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
       if (cache.key_mean) {
         for (int d = 0; d < hd; ++d) qmu[h] += qf[h * hd + d] * cache.key_mean[kvh * hd + d];
       }
+      if (cache.key_weight) {
+        for (int d = 0; d < hd; ++d) qr[h * hd + d] /= cache.key_weight[kvh * hd + d];
+      }
       if (cache.rotated_k) hadamard(qr + h * hd, hd);
       for (int gr = 0; gr < qb.groups; ++gr) {
         const float* x = qr + h * hd + gr * group;
@@ -576,6 +579,9 @@ void attention_ref(const AttentionShape& shape, const float* q, int64_t n_querie
           kv_page_read_row(*page.layout, page.data, false, kvh, t, row.data());
           const bool k_quant = page.layout->format(false).bits < 16;
           add_row(keys, k_quant && cache.rotated_k);
+          if (k_quant && cache.key_weight) {
+            for (int d = 0; d < hd; ++d) keys.back()[d] /= cache.key_weight[kvh * hd + d];
+          }
           if (k_quant && cache.key_mean && kv_page_key_centred(*page.layout, page.data, kvh, t)) {
             for (int d = 0; d < hd; ++d) keys.back()[d] += cache.key_mean[kvh * hd + d];
           }

@@ -47,6 +47,9 @@ struct KvLayerView {
   // Quantized K rows flagged centred (ops/kv_codec.h kKvCentredFlag) hold k - key_mean (before
   // rotation): [n_kv_heads, head_dim], or nullptr (no row is centred).
   const float* key_mean = nullptr;
+  // Quantized K rows hold w * k (or w * (k - key_mean)) per channel: [n_kv_heads, head_dim], or
+  // nullptr (w = 1). Queries over them are divided by w (kv/kv_store.h key_weight).
+  const float* key_weight = nullptr;
   // Window rows in position order: [n_kv_heads, window_stride, head_dim] fp16 bits, RoPE in K.
   const uint16_t* window_k = nullptr;
   const uint16_t* window_v = nullptr;
@@ -86,7 +89,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
                AttentionTap* tap = nullptr);
 
 // Scalar reference, same contract: dequantizes every page row (kv_page_read_row), un-rotates it
-// with the Hadamard transform where the view says it is rotated, and accumulates in double.
+// with the Hadamard transform where the view says it is rotated, divides K rows by the key weights
+// and adds the key mean to centred ones, and accumulates in double.
 void attention_ref(const AttentionShape& shape, const float* q, int64_t n_queries, const WindowRange* window,
                    const KvLayerView& cache, float* out);
 

@@ -113,12 +113,18 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
   }
 }
 
-bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group, bool rotate, uint8_t* codes,
-                         uint16_t* scale, uint16_t* minimum) {
+bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                         uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
   float centred[1024];
   if (mean) {
     for (int i = 0; i < n; ++i) centred[i] = x[i] - mean[i];
+    if (weight) {
+      for (int i = 0; i < n; ++i) centred[i] *= weight[i];
+    }
     if (rotate) hadamard(centred, n);
+  }
+  if (weight) {
+    for (int i = 0; i < n; ++i) x[i] *= weight[i];
   }
   if (rotate) hadamard(x, n);
   const double plain_error = kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
@@ -135,16 +141,19 @@ bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group
   return true;
 }
 
-void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean) {
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean, const float* weight) {
   if (bits == 16) {
     for (int i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
     return;
   }
   uint8_t codes[1024];
   uint16_t scale[64], minimum[64];
-  const bool centred = kv_quantize_key_ref(x, mean, n, bits, group, rotate, codes, scale, minimum);
+  const bool centred = kv_quantize_key_ref(x, mean, weight, n, bits, group, rotate, codes, scale, minimum);
   kv_dequantize_ref(codes, n, group, scale, minimum, x);
   if (rotate) hadamard(x, n);
+  if (weight) {
+    for (int i = 0; i < n; ++i) x[i] /= weight[i];
+  }
   if (centred) {
     for (int i = 0; i < n; ++i) x[i] += mean[i];
   }

@@ -66,12 +66,21 @@ double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* code
 // from the mean) grow, and those rows take most of the attention (docs/kv_quality.md).
 inline constexpr uint16_t kKvCentredFlag = 0x8000;
 
-// Quantizes one K row x[n] (clobbered: scratch) like kv_quantize_ref, after rotating it with
-// hadamard() if `rotate`. With a mean, also tries x - mean and keeps the form with the smaller
-// squared error (the Hadamard transform is orthonormal, so that error is the same in the model's
-// basis); a centred row gets kKvCentredFlag in its scales. Returns whether the row is centred.
-bool kv_quantize_key_ref(float* x, const float* mean, int n, int bits, int group, bool rotate, uint8_t* codes,
-                         uint16_t* scale, uint16_t* minimum);
+// Key channel weights (kv/kv_store.h key_weight): a quantized K row is stored as H (w * k) or
+// H (w * (k - mean)), w > 0 per channel, and queries meet it as H (q / w): q . k is unchanged, but
+// the code's error, spread evenly over the channels by the rotation, reaches the score as
+// sum_j (q_j / w_j) e_j, so channels that the queries weigh heavily get finer steps. With
+// E[q_j^2] = Q_j and E[(k_j - mean_j)^2] = K_j, w_j = (Q_j / K_j)^(1/4) minimises the expected
+// squared score error (sum_j w_j^2 K_j)(sum_j Q_j / w_j^2) (Cauchy-Schwarz; engine/key_means.h).
+
+// Quantizes one K row x[n] (clobbered: scratch) like kv_quantize_ref, after multiplying it by
+// `weight` (if given) and rotating it with hadamard() if `rotate`. With a mean, also tries
+// weight * (x - mean) and keeps the form with the smaller squared error (the Hadamard transform is
+// orthonormal, so that error is the same in the weighted basis: with weights it is the
+// query-weighted error the scores see); a centred row gets kKvCentredFlag in its scales. Returns
+// whether the row is centred.
+bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                         uint8_t* codes, uint16_t* scale, uint16_t* minimum);
 
 // True if a row's scales carry kKvCentredFlag (test the first group's scale).
 inline bool kv_row_centred(const uint16_t* scale) { return (scale[0] & kKvCentredFlag) != 0; }
@@ -82,10 +91,12 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
                        const uint16_t* minimum, float* out);
 
 // The value a row has after being stored at `bits` and read back, in place; x: one head's row of
-// n elements. Quantized widths: subtract `mean` (if given: key centering, kv/kv_store.h), rotate,
-// quantize, dequantize, rotate back, add `mean`; with a mean the row is centred only where that
-// lowers its error (kv_quantize_key_ref). bits 16: fp16 rounding only.
-void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean = nullptr);
+// n elements. Quantized widths: subtract `mean` (if given: key centering, kv/kv_store.h), multiply
+// by `weight` (if given: key channel weights), rotate, quantize, dequantize, rotate back, divide
+// by `weight`, add `mean`; with a mean the row is centred only where that lowers its error
+// (kv_quantize_key_ref). bits 16: fp16 rounding only.
+void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean = nullptr,
+                  const float* weight = nullptr);
 
 // True if n is a power of two in [1, 1024], the sizes hadamard() handles.
 bool hadamard_supported(int n);

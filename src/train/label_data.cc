@@ -77,6 +77,7 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
   po.group = o.group;
   po.rotation = o.rotation;
   po.center_keys = o.center_keys;
+  po.weight_keys = o.weight_keys;
   po.activations = o.probe_activations;
   RunningFrequency running(vocab, o.alpha);
   int64_t done = 0;
@@ -106,6 +107,7 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
                {"group", o.group},
                {"rotation", o.rotation == KvRotation::kNone ? "none" : o.rotation == KvRotation::kKeys ? "k" : "kv"},
                {"center_keys", o.center_keys},
+               {"weight_keys", o.weight_keys},
                {"sequences", sequences.size()},
                {"probed_sequences", chosen.size()},
                {"corpus_tokens", all.size()},

@@ -49,6 +49,7 @@ struct LabelOptions {
   int group = 64;
   KvRotation rotation = KvRotation::kKeysAndValues;
   bool center_keys = true;    // as the store (SessionOptions::center_keys, --kv-center)
+  bool weight_keys = true;    // as the store (SessionOptions::weight_keys, --kv-key-weight)
   int64_t max_tokens = 4000;  // probed tokens (whole sequences in a seeded order, two at least)
   uint64_t seed = 1;
   double alpha = 0.5;         // frequency smoothing

@@ -120,7 +120,7 @@ struct Emulated {
 };
 
 Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool rotated_v, const float* key_mean,
-                      const std::vector<KeyInfo>& keys) {
+                      const float* key_weight, const std::vector<KeyInfo>& keys) {
   Emulated r;
   r.out.assign(static_cast<size_t>(hd), 0.0);
   if (keys.empty()) {
@@ -131,6 +131,9 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::vector<float> qf(static_cast<size_t>(hd)), qr(static_cast<size_t>(hd));
   for (int e = 0; e < hd; ++e) qf[e] = qr[e] = q[e] * scale;
+  if (key_weight) {
+    for (int e = 0; e < hd; ++e) qr[e] /= key_weight[e];
+  }
   if (rotated_k) hadamard(qr.data(), hd);
   float qmu = 0.0f;  // q . key_mean in fp32, as prepared for the kernels
   if (key_mean) {
@@ -215,6 +218,9 @@ void check(const Setup& s, uint32_t seed, int threads) {
     // centring win for about half the rows (k3 > 0) and lose for the rest, so both kinds are read.
     o.key_mean = testing::random_vector(static_cast<size_t>(s.n_kv_heads) * s.head_dim, seed + 5, -0.1f, 0.1f);
     for (int h = 0; h < s.n_kv_heads; ++h) o.key_mean[static_cast<size_t>(h) * s.head_dim + 3] = 4.0f;
+    // Key channel weights from 1/3 to 3 (the store keeps w * k, queries meet q / w).
+    o.key_weight = testing::random_vector(o.key_mean.size(), seed + 6, -1.1f, 1.1f);
+    for (float& x : o.key_weight) x = std::exp(x);
   }
   KvStore store(c, o);
   fill_store(store, c, s.tokens, 61, s.residual, s.classes, seed, pool);
@@ -260,7 +266,8 @@ void check(const Setup& s, uint32_t seed, int threads) {
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
           emulated[i * s.n_heads + h] =
               emulate_vnni(q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
-                           s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr, keys);
+                           s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr,
+                           view.key_weight ? view.key_weight + kvh * hd : nullptr, keys);
         }
       }
     }
