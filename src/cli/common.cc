@@ -46,6 +46,9 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--kv-sinks", f.sinks, "keep the first N positions (attention sinks) at FP16 whatever the policy (0: none)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd.add_option("--kv-sinklike", f.sink_like,
+                 "least width of K/V rows whose key is sink-like (far from the model's mean key) in their layer: "
+                 "off, or a width such as fp16, int8, int4, int8/int4");
 }
 
 void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
@@ -54,8 +57,10 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   po.budget_bits = f.kv_bits;
   so.policy = parse_policy(f.policy, po);
   // Sinks matter only where the policy quantizes something.
-  if (f.sinks > 0 && (so.policy->mixed() || so.policy->floor() != KvPrecision{16, 16})) {
-    so.policy = std::make_shared<SinkPolicy>(so.policy, f.sinks);
+  std::optional<KvPrecision> sink_like;
+  if (f.sink_like != "off") sink_like = parse_width_pair(f.sink_like, "--kv-sinklike");
+  if ((f.sinks > 0 || sink_like) && (so.policy->mixed() || so.policy->floor() != KvPrecision{16, 16})) {
+    so.policy = std::make_shared<SinkPolicy>(so.policy, f.sinks, sink_like);
   }
   so.kv.group = f.group;
   so.kv.page_tokens = f.page_tokens;

@@ -150,9 +150,14 @@ void Session::commit_ready() {
   const int64_t n = store_->window_tokens() - policy_->residual();
   if (n <= 0) return;
   const int n_layers = model_.config().n_layers;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (needs_.key_geometry) {
+    for (int64_t pos = store_->committed(); pos < store_->committed() + n; ++pos) {
+      features_[static_cast<size_t>(pos)].sink_like_layers = store_->key_sink_like_layers(pos);
+    }
+  }
   const std::span<const TokenInfo> infos(features_.data() + store_->committed(), static_cast<size_t>(n));
   precisions_.resize(static_cast<size_t>(n * n_layers));
-  const auto t0 = std::chrono::steady_clock::now();
   policy_->decide(infos, n_layers, precisions_);
   policy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   store_->commit(n, precisions_, *pool_);

@@ -164,6 +164,28 @@ void KvStore::get_window_row(int layer, int64_t pos, uint16_t* k, uint16_t* v) c
   }
 }
 
+uint64_t KvStore::key_sink_like_layers(int64_t pos) const {
+  if (pos < window_first_ || pos >= size_) throw Error("KV store: position " + std::to_string(pos) + " is not in the window");
+  if (options_.key_mean.empty()) return 0;
+  if (n_layers_ > 64) throw Error("sink-like rows: models of more than 64 layers are not supported");
+  const bool rotate = options_.rotation != KvRotation::kNone;
+  uint64_t bits = 0;
+  float x[1024];
+  for (int l = 0; l < n_layers_; ++l) {
+    const Layer& L = *layers_[static_cast<size_t>(l)];
+    for (int h = 0; h < n_kv_heads_; ++h) {
+      const int64_t off = (static_cast<int64_t>(h) * window_rows_ + pos - window_base_) * head_dim_;
+      for (int e = 0; e < head_dim_; ++e) x[e] = fp16_to_fp32(L.wk[off + e]);
+      const float* w = L.key_weight ? L.key_weight + h * head_dim_ : nullptr;
+      if (kv_key_row_sink_like(x, L.key_mean + h * head_dim_, w, head_dim_, options_.group, rotate)) {
+        bits |= uint64_t{1} << l;
+        break;
+      }
+    }
+  }
+  return bits;
+}
+
 void KvStore::set_window_row(int layer, int64_t pos, const uint16_t* k, const uint16_t* v) {
   if (pos < window_first_ || pos >= size_) throw Error("KV store: position " + std::to_string(pos) + " is not in the window");
   Layer& L = *layers_[static_cast<size_t>(layer)];

@@ -123,6 +123,10 @@ class KvStore {
   // Window rows of an uncommitted position in layer l: k, v [n_kv_heads * head_dim] fp16 bits.
   // (The damage probe swaps one token's rows for their quantized image and back.)
   void get_window_row(int layer, int64_t pos, uint16_t* k, uint16_t* v) const;
+  // Bit l set if window position pos has a sink-like K row (ops/kv_codec.h kv_key_row_sink_like,
+  // any KV head) in layer l; 0 without a key mean. Throws Error for a position outside the
+  // window or a model of more than 64 layers.
+  uint64_t key_sink_like_layers(int64_t pos) const;
   void set_window_row(int layer, int64_t pos, const uint16_t* k, const uint16_t* v);
 
   // --- policy side (engine) ---

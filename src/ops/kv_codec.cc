@@ -159,6 +159,27 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
   }
 }
 
+bool kv_key_row_sink_like(const float* x, const float* mean, const float* weight, int n, int group, bool rotate) {
+  float plain[1024], centred[1024];
+  for (int i = 0; i < n; ++i) {
+    const float w = weight ? weight[i] : 1.0f;
+    plain[i] = w * x[i];
+    centred[i] = w * (x[i] - mean[i]);
+  }
+  if (rotate) {
+    hadamard(plain, n);
+    hadamard(centred, n);
+  }
+  double r_plain = 0.0, r_centred = 0.0;
+  for (int g = 0; g * group < n; ++g) {
+    const auto [p0, p1] = std::minmax_element(plain + g * group, plain + (g + 1) * group);
+    const auto [c0, c1] = std::minmax_element(centred + g * group, centred + (g + 1) * group);
+    r_plain += static_cast<double>(*p1 - *p0) * (*p1 - *p0);
+    r_centred += static_cast<double>(*c1 - *c0) * (*c1 - *c0);
+  }
+  return r_centred >= r_plain;
+}
+
 bool hadamard_supported(int n) { return n >= 1 && n <= 1024 && (n & (n - 1)) == 0; }
 
 void hadamard_ref(float* x, int n) {

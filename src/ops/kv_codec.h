@@ -82,6 +82,14 @@ inline constexpr uint16_t kKvCentredFlag = 0x8000;
 bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
                          uint8_t* codes, uint16_t* scale, uint16_t* minimum);
 
+// True if a K row x[n] is "sink-like": centring does not shrink it, i.e. the summed squared
+// ranges (max - min per group) of H (w * (x - mean)) are at least those of H (w * x) (weight and
+// rotation as the store applies them; weight may be null). The range is what sets a code's step,
+// so these are the rows kv_quantize_key_ref mostly leaves uncentred: on SmolLM2 the attention
+// sink and 0.1-5 % of other rows per layer, keys far from the mean that take much of the
+// attention (policy/sink_policy.h).
+bool kv_key_row_sink_like(const float* x, const float* mean, const float* weight, int n, int group, bool rotate);
+
 // True if a row's scales carry kKvCentredFlag (test the first group's scale).
 inline bool kv_row_centred(const uint16_t* scale) { return (scale[0] & kKvCentredFlag) != 0; }
 

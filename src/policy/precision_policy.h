@@ -52,12 +52,16 @@ struct TokenInfo {
   // Attention mass the token received from later queries while in the window, final layer,
   // mean over heads, summed over queries (0 when R = 0).
   float attn_received = 0.0f;
+  // PolicyNeeds::key_geometry: bit l set if the token's K row is sink-like in layer l (far from
+  // the model's mean key; kv/kv_store.h key_sink_like_layers).
+  uint64_t sink_like_layers = 0;
 };
 
 // Features a policy wants the engine to compute (each has a cost: docs/benchmarks.md).
 struct PolicyNeeds {
   bool logits = false;     // entropy, confidence, surprisal: logits at every prompt position
   bool attention = false;  // attn_variance, attn_concentration, attn_received
+  bool key_geometry = false;  // sink_like_layers: one range test per K row leaving the window
 };
 
 // Measured damage D(t, b) (engine/damage_probe.h) of positions [begin, end) of `tokens` for each

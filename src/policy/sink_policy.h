@@ -1,7 +1,10 @@
 #pragma once
-// Attention sinks at FP16 on top of any policy (`--kv-sinks N`): the first N positions of a
-// context are stored at 16 bits in every layer, whatever the wrapped policy decides; every other
-// token gets the wrapped policy's width.
+// Attention sinks at FP16 on top of any policy: the first N positions of a context (`--kv-sinks
+// N`) are stored at 16 bits in every layer, whatever the wrapped policy decides, and with
+// `--kv-sinklike WIDTH` every K/V row pair whose key is sink-like in its layer (far from the
+// model's mean key: TokenInfo::sink_like_layers, ops/kv_codec.h kv_key_row_sink_like) gets at
+// least WIDTH (e.g. fp16, int8, int4) in that layer; every other row gets the wrapped policy's
+// width.
 //
 // Why: models park most of a head's attention on the first token(s) (attention sinks), so an
 // error in their keys shifts every other token's weight and an error in their values reaches
@@ -12,7 +15,14 @@
 // alloc, oracle) they come on top of it: N (16 - b) / T bits more at context T, e.g. +0.03 for
 // N = 1 at T = 512 but +0.5 for a 30-token multiple-choice context. The store keeps a per-token
 // record (mixed widths), which a static or per-layer policy alone does not need (+0.04 bits).
+//
+// Sink-like rows: beside the first token, a few tokens per layer (0.1-5 % of rows on SmolLM2,
+// most in the first layers) have keys far from the mean, and they draw a large share of the
+// attention: an offline simulation on real K/V (512 WikiText tokens) put the output error of
+// 2-bit values 28 % lower with them at FP16 than with only the first token (docs/kv_quality.md).
+// Their share, hence their cost in bits, depends on the text; the effective bits say it.
 #include <memory>
+#include <optional>
 
 #include "policy/precision_policy.h"
 
@@ -20,17 +30,17 @@ namespace kvbits {
 
 class SinkPolicy : public PrecisionPolicy {
  public:
-  // sinks >= 1; inner non-null.
-  SinkPolicy(std::shared_ptr<PrecisionPolicy> inner, int64_t sinks);
+  // sinks >= 0, at least one sink or a sink_like width; inner non-null.
+  SinkPolicy(std::shared_ptr<PrecisionPolicy> inner, int64_t sinks, std::optional<KvPrecision> sink_like = {});
 
-  std::string spec() const override;    // "<inner spec>+sinks:N"
-  std::string family() const override;  // "<inner family>+sinks:N"
+  std::string spec() const override;    // "<inner spec>[+sinks:N][+sinklike:WIDTH]"
+  std::string family() const override;  // the same with the inner family
   nlohmann::json parameters() const override;
   bool mixed() const override { return true; }
   bool allows_demotion() const override { return inner_->allows_demotion(); }
   KvPrecision floor() const override { return inner_->floor(); }
   int64_t residual() const override { return inner_->residual(); }
-  PolicyNeeds needs() const override { return inner_->needs(); }
+  PolicyNeeds needs() const override;
   std::optional<double> budget_bits() const override { return inner_->budget_bits(); }
   void bind(const PolicyBinding& binding) override { inner_->bind(binding); }
   void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) override;
@@ -38,6 +48,8 @@ class SinkPolicy : public PrecisionPolicy {
  private:
   std::shared_ptr<PrecisionPolicy> inner_;
   int64_t sinks_;
+  std::optional<KvPrecision> sink_like_;  // the least width of sink-like rows
+  std::string suffix() const;
 };
 
 }  // namespace kvbits

@@ -90,6 +90,8 @@ expect_error "--kv empty" run -m "$TINY" -c 256 -p hi -n 1 --kv ""
 expect_error "--kv three widths" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int4/int4
 expect_error "--kv bad width pair" run -m "$TINY" -c 256 -p hi -n 1 --kv int4/int5
 expect_error "--kv bad kivi" run -m "$TINY" -c 256 -p hi -n 1 --kv kivi:8
+expect_error "--kv-sinklike bad width" run -m "$TINY" -c 256 -p hi -n 1 --kv int2 --kv-sinklike int3
+expect_error "--kv-key-weight bad value" run -m "$TINY" -c 256 -p hi -n 1 --kv int2 --kv-key-weight maybe
 expect_error "--kv layers: wrong layer count" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4x3
 expect_error "--kv layers: bad repeat" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4x0,int2
 expect_error "--kv layers: bad width" run -m "$TINY" -c 256 -p hi -n 1 --kv layers:int4,int3

@@ -300,6 +300,37 @@ TEST(KvCodec, KeyWeightsRoundTripAndLowerTheScoreError) {
   }
 }
 
+// Sink-like rows: with a large mean, rows near it are not sink-like (centring shrinks their range),
+// rows near zero or opposite to it are; with and without weights and rotation.
+TEST(KvCodec, SinkLikeRowsLieFarFromTheMean) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int n = 64;
+  std::vector<float> mean(n), w(n);
+  for (int j = 0; j < n; ++j) {
+    mean[j] = 4.0f * nd(rng);
+    w[j] = std::exp(0.5f * nd(rng));
+  }
+  for (const bool rotate : {false, true}) {
+    for (const bool weighted : {false, true}) {
+      for (int group : {32, 64}) {
+        for (int row = 0; row < 30; ++row) {
+          std::vector<float> near(n), zero(n), opposite(n);
+          for (int j = 0; j < n; ++j) {
+            near[j] = mean[j] + 0.5f * nd(rng);
+            zero[j] = 0.5f * nd(rng);
+            opposite[j] = -mean[j] + 0.5f * nd(rng);
+          }
+          const float* wp = weighted ? w.data() : nullptr;
+          EXPECT_FALSE(kv_key_row_sink_like(near.data(), mean.data(), wp, n, group, rotate));
+          EXPECT_TRUE(kv_key_row_sink_like(zero.data(), mean.data(), wp, n, group, rotate));
+          EXPECT_TRUE(kv_key_row_sink_like(opposite.data(), mean.data(), wp, n, group, rotate));
+        }
+      }
+    }
+  }
+}
+
 // The flag bit is not part of the scale: kv_dequantize_ref decodes flagged and unflagged scales
 // alike.
 TEST(KvCodec, DequantizeIgnoresTheCentringFlag) {
