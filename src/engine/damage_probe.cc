@@ -77,10 +77,12 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
   std::vector<int64_t> offsets;
   std::vector<TokenDamage> out;
   const bool rot_k = o.rotation != KvRotation::kNone, rot_v = o.rotation == KvRotation::kKeysAndValues;
-  KeyCalibration cal;
-  if (o.center_keys || o.weight_keys) cal = measure_key_calibration(model, session.pool());
-  const std::vector<float> key_mean = o.center_keys ? std::move(cal.mean) : std::vector<float>();
-  const std::vector<float> key_weight = o.weight_keys ? std::move(cal.weight) : std::vector<float>();
+  std::shared_ptr<const KeyCalibration> cal = o.calibration;
+  if (!cal && (o.center_keys || o.weight_keys)) {
+    cal = std::make_shared<const KeyCalibration>(measure_key_calibration(model, session.pool()));
+  }
+  const std::vector<float> key_mean = o.center_keys ? cal->mean : std::vector<float>();
+  const std::vector<float> key_weight = o.weight_keys ? cal->weight : std::vector<float>();
   for (int64_t t = begin; t < end; ++t) {
     TokenDamage d;
     d.position = t;

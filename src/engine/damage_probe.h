@@ -14,9 +14,11 @@
 // Separate K and V widths matter: at the same bits, keys are far more fragile than values
 // (docs/results.md: int4/int2 halves the KL of a token-level int2/int4 mix).
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "engine/key_means.h"
 #include "engine/session.h"
 #include "kv/kv_store.h"
 #include "model/llama_model.h"
@@ -31,6 +33,9 @@ struct DamageProbeOptions {
   KvRotation rotation = KvRotation::kKeysAndValues;
   bool center_keys = true;  // as the store does (engine/key_means.h)
   bool weight_keys = true;  // key channel weights, as the store (engine/key_means.h)
+  // The model's key calibration if already measured (a session's store has it); null: measured
+  // by each probe_damage call (one forward of the ~300-token passage).
+  std::shared_ptr<const KeyCalibration> calibration;
   int threads = 2;
   ActivationMode activations = ActivationMode::kInt8;
 };

@@ -62,6 +62,13 @@ Session::Session(const LlamaModel& model, const SessionOptions& options)
   probe.rotation = store_->options().rotation;
   probe.center_keys = options.center_keys;
   probe.weight_keys = options.weight_keys;
+  if (!store_->options().key_mean.empty() || !store_->options().key_weight.empty()) {
+    // The store's own calibration (measured above or given): the probe codes rows as it does.
+    auto cal = std::make_shared<KeyCalibration>();
+    cal->mean = store_->options().key_mean;
+    cal->weight = store_->options().key_weight;
+    probe.calibration = cal;
+  }
   probe.threads = options.threads;
   probe.activations = options.activations;
   binding.damage = [&model, probe](std::span<const int32_t> tokens, int64_t begin, int64_t end, int64_t horizon,

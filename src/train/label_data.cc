@@ -79,6 +79,10 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
   po.center_keys = o.center_keys;
   po.weight_keys = o.weight_keys;
   po.activations = o.probe_activations;
+  if (o.center_keys || o.weight_keys) {  // once, not once per probed sequence
+    ThreadPool pool(o.threads);
+    po.calibration = std::make_shared<const KeyCalibration>(measure_key_calibration(model, pool));
+  }
   RunningFrequency running(vocab, o.alpha);
   int64_t done = 0;
   for (size_t k = 0; k < chosen.size(); ++k) {
