@@ -91,6 +91,9 @@ def write_sensitivity(result_dir, options, path):
                    "window_tokens": 512, "kvbits_commit": first["kvbits"]["commit"],
                    "timestamp": first["timestamp"]},
     }
+    flags = os.path.join(result_dir, "flags.txt")
+    if os.path.exists(flags) and open(flags).read().strip():
+        doc["source"]["eval_flags"] = open(flags).read().strip()
     # One top-level key per line, each class's row on one line.
     kl = ",\n    ".join(json.dumps(row) for row in doc.pop("kl"))
     lines = [f'  "{k}": {json.dumps(v)}' for k, v in doc.items()] + [f'  "kl": [\n    {kl}\n  ]']
