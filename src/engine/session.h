@@ -30,7 +30,7 @@ struct SessionOptions {
   KvStoreOptions kv;
   // Key centering, chosen per row (KvStoreOptions::key_mean, engine/key_means.h): the mean is
   // measured at construction when the policy quantizes and kv.key_mean is empty (one forward of
-  // ~300 tokens; ~0.2 s on 2 threads). On by default: it cuts the KL of 2-bit keys by 29-45 % on WikiText-2
+  // ~300 tokens: +0.4 s at session start on 2 threads). On by default: it cuts the KL of 2-bit keys by 29-45 % on WikiText-2
   // (docs/kv_quality.md).
   bool center_keys = true;
   // Key channel weights (KvStoreOptions::key_weight, engine/key_means.h), measured by the same
