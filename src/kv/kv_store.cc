@@ -412,13 +412,15 @@ bool KvStore::demote_one_page() {
         float* x = decoded.data() + (static_cast<size_t>(s) * 2 + is_v) * kv_dim + h * head_dim_;
         kv_page_read_row(layout, page.data.get(), is_v, h, s, x);
         const int bits = is_v ? from.v_bits : from.k_bits;
-        const bool rotated = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
-        if (bits < 16 && rotated) hadamard(x, head_dim_);  // back to the model's basis
-        if (bits < 16 && !is_v && L.key_weight) {
-          for (int e = 0; e < head_dim_; ++e) x[e] /= L.key_weight[h * head_dim_ + e];
-        }
-        if (!is_v && L.key_mean && kv_page_key_centred(layout, page.data.get(), h, s)) {
-          for (int e = 0; e < head_dim_; ++e) x[e] += L.key_mean[h * head_dim_ + e];
+        if (bits == 16) continue;
+        // Back to the model's basis.
+        if (is_v) {
+          if (options_.rotation == KvRotation::kKeysAndValues) hadamard(x, head_dim_);
+        } else {
+          const bool centred = L.key_mean && kv_page_key_centred(layout, page.data.get(), h, s);
+          kv_key_row_to_model(x, head_dim_, options_.rotation != KvRotation::kNone,
+                              L.key_weight ? L.key_weight + h * head_dim_ : nullptr,
+                              centred ? L.key_mean + h * head_dim_ : nullptr);
         }
       }
     }

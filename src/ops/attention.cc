@@ -577,14 +577,12 @@ void attention_ref(const AttentionShape& shape, const float* q, int64_t n_querie
       for (const KvPageRef& page : cache.pages) {
         for (int t = 0; t < page.n_tokens; ++t) {
           kv_page_read_row(*page.layout, page.data, false, kvh, t, row.data());
-          const bool k_quant = page.layout->format(false).bits < 16;
-          add_row(keys, k_quant && cache.rotated_k);
-          if (k_quant && cache.key_weight) {
-            for (int d = 0; d < hd; ++d) keys.back()[d] /= cache.key_weight[kvh * hd + d];
+          if (page.layout->format(false).bits < 16) {
+            const bool centred = cache.key_mean && kv_page_key_centred(*page.layout, page.data, kvh, t);
+            kv_key_row_to_model(row.data(), hd, cache.rotated_k, cache.key_weight ? cache.key_weight + kvh * hd : nullptr,
+                                centred ? cache.key_mean + kvh * hd : nullptr);
           }
-          if (k_quant && cache.key_mean && kv_page_key_centred(*page.layout, page.data, kvh, t)) {
-            for (int d = 0; d < hd; ++d) keys.back()[d] += cache.key_mean[kvh * hd + d];
-          }
+          add_row(keys, false);
           kv_page_read_row(*page.layout, page.data, true, kvh, t, row.data());
           add_row(values, page.layout->format(true).bits < 16 && cache.rotated_v);
         }

@@ -113,20 +113,23 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
   }
 }
 
+namespace {
+// dst[n] = H (weight * (x - mean)), each of mean, weight and H optional: the form a K row is coded
+// in (dst may be x).
+void key_row_coded_form(float* dst, const float* x, const float* mean, const float* weight, int n, bool rotate) {
+  for (int i = 0; i < n; ++i) dst[i] = mean ? x[i] - mean[i] : x[i];
+  if (weight) {
+    for (int i = 0; i < n; ++i) dst[i] *= weight[i];
+  }
+  if (rotate) hadamard(dst, n);
+}
+}  // namespace
+
 bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
                          uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
   float centred[1024];
-  if (mean) {
-    for (int i = 0; i < n; ++i) centred[i] = x[i] - mean[i];
-    if (weight) {
-      for (int i = 0; i < n; ++i) centred[i] *= weight[i];
-    }
-    if (rotate) hadamard(centred, n);
-  }
-  if (weight) {
-    for (int i = 0; i < n; ++i) x[i] *= weight[i];
-  }
-  if (rotate) hadamard(x, n);
+  if (mean) key_row_coded_form(centred, x, mean, weight, n, rotate);
+  key_row_coded_form(x, x, nullptr, weight, n, rotate);
   const double plain_error = kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
   if (!mean) return false;
   uint8_t c_codes[1024];
@@ -150,26 +153,23 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
   uint16_t scale[64], minimum[64];
   const bool centred = kv_quantize_key_ref(x, mean, weight, n, bits, group, rotate, codes, scale, minimum);
   kv_dequantize_ref(codes, n, group, scale, minimum, x);
-  if (rotate) hadamard(x, n);
+  kv_key_row_to_model(x, n, rotate, weight, centred ? mean : nullptr);
+}
+
+void kv_key_row_to_model(float* x, int n, bool rotated, const float* weight, const float* mean) {
+  if (rotated) hadamard(x, n);
   if (weight) {
     for (int i = 0; i < n; ++i) x[i] /= weight[i];
   }
-  if (centred) {
+  if (mean) {
     for (int i = 0; i < n; ++i) x[i] += mean[i];
   }
 }
 
 bool kv_key_row_sink_like(const float* x, const float* mean, const float* weight, int n, int group, bool rotate) {
   float plain[1024], centred[1024];
-  for (int i = 0; i < n; ++i) {
-    const float w = weight ? weight[i] : 1.0f;
-    plain[i] = w * x[i];
-    centred[i] = w * (x[i] - mean[i]);
-  }
-  if (rotate) {
-    hadamard(plain, n);
-    hadamard(centred, n);
-  }
+  key_row_coded_form(plain, x, nullptr, weight, n, rotate);
+  key_row_coded_form(centred, x, mean, weight, n, rotate);
   double r_plain = 0.0, r_centred = 0.0;
   for (int g = 0; g * group < n; ++g) {
     const auto [p0, p1] = std::minmax_element(plain + g * group, plain + (g + 1) * group);

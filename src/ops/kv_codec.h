@@ -82,6 +82,10 @@ inline constexpr uint16_t kKvCentredFlag = 0x8000;
 bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
                          uint8_t* codes, uint16_t* scale, uint16_t* minimum);
 
+// The inverse of kv_quantize_key_ref's mapping on a decoded K row x[n], in place: rotate back
+// (if `rotated`), divide by `weight` (if given), add `mean` (pass it only for a centred row).
+void kv_key_row_to_model(float* x, int n, bool rotated, const float* weight, const float* mean);
+
 // True if a K row x[n] is "sink-like": centring does not shrink it, i.e. the summed squared
 // ranges (max - min per group) of H (w * (x - mean)) are at least those of H (w * x) (weight and
 // rotation as the store applies them; weight may be null). The range is what sets a code's step,
