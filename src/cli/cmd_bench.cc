@@ -91,6 +91,7 @@ int bench(const BenchFlags& f) {
     KvFlags bf = f.kv;
     bf.policy = f.baseline;
     bf.kv_bits.reset();  // a budget belongs to the measured policy (learned:FILE@BITS carries its own)
+    bf.layers.clear();   // and so do per-layer widths
     SessionOptions bo = so;
     apply_kv_flags(bf, bo);
     bo.pool = &session.pool();

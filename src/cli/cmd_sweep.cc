@@ -108,6 +108,7 @@ int sweep_command(const SweepFlags& f) {
         runs.push_back({with_budget(p, b), b});
         PolicyOptions po;
         po.residual = f.kv.residual;
+        if (!f.kv.layers.empty() && p.rfind("learned:", 0) == 0) po.layers = f.kv.layers;
         (void)parse_policy(runs.back().spec, po);
       }
     } else {
@@ -140,6 +141,7 @@ int sweep_command(const SweepFlags& f) {
     KvFlags kf = f.kv;
     kf.policy = run.spec;
     kf.kv_bits.reset();  // the budget is in the spec
+    if (run.spec.rfind("learned:", 0) != 0) kf.layers.clear();  // --kv-layers shapes the learned runs only
     SessionOptions so;
     so.threads = f.model.threads;
     so.context = f.model.context;

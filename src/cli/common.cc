@@ -44,6 +44,9 @@ void add_kv_flags(CLI::App& cmd, KvFlags& f) {
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--kv-key-weight", f.key_weight, "key channel weights: scale quantized key channels by how much the queries weigh them: on, off")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd.add_option("--kv-layers", f.layers,
+                 "layer sensitivity file (as for alloc:): the learned policy then picks each token's width per layer, "
+                 "its controller scaling the layers' measured damage");
   cmd.add_option("--kv-sinks", f.sinks, "keep the first N positions (attention sinks) at FP16 whatever the policy (0: none)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd.add_option("--kv-sinklike", f.sink_like,
@@ -55,6 +58,7 @@ void apply_kv_flags(const KvFlags& f, SessionOptions& so) {
   PolicyOptions po;
   po.residual = f.residual;
   po.budget_bits = f.kv_bits;
+  if (!f.layers.empty()) po.layers = f.layers;
   so.policy = parse_policy(f.policy, po);
   // Sinks matter only where the policy quantizes something.
   std::optional<KvPrecision> sink_like;

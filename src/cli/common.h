@@ -31,6 +31,7 @@ struct KvFlags {
   std::string center = "on";         // --kv-center on|off (key centering per row, engine/key_means.h)
   std::string key_weight = "on";     // --kv-key-weight on|off (key channel weights, engine/key_means.h)
   int64_t sinks = 0;                 // --kv-sinks N: first N positions at FP16 (policy/sink_policy.h)
+  std::string layers;                // --kv-layers FILE: per-layer widths for learned (policy/learned_policy.h)
   std::string sink_like = "off";     // --kv-sinklike WIDTH|off: least width of sink-like rows (policy/sink_policy.h)
 };
 

@@ -61,9 +61,51 @@ std::unique_ptr<LearnedPolicy> LearnedPolicy::load(const std::filesystem::path& 
   return std::make_unique<LearnedPolicy>(std::move(c), path.string(), target, residual);
 }
 
+void LearnedPolicy::with_layers(LayerSensitivity layers, std::string path) {
+  if (bound_) throw Error("learned policy: with_layers() after bind()");
+  const ControllerFile& c = *controller_;
+  const std::string where = "--kv-layers with learned:" + path_;
+  const auto find = [&](KvPrecision p) {
+    for (size_t j = 0; j < c.classes.size(); ++j) {
+      if (c.classes[j] == p) return j;
+    }
+    throw Error(where + ": the controller has no " + to_string(p) + " class to estimate a token's damage from");
+  };
+  int2_class_ = find({2, 2});
+  int4_class_ = find({4, 4});
+  const nlohmann::json& labels = c.training.contains("labels") ? c.training["labels"] : nlohmann::json::object();
+  const auto number = [&](const nlohmann::json& j, const char* key) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number()) {
+      throw Error(where + ": the controller's training summary lacks labels." + key + " (re-train it with this version)");
+    }
+    return j[key].get<double>();
+  };
+  temperature_ = number(labels, "temperature");
+  mu_ = number(labels, "mu");
+  const nlohmann::json& mean = labels.contains("heldout_mean_damage") ? labels["heldout_mean_damage"] : nlohmann::json();
+  mean_gain_ = number(mean, "int2") - number(mean, "int4");
+  if (!(temperature_ > 0.0) || !(mean_gain_ > 0.0) || !std::isfinite(mu_)) {
+    throw Error(where + ": the controller's label temperature or mean damages are not usable");
+  }
+  if (c.budget.class_bits.size() != c.classes.size()) throw Error(where + ": the controller's budget table has no class bits");
+  layers_ = std::move(layers);
+  layers_path_ = std::move(path);
+}
+
+double LearnedPolicy::damage_multiplier(std::span<const float> scores) const {
+  const std::vector<double>& bits = controller_->budget.class_bits;
+  const double gain = temperature_ * (static_cast<double>(scores[int4_class_]) - scores[int2_class_]) +
+                      mu_ * (bits[int4_class_] - bits[int2_class_]);
+  return std::sqrt(std::max(0.0, gain / mean_gain_));
+}
+
 std::string LearnedPolicy::spec() const { return family() + "@" + bits_text(target_); }
 
-std::string LearnedPolicy::family() const { return "learned:" + std::filesystem::path(path_).stem().string(); }
+std::string LearnedPolicy::family() const {
+  std::string f = "learned:" + std::filesystem::path(path_).stem().string();
+  if (layers_) f += "+layers:" + std::filesystem::path(layers_path_).stem().string();
+  return f;
+}
 
 nlohmann::json LearnedPolicy::parameters() const {
   nlohmann::json feats = nlohmann::json::array();
@@ -82,12 +124,30 @@ nlohmann::json LearnedPolicy::parameters() const {
     p["guarded_tokens"] = budget_.guarded();
     p["class_counts"] = class_counts_;
   }
+  if (layers_) {
+    p["layers"] = layers_path_;
+    nlohmann::json names = nlohmann::json::array();
+    for (KvPrecision c : layers_->classes) names.push_back(to_string(c));
+    p["layer_classes"] = names;
+    if (bound_) {
+      p.erase("class_counts");
+      p.erase("lambda0");
+      p["lambda0"] = layer_budget_.lambda0();
+      p["lambda_final"] = layer_budget_.lambda();
+      p["decided_tokens"] = layer_budget_.decided();
+      p["decided_average_bits"] = layer_budget_.average_bits();
+      p["guarded_tokens"] = layer_budget_.guarded();
+      p["class_bits"] = layer_budget_.class_bits();
+      p["layer_class_rows"] = layer_class_counts_;
+      p["mean_damage_multiplier"] = layer_budget_.decided() ? multiplier_sum_ / static_cast<double>(layer_budget_.decided()) : 0.0;
+    }
+  }
   return p;
 }
 
 KvPrecision LearnedPolicy::floor() const {
   KvPrecision f{16, 16};
-  for (KvPrecision p : controller_->classes) {
+  for (KvPrecision p : layers_ ? layers_->classes : controller_->classes) {
     f.k_bits = std::min(f.k_bits, p.k_bits);
     f.v_bits = std::min(f.v_bits, p.v_bits);
   }
@@ -104,6 +164,10 @@ void LearnedPolicy::bind(const PolicyBinding& b) {
     if (bits[j] < bits[cheapest]) cheapest = j;
   }
   check_budget_reachable(target_, *b.config, *b.kv, controller_->classes[cheapest], "learned:" + path_);
+  if (layers_) {
+    bind_layers(b);
+    return;
+  }
   if (bound_ && bits == budget_.class_bits()) return;  // another session of the same run: keep its state
   // Integral gain from the calibration table's slope (bits per unit lambda) around the target.
   const BudgetTable& t = controller_->budget;
@@ -118,6 +182,28 @@ void LearnedPolicy::bind(const PolicyBinding& b) {
   const double gain = slope > 0 ? kappa / slope : kappa;
   budget_ = BudgetController(bits, target_, l0, gain);
   std::fill(class_counts_.begin(), class_counts_.end(), 0);
+  bound_ = true;
+}
+
+void LearnedPolicy::bind_layers(const PolicyBinding& b) {
+  const LayerSensitivity& s = *layers_;
+  if (s.n_layers != b.config->n_layers) {
+    throw Error("--kv-layers " + layers_path_ + ": measured on a model with " + std::to_string(s.n_layers) +
+                " layers, this one has " + std::to_string(b.config->n_layers));
+  }
+  std::vector<double> bits;
+  size_t cheapest = 0;
+  for (size_t c = 0; c < s.classes.size(); ++c) {
+    bits.push_back(class_effective_bits(*b.config, *b.kv, s.classes[c]));
+    if (bits[c] < bits[cheapest]) cheapest = c;
+  }
+  check_budget_reachable(target_, *b.config, *b.kv, s.classes[cheapest], spec());
+  if (bound_ && bits == layer_budget_.class_bits()) return;  // another session of the same run
+  const double kappa = controller_->budget.gain > 0 ? controller_->budget.gain : kKappaDefault;
+  layer_budget_ = LayerTokenBudget(s.kl, bits, target_, kappa);
+  layer_classes_.assign(static_cast<size_t>(s.n_layers), 0);
+  layer_class_counts_.assign(s.classes.size(), 0);
+  multiplier_sum_ = 0.0;
   bound_ = true;
 }
 
@@ -136,6 +222,18 @@ void LearnedPolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std:
   for (size_t i = 0; i < tokens.size(); ++i) {
     const float running = running_.observe(tokens[i].token);
     score(tokens[i], running, scores_);
+    if (layers_) {
+      if (n_layers != layer_budget_.n_layers()) throw Error("learned policy: decide() for another layer count than bound");
+      const double a = damage_multiplier(scores_);
+      multiplier_sum_ += a;
+      layer_budget_.choose(a, layer_classes_);
+      for (int l = 0; l < n_layers; ++l) {
+        const int c = layer_classes_[static_cast<size_t>(l)];
+        ++layer_class_counts_[static_cast<size_t>(c)];
+        out[i * static_cast<size_t>(n_layers) + static_cast<size_t>(l)] = layers_->classes[static_cast<size_t>(c)];
+      }
+      continue;
+    }
     const int j = budget_.choose(scores_);
     ++class_counts_[static_cast<size_t>(j)];
     std::fill_n(out.begin() + static_cast<ptrdiff_t>(i) * n_layers, n_layers, controller_->classes[static_cast<size_t>(j)]);

@@ -9,7 +9,10 @@
 //
 // The bits of a class come from the store's own layout (KvPageLayout::token_bytes for the model's
 // shape and the session's group, plus the 16-bit per-token record), never a constant, so a change
-// of codec metadata is accounted automatically. A token gets the same class in every layer.
+// of codec metadata is accounted automatically. A token gets the same class in every layer,
+// unless a layer sensitivity file is given (`--kv-layers FILE`, with_layers()): then the widths
+// come from that file's classes, per layer, by LayerTokenBudget (policy/layer_token_budget.h),
+// with the token's damage multiplier a_t from the controller's scores (damage_multiplier()).
 // The budget counts committed tokens: with R > 0 the FP16 window adds to the effective bits.
 #include <filesystem>
 #include <memory>
@@ -19,6 +22,8 @@
 
 #include "policy/budget_control.h"
 #include "policy/controller_file.h"
+#include "policy/layer_sensitivity.h"
+#include "policy/layer_token_budget.h"
 #include "policy/precision_policy.h"
 
 namespace kvbits {
@@ -39,6 +44,9 @@ class LearnedPolicy : public PrecisionPolicy {
   // Reads the file (Error on anything wrong with it).
   static std::unique_ptr<LearnedPolicy> load(const std::filesystem::path& path, std::optional<double> target,
                                              int64_t residual);
+  // Per-layer widths from a layer sensitivity file (before the first bind). The controller must
+  // have int2 and int4 classes and its training summary the soft-label temperature and mu.
+  void with_layers(LayerSensitivity layers, std::string path);
 
   std::string spec() const override;
   std::string family() const override;
@@ -52,12 +60,23 @@ class LearnedPolicy : public PrecisionPolicy {
 
   // The scores (one per class) for a token; `rarity_running` as RunningFrequency gives it.
   void score(const TokenInfo& token, float rarity_running, std::span<float> out) const;
+  // The token's damage multiplier from its scores (one per class): the soft labels the controller
+  // was fitted to are softmax_j(-(D_j + mu bits_j) / T), so g = T (s_int4 - s_int2) + mu (bits_int4
+  // - bits_int2) estimates D_int2 - D_int4, what int4 saves this token (nats, all layers); a =
+  // sqrt(max(0, g / its held-out mean over the training tokens)), so an average token has a ~ 1.
+  // The square root shrinks the estimate towards the mean: chosen on the ARC train text, where
+  // a = 1, sqrt and the full g gave KL 0.0298, 0.0298 and 0.0300 at 3 bits (docs/controller.md:
+  // on long text the per-token estimate adds little to the layer axis; the full g lost 4 % on
+  // WikiText, the square root gained 1 %).
+  double damage_multiplier(std::span<const float> scores) const;
   const ControllerFile& controller() const { return *controller_; }
   const BudgetController& budget() const { return budget_; }
   // Tokens decided per class so far.
   const std::vector<int64_t>& class_counts() const { return class_counts_; }
 
  private:
+  void bind_layers(const PolicyBinding& binding);
+
   std::shared_ptr<const ControllerFile> controller_;
   std::string path_;
   double target_;
@@ -67,6 +86,14 @@ class LearnedPolicy : public PrecisionPolicy {
   RunningFrequency running_;
   std::vector<int64_t> class_counts_;
   mutable std::vector<float> x_, scratch_, scores_;
+  // with_layers() only
+  std::optional<LayerSensitivity> layers_;
+  std::string layers_path_;
+  LayerTokenBudget layer_budget_;
+  size_t int2_class_ = 0, int4_class_ = 0;
+  double temperature_ = 0.0, mu_ = 0.0, mean_gain_ = 1.0, multiplier_sum_ = 0.0;
+  std::vector<int> layer_classes_;
+  std::vector<int64_t> layer_class_counts_;  // [class of the layer file]: token-layer rows decided
 };
 
 }  // namespace kvbits

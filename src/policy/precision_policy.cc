@@ -89,8 +89,11 @@ std::unique_ptr<PrecisionPolicy> parse_policy(const std::string& spec, const Pol
     if (path.empty()) throw Error("--kv: '" + spec + "': give the controller file, learned:FILE[@BITS]");
     const std::optional<double> budget = merge_budget(bits, options.budget_bits, spec);
     if (budget) check_budget_bits(*budget, "--kv " + spec);
-    return LearnedPolicy::load(path, budget, r0);
+    auto policy = LearnedPolicy::load(path, budget, r0);
+    if (options.layers) policy->with_layers(read_layer_sensitivity(*options.layers), *options.layers);
+    return policy;
   }
+  if (options.layers) throw Error("--kv-layers: '" + spec + "' is not a learned policy; per-layer widths from a file apply to learned:FILE (or use alloc:FILE@BITS)");
   if (spec.rfind("alloc", 0) == 0) {
     if (spec.size() < 7 || spec[5] != ':') throw Error("--kv: '" + spec + "': give the sensitivity file, alloc:FILE@BITS");
     const auto [path, bits] = split_budget(spec.substr(6));

@@ -15,7 +15,8 @@
 //   alloc:PATH[@BITS]                 per-layer widths allocated from the measured layer
 //                                     sensitivity in PATH at BITS average bits (layer_policy.h)
 //   learned:PATH[@BITS]               the learned controller in PATH (learned_policy.h) at an
-//                                     average of BITS effective bits (--kv-bits overrides)
+//                                     average of BITS effective bits (--kv-bits overrides); with
+//                                     --kv-layers FILE its widths vary per layer too
 //   oracle[@BITS]                     measured damage, knapsack per context (oracle_policy.h;
 //                                     expensive: for --limit'ed runs)
 #include <array>
@@ -113,6 +114,7 @@ class PrecisionPolicy {
 struct PolicyOptions {
   std::optional<int64_t> residual;  // --kv-residual; unset: the policy's default
   std::optional<double> budget_bits;  // --kv-bits: average effective bits (learned, oracle)
+  std::optional<std::string> layers;  // --kv-layers FILE: learned widths per layer (learned_policy.h)
 };
 
 // Budgets are average effective bits in [kMinBudgetBits, kMaxBudgetBits].

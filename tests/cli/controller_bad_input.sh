@@ -50,6 +50,23 @@ sed -E 's/"format_version": ?1/"format_version": 7/' "$CTL" >"$TMP/version.json"
 sed -E 's/"features": ?\[\{/"features":[{"name":"entropy","transform":"none","mean":0,"std":1},{/' "$CTL" >"$TMP/features.json"
 sed -E 's/"format": ?"kvbits-controller"/"format": "something"/' "$CTL" >"$TMP/format.json"
 : >"$TMP/empty.txt"
+echo '{"format": "kvbits-layer-sensitivity", "kl": [' >"$TMP/layers_bad.json"
+# A layer sensitivity file for the tiny model's depth (and one for another depth): int2 hurts
+# every third layer most.
+tiny_layers=$("$KVBITS" inspect "$TINY" | awk '/block_count/ && !n {n = $NF} END {print n}')
+write_layers() {  # write_layers N FILE
+  awk -v n="$1" 'BEGIN {
+    printf "{\"format\":\"kvbits-layer-sensitivity\",\"format_version\":1,\"model\":{\"name\":\"tiny\",\"n_layers\":%d},", n
+    printf "\"classes\":[\"int2\",\"int4/int2\",\"int2/int4\",\"int4\"],\"kl\":["
+    for (c = 0; c < 4; ++c) {
+      printf "%s[", c ? "," : ""
+      for (l = 0; l < n; ++l) printf "%s%g", l ? "," : "", 0.003 + (3 - c) * (l % 3 == 0 ? 0.01 : 0.002)
+      printf "]"
+    }
+    printf "]}\n" }' >"$2"
+}
+write_layers "$tiny_layers" "$TMP/layers.json"
+write_layers $((tiny_layers + 1)) "$TMP/layers_other.json"
 RUN=(run -m "$TINY" -c 256 -p "hello world" --temp 0 --ignore-eos)
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -82,6 +99,10 @@ expect_error "train: unwritable output" "cannot" train -m "$TINY" --calib "$TMP/
 expect_error "sweep: budget 1.5" "outside [2, 16]" sweep -m "$TINY" --tasks wikitext2 --policies int4 --budgets 1.5 -o "$TMP/sw"
 expect_error "sweep: unknown policy" "not a KV width" sweep -m "$TINY" --tasks wikitext2 --policies int3 -o "$TMP/sw"
 expect_error "sweep: budget in the policy" "--budgets" sweep -m "$TINY" --tasks wikitext2 --policies "learned:$CTL@3" -o "$TMP/sw"
+expect_error "--kv-layers with a static policy" "not a learned policy" "${RUN[@]}" --kv int4 --kv-layers "$TMP/layers.json"
+expect_error "--kv-layers missing file" "nope_layers.json" "${RUN[@]}" --kv "learned:$CTL@5" --kv-layers "$TMP/nope_layers.json"
+expect_error "--kv-layers not JSON" "layers_bad.json" "${RUN[@]}" --kv "learned:$CTL@5" --kv-layers "$TMP/layers_bad.json"
+expect_error "--kv-layers for another depth" "measured on a model with" "${RUN[@]}" --kv "learned:$CTL@5" --kv-layers "$TMP/layers_other.json"
 
 # --- positive checks ---------------------------------------------------------------------------
 for bits in 5 7; do  # tiny: head_dim 16, int2 costs ~4.25 bits
@@ -94,6 +115,15 @@ for bits in 5 7; do  # tiny: head_dim 16, int2 costs ~4.25 bits
     fi
   fi
 done
+if expect_ok "run tiny learned @5 with --kv-layers" "${RUN[@]}" -n 150 --kv "learned:$CTL@5" --kv-layers "$TMP/layers.json"; then
+  eff=$(grep -o '([0-9.]* effective bits)' "$TMP/err" | tr -d '(' | cut -d' ' -f1)
+  if [[ -n "$eff" ]] && awk -v e="$eff" 'BEGIN { d = e - 5; if (d < 0) d = -d; exit !(d <= 0.2) }' &&
+    grep -q 'learned:ctl+layers:layers@5' "$TMP/err"; then
+    pass
+  else
+    fail "run tiny learned @5 with --kv-layers: effective bits '$eff' far from the target, or no spec in: $(cat "$TMP/err")"
+  fi
+fi
 expect_ok "run tiny oracle" "${RUN[@]}" -n 8 --kv "oracle:h2@6"
 
 echo "cli: $passed passed, $failed failed"
