@@ -55,6 +55,11 @@ int BudgetController::choose(std::span<const float> scores) {
   return j;
 }
 
+void BudgetController::charge(double bits) {
+  surplus_ += bits;
+  bits_sum_ += bits;
+}
+
 void BudgetController::reset() {
   guarded_ = 0;
   surplus_ = 0.0;

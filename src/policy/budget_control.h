@@ -29,6 +29,9 @@ class BudgetController {
 
   // The class for one token given its scores[class_bits.size()]; updates the surplus.
   int choose(std::span<const float> scores);
+  // Bits stored beyond the last choice (PrecisionPolicy::charge): they count in the surplus and
+  // the average like chosen bits.
+  void charge(double bits);
   // The class choose() would pick at multiplier `lambda` (no state change).
   int argmax_at(std::span<const float> scores, double lambda) const;
 

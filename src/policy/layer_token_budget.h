@@ -33,6 +33,11 @@ class LayerTokenBudget {
   // Classes per layer (out[n_layers]) for one token with multiplier a (clamped to >= 0); updates
   // the surplus. Returns the token's mean bits over layers.
   double choose(double a, std::span<int> out);
+  // Bits stored beyond the last choice (PrecisionPolicy::charge), counted like chosen bits.
+  void charge(double bits) {
+    surplus_ += bits;
+    bits_sum_ += bits;
+  }
   // The allocation at a given multiplier and lambda, no state change; returns its mean bits.
   double allocate(double a, double lambda, std::span<int> out) const;
 

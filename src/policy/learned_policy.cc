@@ -240,4 +240,10 @@ void LearnedPolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std:
   }
 }
 
+void LearnedPolicy::charge(double bits) {
+  if (!bound_) return;
+  if (layers_) layer_budget_.charge(bits);
+  else budget_.charge(bits);
+}
+
 }  // namespace kvbits

@@ -57,6 +57,7 @@ class LearnedPolicy : public PrecisionPolicy {
   std::optional<double> budget_bits() const override { return target_; }
   void bind(const PolicyBinding& binding) override;
   void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) override;
+  void charge(double bits) override;
 
   // The scores (one per class) for a token; `rarity_running` as RunningFrequency gives it.
   void score(const TokenInfo& token, float rarity_running, std::span<float> out) const;

@@ -106,6 +106,11 @@ class PrecisionPolicy {
 
   // out[i * n_layers + l]: precision of tokens[i] in layer l.
   virtual void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) = 0;
+  // The store keeps the token just decided at `bits` more (effective bits, mean over its layers)
+  // than this policy chose: a wrapper promoted some of its rows (SinkPolicy). Policies that hold a
+  // budget over a run (learned) count it against their target, so the run still averages the
+  // target; the others ignore it.
+  virtual void charge(double bits) { (void)bits; }
 
  protected:
   int64_t residual_ = 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "policy/learned_policy.h"
+
 #include "util/error.h"
 
 namespace kvbits {
@@ -35,19 +37,42 @@ nlohmann::json SinkPolicy::parameters() const {
   return p;
 }
 
+void SinkPolicy::bind(const PolicyBinding& binding) {
+  inner_->bind(binding);
+  row_bits_.clear();
+  if (!binding.config || !binding.kv) return;
+  for (int k = 2; k <= 16; k *= 2) {
+    for (int v = 2; v <= 16; v *= 2) {
+      row_bits_.push_back(class_effective_bits(*binding.config, *binding.kv,
+                                               {static_cast<uint8_t>(k), static_cast<uint8_t>(v)}));
+    }
+  }
+}
+
+double SinkPolicy::row_bits(KvPrecision p) const {
+  const auto idx = [](int b) { return b == 2 ? 0 : b == 4 ? 1 : b == 8 ? 2 : 3; };
+  return row_bits_[static_cast<size_t>(idx(p.k_bits) * 4 + idx(p.v_bits))];
+}
+
 void SinkPolicy::decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) {
   inner_->decide(tokens, n_layers, out);
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i].position < sinks_) {
-      std::fill_n(out.begin() + static_cast<ptrdiff_t>(i) * n_layers, n_layers, KvPrecision{16, 16});
-      continue;
+    double extra = 0.0;  // effective bits added over the token's layers
+    for (int l = 0; l < n_layers; ++l) {
+      KvPrecision& p = out[i * static_cast<size_t>(n_layers) + static_cast<size_t>(l)];
+      KvPrecision q = p;
+      if (tokens[i].position < sinks_) {
+        q = {16, 16};
+      } else if (sink_like_ && l < 64 && (tokens[i].sink_like_layers >> l & 1)) {
+        q = {std::max(p.k_bits, sink_like_->k_bits), std::max(p.v_bits, sink_like_->v_bits)};
+      }
+      if (q == p) continue;
+      if (!row_bits_.empty()) extra += row_bits(q) - row_bits(p);
+      p = q;
     }
-    if (!sink_like_) continue;
-    for (int l = 0; l < n_layers && l < 64; ++l) {
-      if (!(tokens[i].sink_like_layers >> l & 1)) continue;
-      KvPrecision& p = out[i * n_layers + l];
-      p = {std::max(p.k_bits, sink_like_->k_bits), std::max(p.v_bits, sink_like_->v_bits)};
-    }
+    // Charged per token after the whole batch: a budgeted inner policy makes up for it in the
+    // tokens it decides next (the next chunk or context).
+    if (extra > 0.0) inner_->charge(extra / n_layers);
   }
 }
 

@@ -11,10 +11,13 @@
 // every output. On WikiText-2 (16 windows, key centring on) one FP16 sink cuts the KL of int2 by
 // 18 % and of int4/int2 by 33 % for +0.03 bits at a 512-token context (docs/kv_quality.md).
 //
-// The sink rows count in the effective bits like any row. For policies with a budget (learned,
-// alloc, oracle) they come on top of it: N (16 - b) / T bits more at context T, e.g. +0.03 for
-// N = 1 at T = 512 but +0.5 for a 30-token multiple-choice context. The store keeps a per-token
-// record (mixed widths), which a static or per-layer policy alone does not need (+0.04 bits).
+// The sink rows count in the effective bits like any row. The wrapped policy is charged the bits
+// of every promotion (PrecisionPolicy::charge), so a learned policy still averages its budget
+// over a run: the other tokens give up what the sinks take (on a 12-token OpenBookQA context one
+// FP16 sink is +1.1 bits). Policies without a running budget (alloc, oracle, static) get the
+// promotions on top: N (16 - b) / T bits more at context T, e.g. +0.03 for N = 1 at T = 512. The
+// store keeps a per-token record (mixed widths), which a static or per-layer policy alone does
+// not need (+0.04 bits).
 //
 // Sink-like rows: beside the first token, a few tokens per layer (0.1-5 % of rows on SmolLM2,
 // most in the first layers) have keys far from the mean, and they draw a large share of the
@@ -23,6 +26,7 @@
 // Their share, hence their cost in bits, depends on the text; the effective bits say it.
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "policy/precision_policy.h"
 
@@ -42,13 +46,17 @@ class SinkPolicy : public PrecisionPolicy {
   int64_t residual() const override { return inner_->residual(); }
   PolicyNeeds needs() const override;
   std::optional<double> budget_bits() const override { return inner_->budget_bits(); }
-  void bind(const PolicyBinding& binding) override { inner_->bind(binding); }
+  void bind(const PolicyBinding& binding) override;
   void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) override;
 
  private:
   std::shared_ptr<PrecisionPolicy> inner_;
   int64_t sinks_;
   std::optional<KvPrecision> sink_like_;  // the least width of sink-like rows
+  // Effective bits of one token-layer row per (K bits, V bits), index [log2(k) - 1][log2(v) - 1]
+  // (from the store's layout at bind; empty before).
+  std::vector<double> row_bits_;
+  double row_bits(KvPrecision p) const;
   std::string suffix() const;
 };
 

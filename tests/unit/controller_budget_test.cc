@@ -13,6 +13,7 @@
 #include "model/synthetic_model.h"
 #include "policy/learned_policy.h"
 #include "policy/oracle_policy.h"
+#include "policy/sink_policy.h"
 #include "util/error.h"
 
 namespace kvbits {
@@ -167,6 +168,31 @@ TEST_F(PolicySession, LearnedMeetsTheBudgetOverARun) {
     const nlohmann::json p = policy->parameters();
     EXPECT_NEAR(p["decided_average_bits"].get<double>(), bytes_bits / elems, 1e-6);
   }
+}
+
+// An FP16 sink on 20-token contexts adds ~0.6 bits per context; the learned policy is charged
+// for it (PrecisionPolicy::charge) and the run still averages the target.
+TEST_F(PolicySession, LearnedWithSinksStillMeetsTheBudget) {
+  const std::string ctl = controller_path(model_->config());
+  const LlamaConfig& c = model_->config();
+  const double target = 0.5 * (tiny_bits(c, {2, 2}) + tiny_bits(c, {4, 4}));
+  auto inner = parse_policy("learned:" + ctl + "@" + std::to_string(target));
+  auto policy = std::make_shared<SinkPolicy>(std::move(inner), 1);
+  SessionOptions so;
+  so.context = 64;
+  so.threads = 1;
+  so.policy = policy;
+  Session s(*model_, so);
+  double bytes_bits = 0, elems = 0;
+  for (int item = 0; item < 40; ++item) {
+    s.reset();
+    s.prefill(tokens(20, item));
+    const KvStats st = s.kv().stats();
+    bytes_bits += st.effective_bits * static_cast<double>(st.tokens);
+    elems += static_cast<double>(st.tokens);
+  }
+  EXPECT_NEAR(bytes_bits / elems, target, 0.1);
+  EXPECT_NEAR(policy->parameters()["decided_average_bits"].get<double>(), bytes_bits / elems, 1e-6);
 }
 
 TEST_F(PolicySession, LearnedRefusesAnotherModelAndUnreachableBudgets) {
