@@ -130,8 +130,7 @@ nlohmann::json LearnedPolicy::parameters() const {
     for (KvPrecision c : layers_->classes) names.push_back(to_string(c));
     p["layer_classes"] = names;
     if (bound_) {
-      p.erase("class_counts");
-      p.erase("lambda0");
+      p.erase("class_counts");  // token classes: the layer rows below count instead
       p["lambda0"] = layer_budget_.lambda0();
       p["lambda_final"] = layer_budget_.lambda();
       p["decided_tokens"] = layer_budget_.decided();

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include "policy/learned_policy.h"
-
+#include "policy/learned_policy.h"  // class_effective_bits
 #include "util/error.h"
 
 namespace kvbits {

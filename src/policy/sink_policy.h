@@ -48,6 +48,7 @@ class SinkPolicy : public PrecisionPolicy {
   std::optional<double> budget_bits() const override { return inner_->budget_bits(); }
   void bind(const PolicyBinding& binding) override;
   void decide(std::span<const TokenInfo> tokens, int n_layers, std::span<KvPrecision> out) override;
+  void charge(double bits) override { inner_->charge(bits); }
 
  private:
   std::shared_ptr<PrecisionPolicy> inner_;
