@@ -102,13 +102,7 @@ void LayerPolicy::bind(const PolicyBinding& binding) {
                   std::to_string(config.n_layers));
     }
     if (!binding.kv) throw Error("alloc policy: bound without the store's options");
-    std::vector<double> bits;
-    size_t cheapest = 0;
-    for (size_t c = 0; c < s.classes.size(); ++c) {
-      bits.push_back(class_effective_bits(config, *binding.kv, s.classes[c]));
-      if (bits[c] < bits[cheapest]) cheapest = c;
-    }
-    check_budget_reachable(*budget_, config, *binding.kv, s.classes[cheapest], spec());
+    const std::vector<double> bits = reachable_class_bits(*budget_, config, *binding.kv, s.classes, spec());
     const std::vector<int> pick = allocate_layers(s.kl, bits, *budget_);
     widths_.clear();
     allocated_bits_ = 0.0;

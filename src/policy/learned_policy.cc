@@ -43,6 +43,18 @@ void check_budget_reachable(double target, const LlamaConfig& c, const KvStoreOp
   }
 }
 
+std::vector<double> reachable_class_bits(double target, const LlamaConfig& c, const KvStoreOptions& kv,
+                                         const std::vector<KvPrecision>& classes, const std::string& what) {
+  std::vector<double> bits;
+  size_t cheapest = 0;
+  for (size_t j = 0; j < classes.size(); ++j) {
+    bits.push_back(class_effective_bits(c, kv, classes[j]));
+    if (bits[j] < bits[cheapest]) cheapest = j;
+  }
+  if (!classes.empty()) check_budget_reachable(target, c, kv, classes[cheapest], what);
+  return bits;
+}
+
 LearnedPolicy::LearnedPolicy(std::shared_ptr<const ControllerFile> controller, std::string path,
                              std::optional<double> target, int64_t residual)
     : controller_(std::move(controller)),
@@ -156,17 +168,11 @@ KvPrecision LearnedPolicy::floor() const {
 void LearnedPolicy::bind(const PolicyBinding& b) {
   if (!b.config || !b.kv) throw Error("learned policy: bound without a model");
   check_controller_model(controller_->model, *b.config, path_);
-  std::vector<double> bits;
-  size_t cheapest = 0;
-  for (size_t j = 0; j < controller_->classes.size(); ++j) {
-    bits.push_back(class_effective_bits(*b.config, *b.kv, controller_->classes[j]));
-    if (bits[j] < bits[cheapest]) cheapest = j;
-  }
-  check_budget_reachable(target_, *b.config, *b.kv, controller_->classes[cheapest], "learned:" + path_);
   if (layers_) {
     bind_layers(b);
     return;
   }
+  const std::vector<double> bits = reachable_class_bits(target_, *b.config, *b.kv, controller_->classes, "learned:" + path_);
   if (bound_ && bits == budget_.class_bits()) return;  // another session of the same run: keep its state
   // Integral gain from the calibration table's slope (bits per unit lambda) around the target.
   const BudgetTable& t = controller_->budget;
@@ -190,13 +196,7 @@ void LearnedPolicy::bind_layers(const PolicyBinding& b) {
     throw Error("--kv-layers " + layers_path_ + ": measured on a model with " + std::to_string(s.n_layers) +
                 " layers, this one has " + std::to_string(b.config->n_layers));
   }
-  std::vector<double> bits;
-  size_t cheapest = 0;
-  for (size_t c = 0; c < s.classes.size(); ++c) {
-    bits.push_back(class_effective_bits(*b.config, *b.kv, s.classes[c]));
-    if (bits[c] < bits[cheapest]) cheapest = c;
-  }
-  check_budget_reachable(target_, *b.config, *b.kv, s.classes[cheapest], spec());
+  const std::vector<double> bits = reachable_class_bits(target_, *b.config, *b.kv, s.classes, spec());
   if (bound_ && bits == layer_budget_.class_bits()) return;  // another session of the same run
   const double kappa = controller_->budget.gain > 0 ? controller_->budget.gain : kKappaDefault;
   layer_budget_ = LayerTokenBudget(s.kl, bits, target_, kappa);

@@ -35,6 +35,9 @@ double class_effective_bits(const LlamaConfig& config, const KvStoreOptions& kv,
 // class costs.
 void check_budget_reachable(double target, const LlamaConfig& config, const KvStoreOptions& kv, KvPrecision cheapest,
                             const std::string& what);
+// class_effective_bits of every class, after check_budget_reachable with the cheapest of them.
+std::vector<double> reachable_class_bits(double target, const LlamaConfig& config, const KvStoreOptions& kv,
+                                         const std::vector<KvPrecision>& classes, const std::string& what);
 
 class LearnedPolicy : public PrecisionPolicy {
  public:

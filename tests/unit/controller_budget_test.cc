@@ -155,18 +155,10 @@ TEST_F(PolicySession, LearnedMeetsTheBudgetOverARun) {
     so.threads = 1;
     so.policy = policy;
     Session s(*model_, so);
-    // A run of 12 contexts (as evaluation does: reset between items), the store's own figure.
-    double bytes_bits = 0, elems = 0;
-    for (int item = 0; item < 12; ++item) {
-      s.reset();
-      s.prefill(tokens(40 + item, item));
-      const KvStats st = s.kv().stats();
-      bytes_bits += st.effective_bits * static_cast<double>(st.tokens);
-      elems += static_cast<double>(st.tokens);
-    }
-    EXPECT_NEAR(bytes_bits / elems, target, 0.1) << "target " << target;
+    const double stored = testing::stored_average_bits(s, 12, [&](int item) { return tokens(40 + item, item); });
+    EXPECT_NEAR(stored, target, 0.1) << "target " << target;
     const nlohmann::json p = policy->parameters();
-    EXPECT_NEAR(p["decided_average_bits"].get<double>(), bytes_bits / elems, 1e-6);
+    EXPECT_NEAR(p["decided_average_bits"].get<double>(), stored, 1e-6);
   }
 }
 
@@ -183,16 +175,9 @@ TEST_F(PolicySession, LearnedWithSinksStillMeetsTheBudget) {
   so.threads = 1;
   so.policy = policy;
   Session s(*model_, so);
-  double bytes_bits = 0, elems = 0;
-  for (int item = 0; item < 40; ++item) {
-    s.reset();
-    s.prefill(tokens(20, item));
-    const KvStats st = s.kv().stats();
-    bytes_bits += st.effective_bits * static_cast<double>(st.tokens);
-    elems += static_cast<double>(st.tokens);
-  }
-  EXPECT_NEAR(bytes_bits / elems, target, 0.1);
-  EXPECT_NEAR(policy->parameters()["decided_average_bits"].get<double>(), bytes_bits / elems, 1e-6);
+  const double stored = testing::stored_average_bits(s, 40, [&](int item) { return tokens(20, item); });
+  EXPECT_NEAR(stored, target, 0.1);
+  EXPECT_NEAR(policy->parameters()["decided_average_bits"].get<double>(), stored, 1e-6);
 }
 
 TEST_F(PolicySession, LearnedRefusesAnotherModelAndUnreachableBudgets) {

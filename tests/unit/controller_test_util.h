@@ -1,8 +1,11 @@
 #pragma once
 // A small, valid controller file for tests: random (fixed-seed) MLP weights, three features, a
 // frequency table and a budget table calibrated on random scores. Shared by the controller tests.
+#include <functional>
 #include <random>
 #include <vector>
+
+#include "engine/session.h"
 
 #include "model/llama_config.h"
 #include "policy/budget_control.h"
@@ -40,6 +43,21 @@ inline ControllerFile make_test_controller(const LlamaConfig& config, uint64_t s
   c.budget.default_bits = 3.0;
   c.training = {{"note", "test controller"}};
   return c;
+}
+
+// A run of `items` contexts through one session, reset between them as evaluation does:
+// context(item) gives each one's tokens. Returns the token-weighted mean of the store's own
+// effective bits at the end of each context.
+inline double stored_average_bits(Session& s, int items, const std::function<std::vector<int32_t>(int)>& context) {
+  double bits = 0, tokens = 0;
+  for (int item = 0; item < items; ++item) {
+    s.reset();
+    s.prefill(context(item));
+    const KvStats st = s.kv().stats();
+    bits += st.effective_bits * static_cast<double>(st.tokens);
+    tokens += static_cast<double>(st.tokens);
+  }
+  return bits / tokens;
 }
 
 }  // namespace kvbits::testing

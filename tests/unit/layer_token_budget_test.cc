@@ -154,20 +154,15 @@ TEST_F(LearnedLayers, SessionStoresPerLayerWidthsWithinTheBudget) {
   so.threads = 1;
   so.policy = policy;
   Session s(*model_, so);
-  double bits = 0, n = 0;
-  for (int item = 0; item < 10; ++item) {
-    s.reset();
+  const double stored = testing::stored_average_bits(s, 10, [&](int item) {
     std::vector<int32_t> t(static_cast<size_t>(50 + item));
     for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>((i * 37 + item * 101 + 11) % c.vocab_size);
-    s.prefill(t);
-    const KvStats st = s.kv().stats();
-    bits += st.effective_bits * static_cast<double>(st.tokens);
-    n += static_cast<double>(st.tokens);
-  }
+    return t;
+  });
   // The tiny model's head_dim 16 makes class bits differ from SmolLM2's; the target still holds.
-  EXPECT_NEAR(bits / n, 3.5, 0.1);
+  EXPECT_NEAR(stored, 3.5, 0.1);
   const nlohmann::json p = policy->parameters();
-  EXPECT_NEAR(p["decided_average_bits"].get<double>(), bits / n, 1e-6);
+  EXPECT_NEAR(p["decided_average_bits"].get<double>(), stored, 1e-6);
   const auto rows = p["layer_class_rows"].get<std::vector<int64_t>>();
   int used = 0;
   for (int64_t r : rows) used += r > 0;
