@@ -51,6 +51,10 @@ struct TrainFlags {
   std::string center = "on";
   std::string key_weight = "on";
   std::string report_json;
+  // The other tokens' class while a token is probed: fp16 (the token alone) or, e.g., int4/int2
+  // (its marginal damage in a quantized context), with the first N positions kept FP16.
+  std::string probe_context = "fp16";
+  int64_t probe_sinks = 0;
   // Classes the controller chooses from (K width / V width). int4/int2 is there because keys need
   // more bits than values (docs/results.md: at 3.25 bits it halves the KL of a token-level mix).
   std::string classes = "int2,int4/int2,int4,int8,fp16";
@@ -121,6 +125,7 @@ int train_command(const TrainFlags& f) {
     classes.push_back(p);
   }
   if (classes.size() < 2 || classes.size() > 16) throw Error("--classes: give 2 to 16 classes");
+  const KvPrecision probe_context = parse_width_pair(f.probe_context, "--probe-context");
   // Calibration data (read and checked before the model loads).
   train::CalibItems items;
   if (f.labels_in.empty()) {
@@ -163,6 +168,8 @@ int train_command(const TrainFlags& f) {
     lo.group = f.group;
     lo.center_keys = f.center == "on";
     lo.weight_keys = f.key_weight == "on";
+    if (!(probe_context == KvPrecision{16, 16})) lo.context = probe_context;
+    lo.context_sinks = f.probe_sinks;
     lo.max_tokens = f.tokens;
     lo.seed = f.seed;
     lo.classes = classes;
@@ -235,6 +242,10 @@ Runner add_train_command(CLI::App& cmd) {
   cmd.add_option("--label-bits", f->label_bits, "hard labels' average bits (sets the label trade-off mu)")
       ->check(CLI::Range(2.0, 16.0));
   cmd.add_option("--kv-group", f->group, "KV group size the class costs are computed for")->check(CLI::Range(16, 1024));
+  cmd.add_option("--probe-context", f->probe_context,
+                 "the other tokens' width while a token is probed: fp16 (the token alone) or e.g. int4/int2 (its damage in a quantized context)");
+  cmd.add_option("--probe-sinks", f->probe_sinks, "with --probe-context: the first N positions stay FP16 (as --kv-sinks)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd.add_option("--kv-center", f->center, "key centering when measuring damage, as --kv-center at run time: on, off")
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--kv-key-weight", f->key_weight, "key channel weights when measuring damage, as --kv-key-weight at run time: on, off")

@@ -83,12 +83,64 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
   }
   const std::vector<float> key_mean = o.center_keys ? cal->mean : std::vector<float>();
   const std::vector<float> key_weight = o.weight_keys ? cal->weight : std::vector<float>();
+  // The rows of one position after storage at p (kv_roundtrip per head: the store's codec; 16
+  // leaves a row untouched), from its FP16 rows in every layer (src_k, src_v: [n_layers][kv_dim]).
+  const auto set_coded = [&](int64_t pos, const uint16_t* src_k, const uint16_t* src_v, KvPrecision p) {
+    for (int l = 0; l < c.n_layers; ++l) {
+      for (int is_v = 0; is_v < 2; ++is_v) {
+        const uint16_t* src = (is_v ? src_v : src_k) + static_cast<size_t>(l) * kv_dim;
+        uint16_t* dst = is_v ? v1.data() : k1.data();
+        const int b = is_v ? p.v_bits : p.k_bits;
+        if (b == 16) {
+          std::copy(src, src + kv_dim, dst);
+          continue;
+        }
+        for (int hh = 0; hh < c.n_kv_heads; ++hh) {
+          for (int e = 0; e < c.head_dim; ++e) x[e] = fp16_to_fp32(src[hh * c.head_dim + e]);
+          const float* mean = !is_v && !key_mean.empty() ? &key_mean[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
+          const float* weight = !is_v && !key_weight.empty() ? &key_weight[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
+          kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k, mean, weight);
+          for (int e = 0; e < c.head_dim; ++e) dst[hh * c.head_dim + e] = fp32_to_fp16(x[e]);
+        }
+      }
+      store.set_window_row(l, pos, k1.data(), v1.data());
+    }
+  };
+  // A quantized context: every position the probes attend (< end), sinks excepted, stored at the
+  // context class once; each probed position is put back to FP16 for its own reference.
+  // k_orig, v_orig: [end][n_layers][kv_dim], the FP16 rows of the coded positions.
+  const bool coded_context = o.context && !(*o.context == KvPrecision{16, 16});
+  std::vector<uint16_t> k_orig, v_orig;
+  if (coded_context) {
+    k_orig.resize(static_cast<size_t>(end) * c.n_layers * kv_dim);
+    v_orig.resize(k_orig.size());
+  }
+  for (int64_t pos = std::max<int64_t>(0, o.context_sinks); coded_context && pos < end; ++pos) {
+    uint16_t* ko = &k_orig[static_cast<size_t>(pos) * c.n_layers * kv_dim];
+    uint16_t* vo = &v_orig[static_cast<size_t>(pos) * c.n_layers * kv_dim];
+    for (int l = 0; l < c.n_layers; ++l) store.get_window_row(l, pos, &ko[l * kv_dim], &vo[l * kv_dim]);
+    set_coded(pos, ko, vo, *o.context);
+  }
+  std::vector<uint16_t> kc, vc;  // position t in the context class, restored after its probes
   for (int64_t t = begin; t < end; ++t) {
     TokenDamage d;
     d.position = t;
     const int64_t h = std::min(o.horizon, n - 1 - t);
     d.tokens = h;
     const std::vector<int32_t> follow(tokens.begin() + t + 1, tokens.begin() + t + 1 + h);
+    // Token t's FP16 rows into k0/v0 (from k_orig when the context is coded) and into the store.
+    const bool t_coded = coded_context && t >= o.context_sinks;
+    if (t_coded) {
+      kc.resize(k0.size());
+      vc.resize(v0.size());
+      for (int l = 0; l < c.n_layers; ++l) store.get_window_row(l, t, &kc[l * kv_dim], &vc[l * kv_dim]);
+      const size_t at = static_cast<size_t>(t) * c.n_layers * kv_dim;
+      std::copy(k_orig.begin() + at, k_orig.begin() + at + k0.size(), k0.begin());
+      std::copy(v_orig.begin() + at, v_orig.begin() + at + v0.size(), v0.begin());
+      for (int l = 0; l < c.n_layers; ++l) store.set_window_row(l, t, &k0[l * kv_dim], &v0[l * kv_dim]);
+    } else {
+      for (int l = 0; l < c.n_layers; ++l) store.get_window_row(l, t, &k0[l * kv_dim], &v0[l * kv_dim]);
+    }
     // Reference: the same continuation through the same code path with token t untouched, so the
     // only difference below is token t's rows (not the order of fp32 sums in another path).
     const std::vector<std::vector<int32_t>> conts{follow};
@@ -96,33 +148,16 @@ std::vector<TokenDamage> probe_damage(const LlamaModel& model, std::span<const i
       const std::span<float> logits = session.score_continuations(conts, offsets, t + 1);
       for (int64_t i = 0; i < h; ++i) log_softmax_row(logits.subspan(static_cast<size_t>(i) * vocab, vocab), ref[i]);
     }
-    for (int l = 0; l < c.n_layers; ++l) store.get_window_row(l, t, &k0[l * kv_dim], &v0[l * kv_dim]);
     for (KvPrecision p : o.widths) {
-      for (int l = 0; l < c.n_layers; ++l) {
-        for (int is_v = 0; is_v < 2; ++is_v) {
-          const uint16_t* src = (is_v ? v0.data() : k0.data()) + l * kv_dim;
-          uint16_t* dst = is_v ? v1.data() : k1.data();
-          const int b = is_v ? p.v_bits : p.k_bits;
-          if (b == 16) {
-            std::copy(src, src + kv_dim, dst);
-            continue;
-          }
-          for (int hh = 0; hh < c.n_kv_heads; ++hh) {
-            for (int e = 0; e < c.head_dim; ++e) x[e] = fp16_to_fp32(src[hh * c.head_dim + e]);
-            const float* mean = !is_v && !key_mean.empty() ? &key_mean[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
-            const float* weight = !is_v && !key_weight.empty() ? &key_weight[static_cast<size_t>(l) * kv_dim + hh * c.head_dim] : nullptr;
-            kv_roundtrip(x.data(), c.head_dim, b, std::min(o.group, c.head_dim), is_v ? rot_v : rot_k, mean, weight);
-            for (int e = 0; e < c.head_dim; ++e) dst[hh * c.head_dim + e] = fp32_to_fp16(x[e]);
-          }
-        }
-        store.set_window_row(l, t, k1.data(), v1.data());
-      }
+      set_coded(t, k0.data(), v0.data(), p);
       const std::span<float> logits = session.score_continuations(conts, offsets, t + 1);
       double kl = 0.0;
       for (int64_t i = 0; i < h; ++i) kl += kl_from(ref[i], logits.subspan(static_cast<size_t>(i) * vocab, vocab));
       d.kl.push_back(static_cast<float>(kl));
     }
-    for (int l = 0; l < c.n_layers; ++l) store.set_window_row(l, t, &k0[l * kv_dim], &v0[l * kv_dim]);
+    const uint16_t* back_k = t_coded ? kc.data() : k0.data();
+    const uint16_t* back_v = t_coded ? vc.data() : v0.data();
+    for (int l = 0; l < c.n_layers; ++l) store.set_window_row(l, t, &back_k[l * kv_dim], &back_v[l * kv_dim]);
     out.push_back(std::move(d));
   }
   return out;

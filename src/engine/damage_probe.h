@@ -11,10 +11,14 @@
 // of the next-token distributions; the rows are restored before the next probe. The reference
 // p_fp16 is the same continuation run through the same code path with token t untouched, so only
 // token t's rows differ. Cost: one forward of `horizon` tokens per (t, b), plus one per t.
+// With a context class (DamageProbeOptions::context) every other position of the prefix is first
+// stored at that class (sinks excepted), reference included: D(t, b) is then what token t costs
+// at b *given a quantized context* (its marginal damage), not alone in an FP16 cache.
 // Separate K and V widths matter: at the same bits, keys are far more fragile than values
 // (docs/results.md: int4/int2 halves the KL of a token-level int2/int4 mix).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -36,6 +40,10 @@ struct DamageProbeOptions {
   // The model's key calibration if already measured (a session's store has it); null: measured
   // by each probe_damage call (one forward of the ~300-token passage).
   std::shared_ptr<const KeyCalibration> calibration;
+  // The other tokens' class (their K and V rows' codec round trip, kept for the whole probe);
+  // unset: FP16. The first `context_sinks` positions stay FP16 (as --kv-sinks keeps them).
+  std::optional<KvPrecision> context;
+  int64_t context_sinks = 0;
   int threads = 2;
   ActivationMode activations = ActivationMode::kInt8;
 };

@@ -79,6 +79,8 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
   po.center_keys = o.center_keys;
   po.weight_keys = o.weight_keys;
   po.activations = o.probe_activations;
+  po.context = o.context;
+  po.context_sinks = o.context_sinks;
   if (o.center_keys || o.weight_keys) {  // once, not once per probed sequence
     ThreadPool pool(o.threads);
     po.calibration = std::make_shared<const KeyCalibration>(measure_key_calibration(model, pool));
@@ -112,6 +114,8 @@ LabelData build_labels(const LlamaModel& model, const std::vector<std::vector<in
                {"rotation", o.rotation == KvRotation::kNone ? "none" : o.rotation == KvRotation::kKeys ? "k" : "kv"},
                {"center_keys", o.center_keys},
                {"weight_keys", o.weight_keys},
+               {"context", o.context ? width_pair_name(*o.context) : "fp16"},
+               {"context_sinks", o.context_sinks},
                {"sequences", sequences.size()},
                {"probed_sequences", chosen.size()},
                {"corpus_tokens", all.size()},

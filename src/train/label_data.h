@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,6 +51,10 @@ struct LabelOptions {
   KvRotation rotation = KvRotation::kKeysAndValues;
   bool center_keys = true;    // as the store (SessionOptions::center_keys, --kv-center)
   bool weight_keys = true;    // as the store (SessionOptions::weight_keys, --kv-key-weight)
+  // The other tokens' class while a token is probed (DamageProbeOptions::context; unset: FP16)
+  // and the leading positions kept FP16 in that context.
+  std::optional<KvPrecision> context;
+  int64_t context_sinks = 0;
   int64_t max_tokens = 4000;  // probed tokens (whole sequences in a seeded order, two at least)
   uint64_t seed = 1;
   double alpha = 0.5;         // frequency smoothing

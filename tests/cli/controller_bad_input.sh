@@ -44,6 +44,16 @@ if expect_ok "train a tiny controller" train -m "$TINY" --calib "$TMP/calib_trai
   --horizon 4 --epochs 3 --hidden 8,8 -o "$CTL"; then
   if grep -q 'held-out label accuracy' "$TMP/out" && [[ -s "$CTL" ]]; then pass; else fail "train: no report or no file"; fi
 fi
+# Labels measured in a quantized context (--probe-context): the label file says which.
+if expect_ok "train in an int2 context" train -m "$TINY" --calib "$TMP/calib_train.txt" --tokens 60 --seq-tokens 32 \
+  --horizon 4 --epochs 1 --hidden 8 --probe-context int2 --probe-sinks 1 --save-labels "$TMP/ctx_labels.json" \
+  -o "$TMP/ctx.json"; then
+  if grep -Eq '"context": ?"int2"' "$TMP/ctx_labels.json" && grep -Eq '"context_sinks": ?1' "$TMP/ctx_labels.json"; then
+    pass
+  else
+    fail "train --probe-context: the labels do not record their context"
+  fi
+fi
 head -c 300 "$CTL" >"$TMP/truncated.json"
 sed -E 's/"n_layers": ?[0-9]+/"n_layers":99/' "$CTL" >"$TMP/other_model.json"
 sed -E 's/"format_version": ?1/"format_version": 7/' "$CTL" >"$TMP/version.json"
@@ -93,6 +103,8 @@ expect_error "train: no calibration" "--calib" train -m "$TINY" -o "$TMP/x.json"
 expect_error "train: unknown feature" "unknown feature" train -m "$TINY" --calib "$TMP/calib_train.txt" --features rarity,magic -o "$TMP/x.json"
 expect_error "train: bad class" "--classes" train -m "$TINY" --calib "$TMP/calib_train.txt" --classes int2,int3 -o "$TMP/x.json"
 expect_error "train: a class twice" "listed twice" train -m "$TINY" --calib "$TMP/calib_train.txt" --classes int2,int4,int2 -o "$TMP/x.json"
+expect_error "train: bad probe context" "--probe-context" train -m "$TINY" --calib "$TMP/calib_train.txt" --probe-context int3 -o "$TMP/x.json"
+expect_error "train: negative probe sinks" "probe-sinks" train -m "$TINY" --calib "$TMP/calib_train.txt" --probe-sinks -1 -o "$TMP/x.json"
 expect_error "train: one class" "2 to 16" train -m "$TINY" --calib "$TMP/calib_train.txt" --classes int4 -o "$TMP/x.json"
 expect_error "train: unwritable output" "cannot" train -m "$TINY" --calib "$TMP/calib_train.txt" -o "$TMP/empty.txt/x.json"
 [[ -e "$TMP/x.json" ]] && fail "a failed train left a file behind" || pass

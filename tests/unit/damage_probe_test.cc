@@ -98,5 +98,44 @@ TEST(DamageProbe, SeparateKeyAndValueWidths) {
   EXPECT_NEAR(sum[3] + sum[4], sum[0], 0.1 * sum[0]) << "K-only + V-only ~ joint damage, first order";
 }
 
+// A quantized context (DamageProbeOptions::context): an FP16 context or one whose positions are
+// all sinks is the plain probe, to the bit; an int2 context changes the damage but keeps it finite
+// and non-negative; and each probe leaves the context as it found it, so probing a sub-range gives
+// the same damage as the same positions inside a longer run (a token left at FP16 or at its probed
+// class after its probes would change every later token's damage).
+TEST(DamageProbe, QuantizedContext) {
+  testing::TempDir dir;
+  const auto model = tiny_model(dir);
+  const std::vector<int32_t> tokens = token_ramp(*model, 40, 29, 5);
+  DamageProbeOptions o = float_probe_options();
+  o.widths = {{2, 2}, {4, 4}};
+  const std::vector<TokenDamage> alone = probe_damage(*model, tokens, 0, 32, o);
+  o.context = KvPrecision{16, 16};
+  const std::vector<TokenDamage> fp16_context = probe_damage(*model, tokens, 0, 32, o);
+  o.context = KvPrecision{2, 2};
+  o.context_sinks = 32;
+  const std::vector<TokenDamage> all_sinks = probe_damage(*model, tokens, 0, 32, o);
+  o.context_sinks = 1;
+  const std::vector<TokenDamage> coded = probe_damage(*model, tokens, 0, 32, o);
+  const std::vector<TokenDamage> part = probe_damage(*model, tokens, 12, 20, o);
+  double differ = 0.0;
+  for (size_t t = 0; t < 32; ++t) {
+    for (size_t w = 0; w < 2; ++w) {
+      EXPECT_EQ(alone[t].kl[w], fp16_context[t].kl[w]) << t;
+      EXPECT_EQ(alone[t].kl[w], all_sinks[t].kl[w]) << t;
+      EXPECT_TRUE(std::isfinite(coded[t].kl[w]));
+      EXPECT_GE(coded[t].kl[w], 0.0f);
+      differ += std::fabs(coded[t].kl[w] - alone[t].kl[w]);
+    }
+  }
+  EXPECT_GT(differ, 0.0) << "an int2 context changes what a token's own width costs";
+  // Position 0 is a sink: FP16 in the context, and its probes see the same FP16 prefix (none).
+  EXPECT_EQ(coded[0].kl[0], alone[0].kl[0]);
+  ASSERT_EQ(part.size(), 8u);
+  for (size_t i = 0; i < part.size(); ++i) {
+    for (size_t w = 0; w < 2; ++w) EXPECT_EQ(part[i].kl[w], coded[12 + i].kl[w]) << 12 + i;
+  }
+}
+
 }  // namespace
 }  // namespace kvbits
