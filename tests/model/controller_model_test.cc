@@ -1,6 +1,7 @@
-// The shipped controller (controllers/smollm2-135m.json) on the real model: it loads for
-// SmolLM2-135M, and a short evaluation run (ARC-Easy dev items, the protocol of kvbits eval)
-// lands within +-0.1 of the budget in effective bits as the store counts them.
+// The shipped controllers (controllers/smollm2-135m.json, smollm2-135m-ctx.json) on the real
+// model: each loads for SmolLM2-135M, and a short evaluation run (ARC-Easy dev items, the
+// protocol of kvbits eval) lands within +-0.1 of the budget in effective bits as the store counts
+// them.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,10 +20,12 @@ std::filesystem::path source_dir() {
   return std::filesystem::path(KVBITS_FIXTURE_DIR).parent_path().parent_path();
 }
 
-TEST(ShippedController, MeetsTheBudgetOnARealShortRun) {
+class ShippedController : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ShippedController, MeetsTheBudgetOnARealShortRun) {
   if (!testing::model_available()) GTEST_SKIP() << "model not found at " << testing::model_path();
-  const std::filesystem::path ctl = source_dir() / "controllers" / "smollm2-135m.json";
-  if (!std::filesystem::exists(ctl)) GTEST_SKIP() << ctl << " not found";
+  const std::filesystem::path ctl = source_dir() / "controllers" / GetParam();
+  ASSERT_TRUE(std::filesystem::exists(ctl)) << ctl << " is part of the repository";
   const eval::DataDir data_dir = eval::resolve_data_dir("", std::getenv("KVBITS_DATA"), source_dir());
   eval::TaskSpec spec;
   try {
@@ -55,6 +58,11 @@ TEST(ShippedController, MeetsTheBudgetOnARealShortRun) {
     EXPECT_GE(used, 2) << "a budget between classes mixes widths: " << p.dump();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Files, ShippedController, ::testing::Values("smollm2-135m.json", "smollm2-135m-ctx.json"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return info.index == 0 ? std::string("original") : std::string("context_labels");
+                         });
 
 }  // namespace
 }  // namespace kvbits
