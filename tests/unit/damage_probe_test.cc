@@ -129,7 +129,7 @@ TEST(DamageProbe, QuantizedContext) {
     }
   }
   EXPECT_GT(differ, 0.0) << "an int2 context changes what a token's own width costs";
-  // Position 0 is a sink: FP16 in the context, and its probes see the same FP16 prefix (none).
+  // Position 0 is a sink, left FP16, and its probes attend no other cached row: the plain probe.
   EXPECT_EQ(coded[0].kl[0], alone[0].kl[0]);
   ASSERT_EQ(part.size(), 8u);
   for (size_t i = 0; i < part.size(); ++i) {
