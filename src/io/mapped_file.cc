@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "util/error.h"
@@ -63,6 +65,29 @@ void release_mapped_pages(const void* data, size_t size) noexcept {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) / page * page;
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void HugePageDeleter::operator()(uint8_t* p) const noexcept {
+  if (p != nullptr) ::munmap(p, size);
+}
+
+HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t size = (std::max<size_t>(bytes, 1) + kHuge - 1) / kHuge * kHuge;
+  // Map one huge page more than needed and unmap the unaligned head and the tail.
+  void* raw = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    throw Error("cannot map " + std::to_string(size >> 20) + " MiB of memory: " + std::strerror(errno));
+  }
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + kHuge - 1) / kHuge * kHuge;
+  if (aligned > begin) ::munmap(raw, aligned - begin);
+  const uintptr_t end = begin + size + kHuge;
+  if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+#ifdef MADV_HUGEPAGE
+  madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);  // a hint; failure is harmless
+#endif
+  return HugePageBuffer(reinterpret_cast<uint8_t*>(aligned), HugePageDeleter{size});
 }
 
 }  // namespace kvbits

@@ -5,6 +5,7 @@
 // is destroyed or moved from. An empty file maps to an empty span (mmap refuses length 0).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -38,5 +39,18 @@ class MappedFile {
 // they leave this process's resident memory (a read-only file mapping re-reads them on access).
 // Used after weights were repacked into memory of our own. Best effort: errors are ignored.
 void release_mapped_pages(const void* data, size_t size) noexcept;
+
+// Anonymous, zero-filled memory aligned to 2 MiB and marked for transparent huge pages
+// (MADV_HUGEPAGE: hosts whose THP mode is "madvise" give plain allocations 4 KiB pages). Decode
+// streams ~100 MB of weights per token; with 4 KiB pages that is a TLB miss every 4 KiB, and the
+// hardware prefetchers stop at every 4 KiB page boundary. Freed with munmap by its deleter.
+struct HugePageDeleter {
+  size_t size = 0;  // bytes mapped
+  void operator()(uint8_t* p) const noexcept;
+};
+using HugePageBuffer = std::unique_ptr<uint8_t[], HugePageDeleter>;
+// Throws Error when the memory cannot be mapped. Huge pages are a hint: without them (THP off,
+// no contiguous memory) the buffer works the same on 4 KiB pages.
+HugePageBuffer allocate_huge_page_buffer(size_t bytes);
 
 }  // namespace kvbits

@@ -50,7 +50,7 @@ void LlamaModel::repack_weights() {
   uint64_t total = 0;
   for (const MatrixView* m : mats) total += m->row_bytes * static_cast<uint64_t>(m->rows);
   if (total == 0) return;
-  repacked_.reset(new uint8_t[total]);
+  repacked_ = allocate_huge_page_buffer(total);
   uint64_t offset = 0;
   for (MatrixView* m : mats) {
     const uint64_t bytes = m->row_bytes * static_cast<uint64_t>(m->rows);

@@ -12,6 +12,7 @@
 
 #include "backend/thread_pool.h"
 #include "io/gguf.h"
+#include "io/mapped_file.h"
 #include "kv/kv_store.h"
 #include "model/llama_config.h"
 #include "model/llama_weights.h"
@@ -79,7 +80,7 @@ class LlamaModel {
   GgufFile file_;
   LlamaConfig config_;
   LlamaWeights weights_;
-  std::unique_ptr<uint8_t[]> repacked_;  // planar copies of the Q4_1/Q8_0 matrices (ops/matmul.h)
+  HugePageBuffer repacked_;  // planar copies of the Q4_1/Q8_0 matrices (ops/matmul.h), on huge pages
 };
 
 }  // namespace kvbits
