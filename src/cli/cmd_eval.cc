@@ -131,21 +131,10 @@ int eval_command(const EvalFlags& f) {
     r.limit = f.limit;
     r.n_skipped = static_cast<int64_t>(data[t].skipped.size());
     r.kv = {};
-    eval::Progress progress(specs[t].name + " [" + r.policy.name + "]", 0);
-    std::string last_metric;
-    int64_t last_done = 0;
-    const auto t0 = std::chrono::steady_clock::now();
     eval::RunnerOptions ro = f.runner;
     ro.limit = f.limit;
     ro.shard = shard;
-    eval::run_task(ew.workers, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
-      if (done == 1) progress = eval::Progress(specs[t].name + " [" + r.policy.name + "]", total);
-      progress.update(done, metric);
-      last_metric = metric;
-      last_done = done;
-    });
-    progress.finish(last_done, last_metric);
-    r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    run_task_with_progress(ew.workers, *m.tokenizer, data[t], ro, r);
     interrupted = !r.complete;
     results.push_back(std::move(r));
   }

@@ -178,20 +178,9 @@ int sweep_command(const SweepFlags& f) {
       r.kind = specs[t].kind;
       r.data_file = specs[t].file.string();
       r.limit = f.limit;
-      eval::Progress progress(specs[t].name + " [" + r.policy.name + "]", 0);
-      std::string last_metric;
-      int64_t last_done = 0;
-      const auto t0 = std::chrono::steady_clock::now();
       eval::RunnerOptions ro;
       ro.limit = f.limit;
-      eval::run_task(ew.workers, *m.tokenizer, data[t], ro, r, [&](int64_t done, int64_t total, const std::string& metric) {
-        if (done == 1) progress = eval::Progress(specs[t].name + " [" + r.policy.name + "]", total);
-        progress.update(done, metric);
-        last_metric = metric;
-        last_done = done;
-      });
-      progress.finish(last_done, last_metric);
-      r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      run_task_with_progress(ew.workers, *m.tokenizer, data[t], ro, r);
       interrupted = !r.complete;
       if (!interrupted && f.decode_tokens > 0) {
         const std::string sample = data[t].text.empty() ? data[t].items.front().context : data[t].text.substr(0, 20000);

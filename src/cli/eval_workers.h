@@ -1,6 +1,7 @@
 #pragma once
 // Item-parallel evaluation sessions, shared by `eval` and `sweep`.
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "cli/common.h"
@@ -25,5 +26,10 @@ struct EvalWorkers {
 // constructor.
 EvalWorkers make_eval_workers(const LlamaModel& model, const SessionOptions& base, const KvFlags& kv, int threads,
                               int jobs, bool kl);
+
+// Runs one task on `workers` into `r` with a progress line on stderr labelled
+// "TASK [POLICY]" (r.task, r.policy.name), and records r.wall_seconds. Throws like eval::run_task.
+void run_task_with_progress(std::span<const eval::RunnerWorker> workers, const Tokenizer& tokenizer,
+                            const eval::TaskData& data, const eval::RunnerOptions& options, eval::RunResult& r);
 
 }  // namespace kvbits::cli
