@@ -6,7 +6,9 @@ default) or, with --kv q4_0, its 4-bit cache (needs flash attention).
 
     /opt/kvref/bin/python scripts/bench_llamacpp.py MODEL --depth 0,512,2048,8192
 
-Prints one JSON object. Used for the same-machine comparison in docs/benchmarks.md; not part of
+Prints one JSON object. `ms_per_token` is wall time around llama-cpp-python's `eval` (what a
+Python user gets); `engine_ms_per_token` is llama.cpp's own timer of the same decode calls
+(`llama_perf_context`), without the Python wrapper. Used for the same-machine comparison in docs/benchmarks.md; not part of
 the build or the tests.
 """
 import argparse
@@ -39,19 +41,26 @@ def main():
     out = {"engine": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}", "threads": args.threads,
            "kv_cache": args.kv, "decode": []}
     for depth in depths:
-        times = []
+        times, engine_times = [], []
         for _ in range(args.runs):
             llm.reset()
             if depth:
                 llm.eval([rng.randrange(vocab) for _ in range(depth)])
             tok = rng.randrange(vocab)
+            llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
             t0 = time.perf_counter()
             for _ in range(args.n_gen):
                 llm.eval([tok])
                 # logits_all=False keeps no scores; read the last token's logits from the context.
                 tok = int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
             times.append(1000.0 * (time.perf_counter() - t0) / args.n_gen)
-        out["decode"].append({"depth": depth, "ms_per_token": statistics.median(times), "runs_ms": times})
+            # llama.cpp's own timer of its single-token decode calls: the same steps without the
+            # Python wrapper and the argmax (kvbits bench's figure includes its own argmax).
+            perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+            engine_times.append(perf.t_eval_ms / perf.n_eval if perf.n_eval > 0 else float("nan"))
+        out["decode"].append({"depth": depth, "ms_per_token": statistics.median(times), "runs_ms": times,
+                              "engine_ms_per_token": statistics.median(engine_times),
+                              "engine_runs_ms": engine_times})
     print(json.dumps(out, indent=2))
 
 

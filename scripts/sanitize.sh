@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the unit tests with AddressSanitizer + UBSan (build-asan/) and runs the tests of the code
-# that writes and reads packed bytes: KV store, pages, codecs, attention, the damage probe and the
-# weight matmuls/repacking. A write outside a page or a misread code fails here even when the
-# values happen to look right. Not part of scripts/test.sh (the instrumented build takes ~10 min on
-# 2 cores); run it after touching src/kv, src/ops or src/engine.
+# that writes and reads packed bytes: KV store, pages, codecs, attention, the damage probe, the
+# weight matmuls/repacking, the huge-page buffer and the bandwidth probe. A write outside a page or
+# a misread code fails here even when the values happen to look right. Not part of scripts/test.sh
+# (the instrumented build takes ~10 min on 2 cores); run it after touching src/kv, src/ops,
+# src/engine or src/io.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
@@ -12,4 +13,4 @@ cmake --build build-asan -j"$(nproc)" --target kvbits_unit_tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions="$here/scripts/ubsan.supp"
 ./build-asan/tests/kvbits_unit_tests \
-  --gtest_filter='Kv*:Attention*:DamageProbe*:SessionFeatures*:Hadamard*:Matmul*:Planar*:Quant*:Controller*'
+  --gtest_filter='Kv*:Attention*:DamageProbe*:SessionFeatures*:Hadamard*:Matmul*:Planar*:Quant*:Controller*:HugePageBuffer*:MemoryBandwidth*'
