@@ -15,14 +15,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 # run_cmd ARGS...: runs kvbits with a 60 s limit.
 run_cmd() { run_limited 60 "$@"; }
 
-# expect_error NAME ARGS...: non-zero, not a crash/timeout, exactly one stderr line "error: ...".
-expect_error() {
-  local name=$1
-  shift
-  run_cmd "$@"
-  check_one_error "$name"
-}
-
 # expect_ok NAME ARGS...: exit 0.
 expect_ok() {
   local name=$1

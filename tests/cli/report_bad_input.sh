@@ -12,12 +12,6 @@ trap 'rm -rf "$TMP"' EXIT
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 run_cmd() { run_limited 60 "$@"; }
-expect_error() {
-  local name=$1
-  shift
-  run_cmd "$@"
-  check_one_error "$name"
-}
 # expect_stderr NAME PATTERN: the last command's stderr matches PATTERN (grep -E).
 expect_stderr() {
   if grep -qE "$2" "$TMP/err"; then pass; else fail "$1: stderr lacks /$2/"; fi

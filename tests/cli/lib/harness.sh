@@ -20,6 +20,16 @@ run_limited() {
   rc=$?
 }
 
+# expect_error NAME ARGS...: runs the calling script's run_cmd (its own time limit), then
+# check_one_error: non-zero, not a crash or timeout, exactly one stderr line "error: ...". A
+# script that needs more (controller_bad_input.sh: a needle in the message) defines its own.
+expect_error() {
+  local name=$1
+  shift
+  run_cmd "$@"
+  check_one_error "$name"
+}
+
 # check_one_error NAME [HINT]: the last command exited non-zero, did not crash (exit >= 128) or
 # time out (124), and wrote exactly one stderr line starting with "error: ". Counts a pass or a
 # failure (HINT is added to a timeout's message); returns 1 on failure.
