@@ -8,8 +8,8 @@ default) or, with --kv q4_0, its 4-bit cache (needs flash attention).
 
 Prints one JSON object. `ms_per_token` is wall time around llama-cpp-python's `eval` (what a
 Python user gets); `engine_ms_per_token` is llama.cpp's own timer of the same decode calls
-(`llama_perf_context`), without the Python wrapper. Used for the same-machine comparison in docs/benchmarks.md; not part of
-the build or the tests.
+(`llama_perf_context`), without the Python wrapper. Used for the same-machine comparison in
+docs/benchmarks.md; not part of the build or the tests.
 """
 import argparse
 import json

@@ -9,9 +9,9 @@
 // depth, the working-set roofline: the same bytes divided by the bandwidth of re-reading a buffer
 // of exactly that size, which is what a decode step does every token — on a host whose last-level
 // cache holds the weights (480 MiB of L3 on some of our CI machines, against a 97 MB model) the
-// main-memory roofline is no bound at all and this one is. Attention alone is timed too: every layer's
-// attention for one query over the cache at depth D + n_gen, repeated; its bytes (kv_bytes) over
-// that time is the achieved attention bandwidth.
+// main-memory roofline is no bound at all and this one is. Attention alone is timed too: every
+// layer's attention for one query over the cache at depth D + n_gen, repeated; its bytes
+// (kv_bytes) over that time is the achieved attention bandwidth.
 //
 // With --baseline SPEC (e.g. fp16) a second cache under that policy is filled to the same depth
 // with the same tokens, and the decode steps alternate between the two caches on one thread

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "eval/progress.h"
-
 #include "util/error.h"
 
 namespace kvbits::cli {
