@@ -6,7 +6,6 @@
 // Order of work, so that mistakes surface in seconds: task names and data files are checked and
 // loaded, and every result path is reserved (created) before the model is loaded. Ctrl-C stops at
 // the next item and writes the partial result (complete = false); the exit status is then 130.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -15,7 +14,6 @@
 #include "cli/common.h"
 #include "cli/eval_workers.h"
 #include "eval/interrupt.h"
-#include "eval/progress.h"
 #include "eval/runner.h"
 #include "eval/sha256.h"
 #include "util/error.h"

@@ -7,7 +7,6 @@
 // (fp16, intN, kivi, rule) store fixed widths and run once. A budget a policy cannot reach (below
 // its cheapest class) is skipped with a warning. A result file that already exists complete is
 // kept (a sweep resumes where it stopped). Ctrl-C writes the partial result and stops.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -17,7 +16,6 @@
 #include "cli/common.h"
 #include "cli/eval_workers.h"
 #include "eval/interrupt.h"
-#include "eval/progress.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/sha256.h"
