@@ -374,12 +374,17 @@ HWY_INLINE void ReduceRowPairs(const RowPair* pairs, int n, float* y) {
 
 // Tiles: rows x tokens per call of PlanarTileDot. Prefill: 2 x 8 (then 2 x 4 and 2 x 1 for the
 // remaining tokens; measured on Zen 4 against 2x4, 4x4, 4x6, 2x6, 4x2, 6x2, 8x2). Decode: 2 x 1,
-// with a software prefetch 2 KiB ahead (4-row tiles, which interleave four streams, and no
+// with a software prefetch 8 KiB ahead into L2 (4-row tiles, which interleave four streams, and no
 // prefetch were slower when streaming the weights from DRAM).
+// The prefetch goes to L2 (T1), not L1 (T0): a core has few L1 fill buffers (the loads of the
+// tile itself need them too), more L2 miss slots, and the tile's loads then hit L2. Depth-0
+// decode, Zen 4, 2 threads, alternated (docs/benchmarks.md, 2026-12-04): T0 at 2 KiB 4.24-4.40
+// ms (Q4_1) and 6.28-6.99 ms (Q8_0); T1 at 8 KiB 3.33-3.74 and 4.97-5.07 ms. T0 at 1-8 KiB had
+// been no better than at 2 KiB; T1 at 4, 12, 16 and 32 KiB was level with 8 or slower.
 constexpr int kPlanarDecodeRows = 2;
 constexpr int kPlanarPrefillRows = 2;
 constexpr int kPlanarTokens = 8;
-constexpr int kPlanarPrefetchBytes = 2048;
+constexpr int kPlanarPrefetchBytes = 8192;
 
 // Rows [r, r + R) (slot = r - batch start, even) for tokens [t, t + T) into pairs[token][slot / 2].
 template <PKind K, int R, int T>
@@ -397,7 +402,7 @@ void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const Quant
   if constexpr (T == 1 && kPlanarPrefetchBytes > 0) {
     // Decode streams the weights once: fetch the rows kPlanarPrefetchBytes ahead of this tile.
     const char* ahead = reinterpret_cast<const char*>(p.codes[0]) + kPlanarPrefetchBytes;
-    for (uint64_t off = 0; off < R * w.row_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+    for (uint64_t off = 0; off < R * w.row_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
   }
   V16::F out[R][T];
   PlanarTileDot<V16, K, R, T>(p, g, out);
