@@ -228,6 +228,7 @@ int bench(const BenchFlags& f) {
                  ws_bw / 1e9, kv.effective_bits,
                  step_attention, attention_ms, attention_gbps,
                  median(policy_ms), 100.0 * policy_fraction);
+    warn_if_budget_missed(session.policy(), kv.effective_bits, "bench depth " + std::to_string(depth));
     if (base) {
       // The ratio of each run's two means (steps alternated), median over runs.
       decode.back()["baseline"] = {{"spec", base->policy().spec()}, {"ms_per_token", median(base_ms)},

@@ -170,6 +170,8 @@ int eval_command(const EvalFlags& f) {
     }
     std::printf("\teffective bits %.3f\t%s%s\n", r.kv.effective_bits, writers[t]->path().string().c_str(),
                 r.complete ? "" : "\t(partial: interrupted)");
+    std::fflush(stdout);  // the warning after its result line
+    if (r.n() > 0) warn_if_budget_missed(session.policy(), r.kv.effective_bits, "eval " + r.task);
   }
   std::fflush(stdout);
   return interrupted ? 130 : 0;

@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "policy/sink_policy.h"
@@ -103,6 +104,16 @@ std::string format_bytes(uint64_t bytes) {
   else if (bytes >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
   else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
   return buf;
+}
+
+bool warn_if_budget_missed(const PrecisionPolicy& policy, double effective_bits, const std::string& what) {
+  const std::optional<double> budget = policy.budget_bits();
+  if (!budget || std::fabs(effective_bits - *budget) <= 0.1) return false;
+  std::fprintf(stderr,
+               "warning: %s: %s stored %.2f effective bits against its budget of %.2f (rows the policy must keep "
+               "wide, such as --kv-sinks on short contexts, cost more than the other rows can give back)\n",
+               what.c_str(), policy.spec().c_str(), effective_bits, *budget);
+  return true;
 }
 
 }  // namespace kvbits::cli

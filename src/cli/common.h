@@ -52,4 +52,10 @@ LoadedModel load_model(const ModelFlags& flags);
 // "12.3 MiB" style.
 std::string format_bytes(uint64_t bytes);
 
+// A one-line warning on stderr when a policy with a bit budget (--kv-bits, learned@B, alloc@B)
+// stored more than 0.1 bits away from it (e.g. FP16 sinks on contexts of a dozen tokens, or
+// sink-like keys on random token ids, cost more than int2 everywhere else gives back). `what`
+// names the run ("eval arc_easy"). Returns whether it warned.
+bool warn_if_budget_missed(const PrecisionPolicy& policy, double effective_bits, const std::string& what);
+
 }  // namespace kvbits::cli

@@ -137,6 +137,15 @@ if expect_ok "run tiny learned @5 with --kv-layers" "${RUN[@]}" -n 150 --kv "lea
   fi
 fi
 expect_ok "run tiny oracle" "${RUN[@]}" -n 8 --kv "oracle:h2@6"
+# A budget the policy cannot hold (every row a sink: FP16) is reported on stderr; one it holds is not.
+if expect_ok "bench: budget missed" bench -m "$TINY" -t 1 --kv "learned:$CTL@5" --kv-sinks 100000 --depth 32 \
+  --n-gen 4 --runs 1 --prefill 0; then
+  grep -q '^warning: bench depth 32: .* stored [0-9.]* effective bits against its budget of 5.00' "$TMP/err" && pass ||
+    fail "bench: budget missed: no warning in: $(cat "$TMP/err")"
+fi
+if expect_ok "bench: budget held" bench -m "$TINY" -t 1 --kv "learned:$CTL@5" --depth 150 --n-gen 4 --runs 1 --prefill 0; then
+  grep -q '^warning:' "$TMP/err" && fail "bench: budget held: unexpected warning: $(grep '^warning:' "$TMP/err")" || pass
+fi
 
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
