@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
@@ -100,6 +101,59 @@ BENCHMARK(BM_AttentionDecode)
     ->Args({16, 245760, 2})
     ->Args({4, 245760, 2})
     ->Args({2, 245760, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// One decode step's attention as the engine runs it: 30 layers of `tokens` tokens each, one
+// attention() call per layer, every page a separate allocation made in the order a growing cache
+// makes them (kv/kv_store.cc: page p of layer 0, of layer 1, ..., then page p + 1), so a layer's
+// consecutive pages are not adjacent in memory.
+void BM_AttentionDecodeLayers(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t tokens = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  constexpr int kLayers = 30;
+  std::vector<std::unique_ptr<PagedCache>> layers;
+  for (int l = 0; l < kLayers; ++l) layers.push_back(make_cache(bits, tokens));
+  std::vector<std::unique_ptr<uint8_t[]>> owned;
+  const size_t n_pages = layers[0]->pages.size();
+  for (size_t p = 0; p < n_pages; ++p) {
+    for (int l = 0; l < kLayers; ++l) {
+      PagedCache& c = *layers[l];
+      owned.emplace_back(new uint8_t[c.layout.page_bytes()]);
+      std::memcpy(owned.back().get(), c.pages[p].data, c.layout.page_bytes());
+      c.pages[p].data = owned.back().get();
+    }
+  }
+  for (auto& c : layers) {
+    c->bytes.clear();
+    c->bytes.shrink_to_fit();
+  }
+  const AttentionShape shape{kHeads, kKvHeads, kHeadDim};
+  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : q) v = nd(rng);
+  const WindowRange window{};
+  ThreadPool pool(threads);
+  AttentionScratch scratch;
+  for (auto _ : state) {
+    for (int l = 0; l < kLayers; ++l) {
+      KvLayerView view;
+      view.pages = layers[l]->pages;
+      view.group = kGroup;
+      view.rotated_k = view.rotated_v = bits < 16;
+      attention(shape, q.data(), 1, &window, view, out.data(), pool, scratch);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * kLayers * tokens * static_cast<int64_t>(layers[0]->token_bytes));
+}
+BENCHMARK(BM_AttentionDecodeLayers)
+    ->ArgNames({"bits", "tokens", "threads"})
+    ->Args({16, 8192, 2})
+    ->Args({4, 8192, 2})
+    ->Args({2, 8192, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
