@@ -86,7 +86,7 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
 // the page (70-260 lines) left the kernel ~2x slower out of cache (attention.cc); our reading is
 // that the burst fills the core's miss buffers and the current tile's loads queue behind it.
 // The lines go to L2 (T1): with T0 the FP16 cache at depth 8192 read 15-18 GB/s on Zen 4 against
-// a 31-34 GB/s probe, with T1 27-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2
+// a 31-35 GB/s probe, with T1 26-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2
 // ms for 245760 tokens, alternated, 2026-12-04); the quantized pages, which are bound by the
 // kernels' arithmetic, stayed within the host's noise.
 struct PrefetchCursor {
