@@ -200,6 +200,7 @@ int sweep_command(const SweepFlags& f) {
       std::printf("%s\t%s\tn=%lld\teffective bits %.3f\t%s\n", r.task.c_str(), r.policy.name.c_str(),
                   static_cast<long long>(r.n()), r.kv.effective_bits, path.string().c_str());
       std::fflush(stdout);
+      if (r.n() > 0) warn_if_budget_missed(policy, r.kv.effective_bits, "sweep " + r.task);
     }
   }
   if (!f.no_report && !files.empty()) {
