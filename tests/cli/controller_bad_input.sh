@@ -143,9 +143,9 @@ if expect_ok "bench: budget missed" bench -m "$TINY" -t 1 --kv "learned:$CTL@5" 
   grep -q '^warning: bench depth 32: .* stored [0-9.]* effective bits against its budget of 5.00' "$TMP/err" && pass ||
     fail "bench: budget missed: no warning in: $(cat "$TMP/err")"
 fi
-if expect_ok "sweep: budget missed" sweep -m "$TINY" -t 1 --tasks wikitext2 --limit 1 --policies "learned:$CTL" \
-  --budgets 5 --kv-sinks 100000 --decode-tokens 0 --no-report -o "$TMP/sweep_warn"; then
-  grep -q '^warning: sweep wikitext2: .* against its budget of 5.00' "$TMP/err" && pass ||
+if expect_ok "sweep: budget missed" sweep -m "$TINY" -t 1 --tasks "text:$TMP/calib_train.txt" --limit 1 \
+  --policies "learned:$CTL" --budgets 5 --kv-sinks 100000 --decode-tokens 0 --no-report -o "$TMP/sweep_warn"; then
+  grep -q '^warning: sweep .*: .* against its budget of 5.00' "$TMP/err" && pass ||
     fail "sweep: budget missed: no warning in: $(cat "$TMP/err")"
 fi
 if expect_ok "bench: budget held" bench -m "$TINY" -t 1 --kv "learned:$CTL@5" --depth 150 --n-gen 4 --runs 1 --prefill 0; then
