@@ -64,20 +64,34 @@ std::unique_ptr<PagedCache> make_cache(int bits, int64_t tokens) {
   return c;
 }
 
+// The view attention() reads for a cache of one width (rotated codes below 16 bits, as the store
+// writes them).
+KvLayerView view_of(const PagedCache& c, int bits) {
+  KvLayerView view;
+  view.pages = c.pages;
+  view.group = kGroup;
+  view.rotated_k = view.rotated_v = bits < 16;
+  return view;
+}
+
+// One decode query, [kHeads * kHeadDim], fixed seed.
+std::vector<float> random_query() {
+  std::vector<float> q(kHeads * kHeadDim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : q) v = nd(rng);
+  return q;
+}
+
 void BM_AttentionDecode(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t tokens = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   const auto cache = make_cache(bits, tokens);
-  KvLayerView view;
-  view.pages = cache->pages;
-  view.group = kGroup;
-  view.rotated_k = view.rotated_v = bits < 16;
+  const KvLayerView view = view_of(*cache, bits);
   const AttentionShape shape{kHeads, kKvHeads, kHeadDim};
-  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& v : q) v = nd(rng);
+  const std::vector<float> q = random_query();
+  std::vector<float> out(kHeads * kHeadDim);
   const WindowRange window{};
   ThreadPool pool(threads);
   AttentionScratch scratch;
@@ -125,24 +139,20 @@ void BM_AttentionDecodeLayers(benchmark::State& state) {
       c.pages[p].data = owned.back().get();
     }
   }
+  std::vector<KvLayerView> views;
   for (auto& c : layers) {
     c->bytes.clear();
     c->bytes.shrink_to_fit();
+    views.push_back(view_of(*c, bits));
   }
   const AttentionShape shape{kHeads, kKvHeads, kHeadDim};
-  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& v : q) v = nd(rng);
+  const std::vector<float> q = random_query();
+  std::vector<float> out(kHeads * kHeadDim);
   const WindowRange window{};
   ThreadPool pool(threads);
   AttentionScratch scratch;
   for (auto _ : state) {
-    for (int l = 0; l < kLayers; ++l) {
-      KvLayerView view;
-      view.pages = layers[l]->pages;
-      view.group = kGroup;
-      view.rotated_k = view.rotated_v = bits < 16;
+    for (const KvLayerView& view : views) {
       attention(shape, q.data(), 1, &window, view, out.data(), pool, scratch);
       benchmark::DoNotOptimize(out.data());
     }
