@@ -67,11 +67,16 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
 }
 
 // Bits [j * kBits, (j + 1) * kBits) of every byte of raw, moved to the bottom of the byte: plane
-// j of a chunk of codes. Plane 0 is one vpandd; the others one vgf2p8affineqb (GFNI: a per-byte
-// bit matrix) instead of a 16-bit shift and an and.
+// j of a chunk of codes. Plane 0 is one vpandd; the others of 4-bit codes a 16-bit shift and an
+// and, those of 2-bit codes one vgf2p8affineqb (GFNI: a per-byte bit matrix). On Zen 4
+// vgf2p8affineqb issues to the two pipes that also run vpdpbusd and the FMAs: next to a stream
+// of vpdpbusd it cost a full cycle in a micro-benchmark, a shift and an and ~0.05. With shifts
+// the int4 kernel got ~3 % faster, the int2 one (three shifted planes per chunk) ~8 % slower
+// (in cache, 1 thread, 2026-12-04), so each width keeps the faster form.
 template <int kBits>
 HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
   if (kBits == 8 || j == 0) return _mm512_and_si512(raw, mask);
+  if (kBits == 4) return _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
   // Row i of the matrix (byte 7 - i of the qword) selects the input bit that becomes bit i.
   uint64_t m = 0;
   for (int i = 0; i < kBits; ++i) m |= uint64_t{1} << (j * kBits + i) << (8 * (7 - i));
@@ -99,6 +104,40 @@ struct PrefetchCursor {
   }
 };
 
+// One head's K and V blocks of a page, resolved once per page: the tile kernels computed these
+// offsets from the layout at every tile, two integer divisions and a dozen multiplies each time
+// (~10 % of the int2 kernel's samples, perf 2026-12-04).
+struct HeadBlocks {
+  const uint8_t* k;   // K codes of tile 0
+  const uint8_t* ks;  // K scales [groups][page_tokens] (sign bit: centring flag)
+  const uint8_t* km;  // K minimums, same shape
+  const uint8_t* v;   // V codes of tile 0
+  const uint8_t* vs;  // V scales
+  const uint8_t* vm;  // V minimums
+  size_t k_tile = 0, v_tile = 0;  // bytes per 16-token tile
+  int k_bits = 16, v_bits = 16;
+  int k_meta = 2, v_meta = 2;  // bytes per scale or minimum
+  int page_tokens = 0;         // stride of the metadata rows
+};
+
+HWY_INLINE HeadBlocks ResolveHead(const KvPageLayout& layout, const uint8_t* page, int kvh) {
+  HeadBlocks b;
+  b.k = page + layout.codes(false, kvh);
+  b.ks = page + layout.scales(false, kvh);
+  b.km = page + layout.minimums(false, kvh);
+  b.v = page + layout.codes(true, kvh);
+  b.vs = page + layout.scales(true, kvh);
+  b.vm = page + layout.minimums(true, kvh);
+  b.k_tile = layout.tile_bytes(false);
+  b.v_tile = layout.tile_bytes(true);
+  b.k_bits = layout.format(false).bits;
+  b.v_bits = layout.format(true).bits;
+  b.k_meta = layout.format(false).meta_size();
+  b.v_meta = layout.format(true).meta_size();
+  b.page_tokens = layout.page_tokens();
+  return b;
+}
+
 // Independent accumulator chains per head in the dot-product loops. vpdpbusd and vfmadd have a
 // latency of 4-5 cycles and a throughput of one zmm per cycle (Zen 4), so with g = 3 heads one
 // chain per head left the units idle most of the time; two chains per head (with the widths as
@@ -107,14 +146,23 @@ struct PrefetchCursor {
 constexpr int kChains = 2;
 static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]");
 
-// Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
-// kG > 0: g == kG known at compile time, so the per-head accumulators stay in registers (the
-// kernels are instantiated for the common group sizes; kG = 0 is the generic fallback).
+// The shape every kernel below works with: g query heads per KV head (a template argument > 0
+// fixes it at compile time, so that the per-head accumulators stay in registers; the kernels are
+// instantiated for the common group sizes: AttendPageVnni), the head dim and the group size of K
+// and V rows. Fixing those two as well (64, 32) fully unrolled the loops and made the kernels
+// 10-13 % slower (in cache, 1 thread, 2026-12-04).
 template <int kG>
-HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, int g_runtime, int hd, const KvPageLayout& layout,
-                              const uint8_t* page, int kvh, int t0, __m512* s) {
-  const int g = kG > 0 ? kG : g_runtime;
-  const uint16_t* k = reinterpret_cast<const uint16_t*>(page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false));
+struct KernelShape {
+  int g_rt, hd, group;
+  HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
+  HWY_INLINE int groups() const { return hd / group; }
+};
+
+// Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
+template <class Shape>
+HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
+  const int g = sh.g(), hd = sh.hd;
+  const uint16_t* k = reinterpret_cast<const uint16_t*>(b.k + (t0 / kKvTile) * b.k_tile);
   __m512 acc[kChains][16] = {};
   for (int e = 0; e < hd; e += kChains) {  // hd is a multiple of 16
 #pragma GCC unroll 2
@@ -128,27 +176,49 @@ HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, int g_runtime, int hd, con
   for (int h = 0; h < g; ++h) s[h] = _mm512_add_ps(acc[0][h], acc[1][h]);
 }
 
-// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
-template <int kG, int kBits>
-HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
-                               const uint8_t* page, int kvh, int t0, __m512* s) {
-  const int g = kG > 0 ? kG : g_runtime;
-  constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
-  // 8-bit codes have one plane per chunk: the chains alternate over pairs of chunks instead.
-  constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
-  const KvRowFormat& kf = layout.format(false);
-  const int pt = layout.page_tokens();
-  const int groups = hd / group;
-  const uint8_t* k = page + layout.codes(false, kvh) + (t0 / kKvTile) * layout.tile_bytes(false);
-  const uint8_t* ks = page + layout.scales(false, kvh);
-  const uint8_t* km = page + layout.minimums(false, kvh);
-  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
+// Adds group gr's share of the scores of one tile of kBits-wide K codes to s[h], given the
+// group's int32 dot products dot[h] of codes and int8 query: ks * qd * dot + km * qsum (and,
+// before group 0, q . key_mean on centred rows).
+template <class Shape, int kBits>
+HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int gr,
+                                 const __m512i* dot, __m512* s) {
+  constexpr int kMeta = kBits <= 4 ? 1 : 2;
+  const int g = sh.g(), groups = sh.groups();
+  __m512 scale = LoadMeta(b.ks, gr * b.page_tokens + t0, kMeta);
+  const __m512 minimum = LoadMeta(b.km, gr * b.page_tokens + t0, kMeta);
+  if (gr == 0) {
+    // The scales' sign bits are the rows' centring flags (ops/kv_codec.h kKvCentredFlag): those
+    // rows hold k - key_mean, so their scores get + q . key_mean.
+    const __mmask16 centred = _mm512_movepi32_mask(_mm512_castps_si512(scale));
+    KVBITS_UNROLL_HEADS
+    for (int h = 0; h < g; ++h) s[h] = _mm512_maskz_mov_ps(centred, _mm512_set1_ps(q.qmu[h]));
+  }
+  scale = _mm512_abs_ps(scale);
   KVBITS_UNROLL_HEADS
-  for (int h = 0; h < g; ++h) s[h] = _mm512_setzero_ps();
-  __mmask16 centred = 0;  // rows holding k - key_mean: their scores get + q . key_mean
-  // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk); with 8 bits a group
-  // has a multiple of 4 chunks, so chunk pairs never straddle groups.
-  const int chunks_per_group = group / kPerChunk;
+  for (int h = 0; h < g; ++h) {
+    const __m512 d = _mm512_cvtepi32_ps(dot[h]);
+    s[h] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
+    s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
+  }
+}
+
+// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
+template <class Shape, int kBits>
+HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
+  const int g = sh.g(), hd = sh.hd, groups = sh.groups();
+  constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
+  const uint8_t* k = b.k + (t0 / kKvTile) * b.k_tile;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk).
+  const int chunks_per_group = sh.group / kPerChunk;
+  // The chains alternate within a group: over planes, or over chunk pairs for 8-bit codes, which
+  // have one plane per chunk (a group of 8-bit codes has a multiple of 4 chunks, so pairs never
+  // straddle groups). Chains over the two groups of a pair instead (no int32 add per group) made
+  // the kernels ~45 % slower (2026-12-04).
+  constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
+  // The scores build up in registers and are stored once: updated in s (memory) after each
+  // group, they formed a store-to-load chain between the groups.
+  __m512 sum[16];
   for (int gr = 0; gr < groups; ++gr) {
     __m512i acc[kChains][16] = {};
     for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
@@ -165,36 +235,29 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, int g_runtime, int hd, in
         }
       }
     }
-    __m512 scale = LoadMeta(ks, gr * pt + t0, kf.meta_size());
-    const __m512 minimum = LoadMeta(km, gr * pt + t0, kf.meta_size());
-    // The scales' sign bits are the rows' centring flags (ops/kv_codec.h kKvCentredFlag).
-    if (gr == 0) centred = _mm512_movepi32_mask(_mm512_castps_si512(scale));
-    scale = _mm512_abs_ps(scale);
+    __m512i dot[16];
     KVBITS_UNROLL_HEADS
-    for (int h = 0; h < g; ++h) {
-      if (gr == 0) s[h] = _mm512_maskz_mov_ps(centred, _mm512_set1_ps(q.qmu[h]));
-      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[0][h], acc[1][h]));
-      s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
-      s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
-    }
+    for (int h = 0; h < g; ++h) dot[h] = _mm512_add_epi32(acc[0][h], acc[1][h]);
+    FinishScoreGroup<Shape, kBits>(q, sh, b, t0, gr, dot, sum);
   }
+  KVBITS_UNROLL_HEADS
+  for (int h = 0; h < g; ++h) s[h] = sum[h];
 }
 
 // Scores of `tiles` tiles of a step (tokens [t0, t0 + n)): s[i][h], lanes past the page's used
 // tokens = -inf. The K width is dispatched per tile (the same branch for a whole page).
-template <int kG>
-HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, int g_runtime, int hd, int group, const KvPageLayout& layout,
-                              const uint8_t* page, int kvh, int t0, int n, int tiles, __m512 (*s)[16],
-                              PrefetchCursor& pf) {
-  const int g = kG > 0 ? kG : g_runtime;
+template <class Shape>
+HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int n, int tiles,
+                              __m512 (*s)[16], PrefetchCursor& pf) {
+  const int g = sh.g();
   for (int i = 0; i < tiles; ++i) {
     pf.issue();
     const int t = t0 + i * kKvTile;
-    switch (layout.format(false).bits) {
-      case 16: ScoreTileFp16<kG>(q, g, hd, layout, page, kvh, t, s[i]); break;
-      case 8: ScoreTileQuant<kG, 8>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
-      case 4: ScoreTileQuant<kG, 4>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
-      default: ScoreTileQuant<kG, 2>(q, g, hd, group, layout, page, kvh, t, s[i]); break;
+    switch (b.k_bits) {
+      case 16: ScoreTileFp16(q, sh, b, t, s[i]); break;
+      case 8: ScoreTileQuant<Shape, 8>(q, sh, b, t, s[i]); break;
+      case 4: ScoreTileQuant<Shape, 4>(q, sh, b, t, s[i]); break;
+      default: ScoreTileQuant<Shape, 2>(q, sh, b, t, s[i]); break;
     }
     const int nt = std::min(kKvTile, n - i * kKvTile);
     if (nt < kKvTile) {
@@ -213,9 +276,9 @@ constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 
 // Online-softmax update of one head with `tiles` tiles of scores s[i][h]: turns them into
 // p = 2^(s - m_new) in place and rescales the head's sums when the max grows.
-template <int kG>
-HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, const SoftmaxState& st) {
-  const int g = kG > 0 ? kG : g_runtime;
+template <class Shape>
+HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxState& st) {
+  const int g = sh.g(), hd = sh.hd;
   KVBITS_UNROLL_HEADS
   for (int h = 0; h < g; ++h) {
     __m512 vmax = s[0][h];
@@ -254,16 +317,16 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, int g_runtime, int hd, c
 }
 
 // Adds sum_t p[i][h][t] v_t of a step's fp16 V rows (row-major [16][hd] per tile; tokens
-// [t0, t0 + n)) to target[h * hd ..]. kG as for ScoreTileFp16.
-template <int kG>
-HWY_INLINE void AccumulateStepFp16(int g_runtime, int hd, const KvPageLayout& layout, const uint8_t* page, int kvh,
-                                   int t0, int n, int tiles, __m512 (*p)[16], float* target, PrefetchCursor& pf) {
-  const int g = kG > 0 ? kG : g_runtime;
-  const uint8_t* v0 = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
+// [t0, t0 + n)) to target[h * hd ..].
+template <class Shape>
+HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
+                                   float* target, PrefetchCursor& pf) {
+  const int g = sh.g(), hd = sh.hd;
+  const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
   alignas(64) float pw[16][kKvTile];
   for (int i = 0; i < tiles; ++i) {
     pf.issue();
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * layout.tile_bytes(true));
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * b.v_tile);
     const int nt = std::min(kKvTile, n - i * kKvTile);  // weights of unused slots are 0 anyway
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[i][h]);
@@ -288,18 +351,13 @@ HWY_INLINE void AccumulateStepFp16(int g_runtime, int hd, const KvPageLayout& la
 }
 
 // The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
-template <int kG, int kBits>
-HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPageLayout& layout, const uint8_t* page,
-                                    int kvh, int t0, int n, int tiles, __m512 (*p)[16], float* target,
+template <class Shape, int kBits>
+HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
                                     float* lane_vmin, PrefetchCursor& pf) {
-  const int g = kG > 0 ? kG : g_runtime;
+  const int g = sh.g(), hd = sh.hd, group = sh.group, groups = sh.groups();
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
-  const KvRowFormat& vf = layout.format(true);
-  const int pt = layout.page_tokens();
-  const uint8_t* v0 = page + layout.codes(true, kvh) + (t0 / kKvTile) * layout.tile_bytes(true);
-  const int groups = hd / group;
-  const uint8_t* vs = page + layout.scales(true, kvh);
-  const uint8_t* vm = page + layout.minimums(true, kvh);
+  constexpr int kMeta = kBits <= 4 ? 1 : 2;
+  const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
   // Integer weights per (head, group): one byte per token of the step; ws = their scale.
   alignas(64) int8_t wq[16][4][kVnniStepTiles * kKvTile];
   float ws[16][4];
@@ -312,8 +370,8 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
       pmin[h] = _mm512_loadu_ps(lane_vmin + 16 * (h * groups + gr));
     }
     for (int i = 0; i < tiles; ++i) {
-      const __m512 scale = LoadMeta(vs, gr * pt + t0 + i * kKvTile, vf.meta_size());
-      const __m512 minimum = LoadMeta(vm, gr * pt + t0 + i * kKvTile, vf.meta_size());
+      const __m512 scale = LoadMeta(b.vs, gr * b.page_tokens + t0 + i * kKvTile, kMeta);
+      const __m512 minimum = LoadMeta(b.vm, gr * b.page_tokens + t0 + i * kKvTile, kMeta);
       KVBITS_UNROLL_HEADS
       for (int h = 0; h < g; ++h) {
         w[i][h] = _mm512_mul_ps(p[i][h], scale);
@@ -336,20 +394,26 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
     }
   }
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
-  for (int kb = 0; kb < hd / 16; ++kb) {  // 16-dim blocks
+  // 16-dim blocks kb of each group gr (group is a multiple of 16; an integer division per block
+  // showed in the profile).
+  for (int kb = 0, gr = 0, next_group = group / 16; kb < hd / 16; ++kb) {
+    if (kb == next_group) {
+      ++gr;
+      next_group += group / 16;
+    }
     pf.issue();
-    const int gr = kb * 16 / group;
     __m512i acc[kChains][16] = {};
+    // Every quad of every tile, the unused slots of a page's last tile included: their weights
+    // are 0 (p = 2^-inf, scale 0), so they add nothing, and a branch per quad cost more than
+    // the products.
     for (int i = 0; i < tiles; ++i) {  // int32 sums of <= 64 tokens x 127 x 255: no overflow
-      const int nt = std::min(kKvTile, n - i * kKvTile);
-      const uint8_t* block = v0 + i * layout.tile_bytes(true) + kb * 32 * kBits;
+      const uint8_t* block = v0 + i * b.v_tile + kb * 32 * kBits;
 #pragma GCC unroll 4
       for (int z = 0; z < kChunks; ++z) {
         const __m512i raw = _mm512_loadu_si512(block + z * 64);
 #pragma GCC unroll 4
         for (int j = 0; j < kPlanes; ++j) {
           const int quad = z * kPlanes + j;
-          if (4 * quad >= nt) break;
           const __m512i codes = CodePlane<kBits>(raw, j, mask);
           KVBITS_UNROLL_HEADS
           for (int h = 0; h < g; ++h) {
@@ -368,31 +432,30 @@ HWY_INLINE void AccumulateStepQuant(int g_runtime, int hd, int group, const KvPa
 }
 
 // Dispatch on the V width, once per step.
-template <int kG>
-HWY_INLINE void AccumulateStepVnni(int g, int hd, int group, const KvPageLayout& layout, const uint8_t* page, int kvh,
-                                   int t0, int n, int tiles, __m512 (*p)[16], float* target, float* lane_vmin,
-                                   PrefetchCursor& pf) {
-  switch (layout.format(true).bits) {
-    case 16: return AccumulateStepFp16<kG>(g, hd, layout, page, kvh, t0, n, tiles, p, target, pf);
-    case 8: return AccumulateStepQuant<kG, 8>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
-    case 4: return AccumulateStepQuant<kG, 4>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
-    default: return AccumulateStepQuant<kG, 2>(g, hd, group, layout, page, kvh, t0, n, tiles, p, target, lane_vmin, pf);
+template <class Shape>
+HWY_INLINE void AccumulateStepVnni(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
+                                   float* target, float* lane_vmin, PrefetchCursor& pf) {
+  switch (b.v_bits) {
+    case 16: return AccumulateStepFp16(sh, b, t0, n, tiles, p, target, pf);
+    case 8: return AccumulateStepQuant<Shape, 8>(sh, b, t0, tiles, p, target, lane_vmin, pf);
+    case 4: return AccumulateStepQuant<Shape, 4>(sh, b, t0, tiles, p, target, lane_vmin, pf);
+    default: return AccumulateStepQuant<Shape, 2>(sh, b, t0, tiles, p, target, lane_vmin, pf);
   }
 }
 
 // The VNNI page kernel: steps of up to 4 tiles of 16 tokens, each read once for the nq queries
 // of a block.
-template <int kG>
-HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
-                                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
-  const KvPageLayout& layout = *page.layout;
-  const bool v_quant = layout.format(true).bits < 16;
+template <class Shape>
+HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState* states, int nq, Shape sh,
+                                    const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
+  const HeadBlocks b = ResolveHead(*page.layout, page.data, kvh);
+  const bool v_quant = b.v_bits < 16;
   constexpr int kStep = kVnniStepTiles * kKvTile;
   __m512 s[kVnniStepTiles][16];
   // Issue points: every tile of the scores and every tile (fp16 V) or 16-dim block (quantized V)
   // of the V sums, for the first query of the block.
   const int tiles_total = (page.n_tokens + kKvTile - 1) / kKvTile;
-  const int v_points = v_quant ? hd / 16 * ((page.n_tokens + kStep - 1) / kStep) : tiles_total;
+  const int v_points = v_quant ? sh.hd / 16 * ((page.n_tokens + kStep - 1) / kStep) : tiles_total;
   const size_t points = static_cast<size_t>(tiles_total + v_points);
   PrefetchCursor pf{next.begin, next.begin + 64 * next.lines, (next.lines + points - 1) / points * 64};
   PrefetchCursor none;
@@ -402,10 +465,9 @@ HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* sta
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];
       PrefetchCursor& c = qi == 0 ? pf : none;
-      ScoreStepVnni<kG>(qs[qi], g, hd, group, layout, page.data, kvh, t0, n, tiles, s, c);
-      SoftmaxStep<kG>(s, tiles, g, hd, st);
-      AccumulateStepVnni<kG>(g, hd, group, layout, page.data, kvh, t0, n, tiles, s,
-                             v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c);
+      ScoreStepVnni(qs[qi], sh, b, t0, n, tiles, s, c);
+      SoftmaxStep(s, tiles, sh, st);
+      AccumulateStepVnni(sh, b, t0, n, tiles, s, v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c);
     }
   }
 }
@@ -414,11 +476,11 @@ HWY_INLINE void AttendPageVnniG(const PreparedQuery* qs, const SoftmaxState* sta
 HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
                                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
   switch (g) {
-    case 1: return AttendPageVnniG<1>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    case 2: return AttendPageVnniG<2>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    case 3: return AttendPageVnniG<3>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    case 4: return AttendPageVnniG<4>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    case 8: return AttendPageVnniG<8>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    default: return AttendPageVnniG<0>(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
+    case 1: return AttendPageVnniShape(qs, states, nq, KernelShape<1>{g, hd, group}, page, kvh, rotated_v, next);
+    case 2: return AttendPageVnniShape(qs, states, nq, KernelShape<2>{g, hd, group}, page, kvh, rotated_v, next);
+    case 3: return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group}, page, kvh, rotated_v, next);
+    case 4: return AttendPageVnniShape(qs, states, nq, KernelShape<4>{g, hd, group}, page, kvh, rotated_v, next);
+    case 8: return AttendPageVnniShape(qs, states, nq, KernelShape<8>{g, hd, group}, page, kvh, rotated_v, next);
+    default: return AttendPageVnniShape(qs, states, nq, KernelShape<0>{g, hd, group}, page, kvh, rotated_v, next);
   }
 }
