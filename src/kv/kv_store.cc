@@ -278,11 +278,11 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
       const bool rotate = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
       if (is_v) {
         if (rotate) hadamard(x, head_dim_);
-        kv_quantize_ref(x, head_dim_, bits, options_.group, codes, scale, minimum);
+        kv_quantize(x, head_dim_, bits, options_.group, codes, scale, minimum);
       } else {
         const float* mean = L.key_mean ? L.key_mean + h * head_dim_ : nullptr;
         const float* weight = L.key_weight ? L.key_weight + h * head_dim_ : nullptr;
-        kv_quantize_key_ref(x, mean, weight, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
+        kv_quantize_key(x, mean, weight, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
       }
       kv_page_write_codes(layout, page.data.get(), is_v, h, slot, codes, scale, minimum);
     }

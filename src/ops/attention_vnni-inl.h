@@ -218,7 +218,7 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
   constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
   // The scores build up in registers and are stored once: updated in s (memory) after each
   // group, they formed a store-to-load chain between the groups.
-  __m512 sum[16];
+  __m512 sum[16] = {};  // set by group 0
   for (int gr = 0; gr < groups; ++gr) {
     __m512i acc[kChains][16] = {};
     for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {

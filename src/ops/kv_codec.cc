@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/kv_group_codes.h"
 #include "util/half.h"
 
 namespace kvbits {
@@ -35,10 +36,14 @@ uint16_t meta_below(uint16_t h, int bits) {
   return mag == 0 ? static_cast<uint16_t>(0x8000u | step) : static_cast<uint16_t>(h - step);
 }
 
+// The group loop a row quantizer runs: kv_group_codes_ref (the reference) or kv_group_codes
+// (SIMD, the store's).
+using GroupCodesFn = double (*)(const float* x, int n, int levels, float m, float s, float inv, uint8_t* codes);
+
 // Codes of one group for the range [lo, hi]; returns the squared error of the decoded values
 // (finite elements only). lo <= hi, both finite.
 double quantize_group(const float* x, int group, int bits, float lo, float hi, uint8_t* codes, uint16_t* s_out,
-                      uint16_t* m_out) {
+                      uint16_t* m_out, GroupCodesFn group_codes) {
   const int levels = (1 << bits) - 1;
   uint16_t m_h = kv_meta_round(lo, bits);
   // A narrow range far from zero can have its minimum rounded above hi; step it down to at most
@@ -49,28 +54,14 @@ double quantize_group(const float* x, int group, int bits, float lo, float hi, u
   const uint16_t s_h = kv_meta_round(std::min(std::max(0.0f, (hi - m) / static_cast<float>(levels)), kHalfMax), bits);  // +0, never -0
   const float s = fp16_to_fp32(s_h);
   const float inv = s > 0.0f ? 1.0f / s : 0.0f;
-  double err = 0.0;
-  for (int i = 0; i < group; ++i) {
-    const float v = x[i];
-    if (std::isnan(v)) {
-      codes[i] = 0;
-      continue;
-    }
-    const float vc = std::clamp(v, -kHalfMax, kHalfMax);
-    const float c = std::clamp(std::nearbyint((vc - m) * inv), 0.0f, static_cast<float>(levels));
-    codes[i] = static_cast<uint8_t>(c);
-    const double d = static_cast<double>(std::fma(s, c, m)) - vc;
-    err += d * d;
-  }
   *s_out = s_h;
   *m_out = m_h;
-  return err;
+  return group_codes(x, group, levels, m, s, inv, codes);
 }
 
-}  // namespace
-
-double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
-                       uint16_t* minimum) {
+// kv_quantize_ref's contract, with the given group loop.
+double quantize_row(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale, uint16_t* minimum,
+                    GroupCodesFn group_codes) {
   uint8_t trial[1024];
   double total = 0.0;
   for (int g = 0; g * group < n; ++g) {
@@ -83,7 +74,7 @@ double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* code
       hi = std::max(hi, v);
     }
     if (lo > hi) lo = hi = 0.0f;  // all NaN
-    double best = quantize_group(xg, group, bits, lo, hi, codes + g * group, &scale[g], &minimum[g]);
+    double best = quantize_group(xg, group, bits, lo, hi, codes + g * group, &scale[g], &minimum[g], group_codes);
     if (bits > 4 || hi == lo) {
       total += best;
       continue;
@@ -91,7 +82,8 @@ double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* code
     const float centre = 0.5f * lo + 0.5f * hi, half = 0.5f * hi - 0.5f * lo;
     for (const float r : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f}) {
       uint16_t s_h, m_h;
-      const double err = quantize_group(xg, group, bits, centre - r * half, centre + r * half, trial, &s_h, &m_h);
+      const double err =
+          quantize_group(xg, group, bits, centre - r * half, centre + r * half, trial, &s_h, &m_h, group_codes);
       if (err < best) {
         best = err;
         std::copy(trial, trial + group, codes + g * group);
@@ -102,6 +94,17 @@ double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* code
     total += best;
   }
   return total;
+}
+
+}  // namespace
+
+double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
+                       uint16_t* minimum) {
+  return quantize_row(x, n, bits, group, codes, scale, minimum, kv_group_codes_ref);
+}
+
+double kv_quantize(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
+  return quantize_row(x, n, bits, group, codes, scale, minimum, kv_group_codes);
 }
 
 void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* scale,
@@ -123,18 +126,18 @@ void key_row_coded_form(float* dst, const float* x, const float* mean, const flo
   }
   if (rotate) hadamard(dst, n);
 }
-}  // namespace
 
-bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
-                         uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
+// kv_quantize_key_ref's contract, with the given row quantizer.
+bool quantize_key_row(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                      uint8_t* codes, uint16_t* scale, uint16_t* minimum, GroupCodesFn group_codes) {
   float centred[1024];
   if (mean) key_row_coded_form(centred, x, mean, weight, n, rotate);
   key_row_coded_form(x, x, nullptr, weight, n, rotate);
-  const double plain_error = kv_quantize_ref(x, n, bits, group, codes, scale, minimum);
+  const double plain_error = quantize_row(x, n, bits, group, codes, scale, minimum, group_codes);
   if (!mean) return false;
   uint8_t c_codes[1024];
   uint16_t c_scale[64], c_minimum[64];
-  if (!(kv_quantize_ref(centred, n, bits, group, c_codes, c_scale, c_minimum) < plain_error)) return false;
+  if (!(quantize_row(centred, n, bits, group, c_codes, c_scale, c_minimum, group_codes) < plain_error)) return false;
   const int groups = n / group;
   std::copy(c_codes, c_codes + n, codes);
   for (int g = 0; g < groups; ++g) {
@@ -142,6 +145,17 @@ bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n
     minimum[g] = c_minimum[g];
   }
   return true;
+}
+}  // namespace
+
+bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                         uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
+  return quantize_key_row(x, mean, weight, n, bits, group, rotate, codes, scale, minimum, kv_group_codes_ref);
+}
+
+bool kv_quantize_key(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                     uint8_t* codes, uint16_t* scale, uint16_t* minimum) {
+  return quantize_key_row(x, mean, weight, n, bits, group, rotate, codes, scale, minimum, kv_group_codes);
 }
 
 void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean, const float* weight) {
@@ -151,7 +165,7 @@ void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float
   }
   uint8_t codes[1024];
   uint16_t scale[64], minimum[64];
-  const bool centred = kv_quantize_key_ref(x, mean, weight, n, bits, group, rotate, codes, scale, minimum);
+  const bool centred = kv_quantize_key(x, mean, weight, n, bits, group, rotate, codes, scale, minimum);
   kv_dequantize_ref(codes, n, group, scale, minimum, x);
   kv_key_row_to_model(x, n, rotate, weight, centred ? mean : nullptr);
 }

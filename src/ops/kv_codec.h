@@ -57,6 +57,10 @@ uint16_t kv_meta_round(float x, int bits);
 // Returns the squared error of the decoded row (finite elements, +-Inf counted at +-65504).
 double kv_quantize_ref(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale,
                        uint16_t* minimum);
+// The same with the SIMD group loop (ops/kv_group_codes.h): what the store runs. The codes are
+// those of the reference; the returned error may differ from it in its last bits (summation
+// order), so a clip ratio could only flip between two trials of equal error to ~1e-15.
+double kv_quantize(const float* x, int n, int bits, int group, uint8_t* codes, uint16_t* scale, uint16_t* minimum);
 
 // Key centering chosen per row (kv/kv_store.h key_mean): a K row is stored either as H (k - mean)
 // or as H k, whichever has the smaller squared error, and a centred row carries this flag, the
@@ -81,6 +85,9 @@ inline constexpr uint16_t kKvCentredFlag = 0x8000;
 // whether the row is centred.
 bool kv_quantize_key_ref(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
                          uint8_t* codes, uint16_t* scale, uint16_t* minimum);
+// The same with kv_quantize (SIMD): what the store runs.
+bool kv_quantize_key(float* x, const float* mean, const float* weight, int n, int bits, int group, bool rotate,
+                     uint8_t* codes, uint16_t* scale, uint16_t* minimum);
 
 // The inverse of kv_quantize_key_ref's mapping on a decoded K row x[n], in place: rotate back
 // (if `rotated`), divide by `weight` (if given), add `mean` (pass it only for a centred row).

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ops/kv_codec.h"
+#include "ops/kv_group_codes.h"
 #include "ops/kv_page.h"
 #include "test_random.h"
 #include "util/error.h"
@@ -349,6 +350,84 @@ TEST(KvCodec, DequantizeIgnoresTheCentringFlag) {
 // The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
 // order; ops/hadamard.cc), for every supported size, random rows at several scales and rows
 // with zeros, signed zeros, huge values and infinities.
+// The SIMD group loop against its scalar reference. Codes must be equal byte for byte. The
+// errors are sums of the same n double terms (each decoded value is an fp32 fma in both: a true
+// FMA on the x86 targets these tests run on) in different orders; a sum of n >= 0 terms in double
+// is within (n - 1) 2^-53 of the exact sum relative to it, so the two are within 2 n 2^-53.
+TEST(KvGroupCodes, SimdEqualsReference) {
+  std::mt19937 rng(4242);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const float specials[] = {NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 65504.0f, -65504.0f, 0.0f, -0.0f, 7e4f};
+  int cases = 0;
+  for (const int levels : {3, 15, 255}) {
+    for (int n = 1; n <= 131; n += (n < 20 ? 1 : 7)) {
+      for (int offset = 0; offset < 4; ++offset) {
+        for (const float spread : {1e-3f, 1.0f, 3e4f}) {
+          std::vector<float> x(static_cast<size_t>(n + offset));
+          for (auto& v : x) v = spread * u(rng);
+          if (cases % 3 == 0) {
+            for (int k = 0; k < 1 + n / 16; ++k) x[offset + rng() % n] = specials[rng() % std::size(specials)];
+          }
+          // m and s from the data's range (the codec's plain code), sometimes s = 0 (inv = 0).
+          const float m = fp16_to_fp32(fp32_to_fp16(-spread));
+          const float s = cases % 11 == 0 ? 0.0f : fp16_to_fp32(fp32_to_fp16(2.0f * spread / static_cast<float>(levels)));
+          const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+          std::vector<uint8_t> a(static_cast<size_t>(n + offset), 0xAB), b = a;
+          const double ea = kv_group_codes(x.data() + offset, n, levels, m, s, inv, a.data() + offset);
+          const double eb = kv_group_codes_ref(x.data() + offset, n, levels, m, s, inv, b.data() + offset);
+          ASSERT_EQ(a, b) << "levels " << levels << " n " << n << " offset " << offset << " spread " << spread;
+          ASSERT_TRUE(std::isfinite(ea));
+          ASSERT_LE(std::fabs(ea - eb), 2.0 * n * 0x1p-53 * eb) << "levels " << levels << " n " << n;
+          ++cases;
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 700);
+}
+
+// The store's row quantizers (SIMD group loop) against the references: the same codes, scales,
+// minimums and centring choices for random rows with outlier channels, NaN and Inf.
+TEST(KvCodec, StoreQuantizerEqualsReference) {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  int centred = 0;
+  for (const int bits : {2, 4, 8}) {
+    for (const int group : {16, 32, 64}) {
+      for (int trial = 0; trial < 40; ++trial) {
+        const int n = 64;
+        std::vector<float> x(n), mean(n), weight(n);
+        for (int i = 0; i < n; ++i) {
+          x[i] = nd(rng) * (i % 13 == 0 ? 20.0f : 1.0f) + 3.0f;
+          mean[i] = 3.0f + 0.3f * nd(rng);
+          weight[i] = 0.5f + std::fabs(nd(rng));
+        }
+        if (trial % 7 == 0) x[rng() % n] = NAN;
+        if (trial % 9 == 0) x[rng() % n] = -INFINITY;
+        uint8_t ca[64], cb[64];
+        uint16_t sa[4], sb[4], ma[4], mb[4];
+        const double ea = kv_quantize(x.data(), n, bits, group, ca, sa, ma);
+        const double eb = kv_quantize_ref(x.data(), n, bits, group, cb, sb, mb);
+        ASSERT_TRUE(std::equal(ca, ca + n, cb)) << "bits " << bits << " group " << group << " trial " << trial;
+        ASSERT_TRUE(std::equal(sa, sa + n / group, sb));
+        ASSERT_TRUE(std::equal(ma, ma + n / group, mb));
+        ASSERT_LE(std::fabs(ea - eb), 2.0 * n * 0x1p-53 * eb);
+        std::vector<float> ka = x, kb = x;
+        const bool rotate = trial % 2 == 0;
+        const float* w = trial % 3 == 0 ? weight.data() : nullptr;
+        const bool ra = kv_quantize_key(ka.data(), mean.data(), w, n, bits, group, rotate, ca, sa, ma);
+        const bool rb = kv_quantize_key_ref(kb.data(), mean.data(), w, n, bits, group, rotate, cb, sb, mb);
+        ASSERT_EQ(ra, rb);
+        centred += ra;
+        ASSERT_TRUE(std::equal(ca, ca + n, cb));
+        ASSERT_TRUE(std::equal(sa, sa + n / group, sb));
+        ASSERT_TRUE(std::equal(ma, ma + n / group, mb));
+      }
+    }
+  }
+  EXPECT_GT(centred, 50);  // both branches of the centring choice were exercised
+}
+
 TEST(Hadamard, SimdEqualsReferenceBitForBit) {
   uint32_t seed = 900;
   for (int n = 1; n <= 1024; n *= 2) {
