@@ -149,8 +149,10 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 // The shape every kernel below works with: g query heads per KV head (a template argument > 0
 // fixes it at compile time, so that the per-head accumulators stay in registers; the kernels are
 // instantiated for the common group sizes: AttendPageVnni), the head dim and the group size of K
-// and V rows. Fixing those two as well (64, 32) fully unrolled the loops and made the kernels
-// 10-13 % slower (in cache, 1 thread, 2026-12-04).
+// and V rows (run time). Everything below is inlined into one page kernel per g, so code that a
+// shape never runs still shapes GCC's register allocation: a variant with extra paths for a
+// compile-time shape (head dim 64, groups of 32) and for chains over pairs of groups made the
+// default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
 template <int kG>
 struct KernelShape {
   int g_rt, hd, group;
@@ -213,8 +215,7 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
   const int chunks_per_group = sh.group / kPerChunk;
   // The chains alternate within a group: over planes, or over chunk pairs for 8-bit codes, which
   // have one plane per chunk (a group of 8-bit codes has a multiple of 4 chunks, so pairs never
-  // straddle groups). Chains over the two groups of a pair instead (no int32 add per group) made
-  // the kernels ~45 % slower (2026-12-04).
+  // straddle groups).
   constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
   // The scores build up in registers and are stored once: updated in s (memory) after each
   // group, they formed a store-to-load chain between the groups.
