@@ -116,8 +116,7 @@ struct HeadBlocks {
   const uint8_t* vm;  // V minimums
   size_t k_tile = 0, v_tile = 0;  // bytes per 16-token tile
   int k_bits = 16, v_bits = 16;
-  int k_meta = 2, v_meta = 2;  // bytes per scale or minimum
-  int page_tokens = 0;         // stride of the metadata rows
+  int page_tokens = 0;  // stride of the metadata rows
 };
 
 HWY_INLINE HeadBlocks ResolveHead(const KvPageLayout& layout, const uint8_t* page, int kvh) {
@@ -132,8 +131,6 @@ HWY_INLINE HeadBlocks ResolveHead(const KvPageLayout& layout, const uint8_t* pag
   b.v_tile = layout.tile_bytes(true);
   b.k_bits = layout.format(false).bits;
   b.v_bits = layout.format(true).bits;
-  b.k_meta = layout.format(false).meta_size();
-  b.v_meta = layout.format(true).meta_size();
   b.page_tokens = layout.page_tokens();
   return b;
 }
