@@ -4,7 +4,7 @@
 // FP16 cache. Keys share a large channel-wise offset (a per-head bias pattern that RoPE moves only
 // slowly), so storing k - mean instead of k shrinks the range a low-bit code must cover: measured
 // on SmolLM2-135M, the 2-bit key error halves and the 4-bit one too (docs/kv_quality.md). The
-// store centres a row only where that lowers its error (ops/kv_codec.h kv_quantize_key_ref):
+// store centres a row only where that lowers its error (ops/kv_codec.h kv_quantize_key):
 // sink-like keys lie far from the mean. The
 // mean barely depends on the text: one measured on WikiText serves ARC text as well as the
 // text's own mean (relative MSE 0.097 vs 0.093 at 2 bits).

@@ -113,7 +113,7 @@ void kv_dequantize_ref(const uint8_t* codes, int n, int group, const uint16_t* s
 // n elements. Quantized widths: subtract `mean` (if given: key centering, kv/kv_store.h), multiply
 // by `weight` (if given: key channel weights), rotate, quantize, dequantize, rotate back, divide
 // by `weight`, add `mean`; with a mean the row is centred only where that lowers its error
-// (kv_quantize_key_ref). bits 16: fp16 rounding only.
+// (kv_quantize_key, as the store codes it). bits 16: fp16 rounding only.
 void kv_roundtrip(float* x, int n, int bits, int group, bool rotate, const float* mean = nullptr,
                   const float* weight = nullptr);
 

@@ -68,7 +68,7 @@ class KvPageLayout {
 };
 
 // Writes one head's row into `slot`. For b < 16: codes[head_dim] (one per byte, from
-// kv_quantize_ref), scale/minimum[groups]; for 16 bits: row[head_dim] fp16 bits (scale/min unused).
+// kv_quantize), scale/minimum[groups]; for 16 bits: row[head_dim] fp16 bits (scale/min unused).
 void kv_page_write_codes(const KvPageLayout& layout, uint8_t* page, bool is_v, int h, int slot,
                          const uint8_t* codes, const uint16_t* scale, const uint16_t* minimum);
 void kv_page_write_fp16(const KvPageLayout& layout, uint8_t* page, bool is_v, int h, int slot,
