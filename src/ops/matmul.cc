@@ -224,13 +224,14 @@ float dot_float_row(const Raw* w_raw, const float* x, int64_t n) {
   for (; i + N <= n; i += N) acc0 = hn::MulAdd(load_as_f32(df, w + i), hn::LoadU(df, x + i), acc0);
   float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
   for (; i < n; ++i) {
+    // memcpy: a row may start at any byte (the SIMD loads above are unaligned too).
     float wv;
     if constexpr (std::is_same_v<WT, float>) {
-      wv = w[i];
-    } else if constexpr (std::is_same_v<WT, hwy::float16_t>) {
-      wv = fp16_to_fp32(reinterpret_cast<const uint16_t*>(w)[i]);
+      std::memcpy(&wv, w + i, sizeof(float));
     } else {
-      wv = bf16_to_fp32(reinterpret_cast<const uint16_t*>(w)[i]);
+      uint16_t bits;
+      std::memcpy(&bits, w + i, sizeof(bits));
+      wv = std::is_same_v<WT, hwy::float16_t> ? fp16_to_fp32(bits) : bf16_to_fp32(bits);
     }
     sum += wv * x[i];
   }

@@ -14,26 +14,29 @@ namespace kvbits {
 
 inline constexpr int kBlockElems = 32;
 
-struct BlockQ4_0 {
+// The structs are packed (alignment 1): GGUF stores blocks back to back, and a row or a test may
+// start at any byte, so a block's fp16 fields are not always 2-byte aligned (UBSan flagged member
+// access through such pointers as undefined; x86 and ARMv8 load them either way).
+struct __attribute__((packed)) BlockQ4_0 {
   uint16_t d;       // fp16 scale
   uint8_t qs[16];   // nibbles
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
-struct BlockQ4_1 {
+struct __attribute__((packed)) BlockQ4_1 {
   uint16_t d;       // fp16 scale
   uint16_t m;       // fp16 minimum
   uint8_t qs[16];   // nibbles
 };
 static_assert(sizeof(BlockQ4_1) == 20);
 
-struct BlockQ8_0 {
+struct __attribute__((packed)) BlockQ8_0 {
   uint16_t d;       // fp16 scale
   int8_t qs[32];
 };
 static_assert(sizeof(BlockQ8_0) == 34);
 
-struct BlockQ8_1 {
+struct __attribute__((packed)) BlockQ8_1 {
   uint16_t d;       // fp16 scale
   uint16_t s;       // fp16 of d * sum(qs)
   int8_t qs[32];
