@@ -153,8 +153,8 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 template <int kG>
 struct KernelShape {
   int g_rt, hd, group;
+  int groups;  // hd / group, divided once per page rather than in every tile
   HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
-  HWY_INLINE int groups() const { return hd / group; }
 };
 
 // Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
@@ -182,7 +182,7 @@ template <class Shape, int kBits>
 HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int gr,
                                  const __m512i* dot, __m512* s) {
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
-  const int g = sh.g(), groups = sh.groups();
+  const int g = sh.g(), groups = sh.groups;
   __m512 scale = LoadMeta(b.ks, gr * b.page_tokens + t0, kMeta);
   const __m512 minimum = LoadMeta(b.km, gr * b.page_tokens + t0, kMeta);
   if (gr == 0) {
@@ -204,7 +204,7 @@ HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlo
 // The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
 template <class Shape, int kBits>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
-  const int g = sh.g(), hd = sh.hd, groups = sh.groups();
+  const int g = sh.g(), hd = sh.hd, groups = sh.groups;
   constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
   const uint8_t* k = b.k + (t0 / kKvTile) * b.k_tile;
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
@@ -352,7 +352,7 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
 template <class Shape, int kBits>
 HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
                                     float* lane_vmin, PrefetchCursor& pf) {
-  const int g = sh.g(), hd = sh.hd, group = sh.group, groups = sh.groups();
+  const int g = sh.g(), hd = sh.hd, group = sh.group, groups = sh.groups;
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
   const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
@@ -393,7 +393,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
   }
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   // 16-dim blocks kb of each group gr (group is a multiple of 16; an integer division per block
-  // showed in the profile).
+  // showed in the profile, and nested group / block loops measured 2-8 % slower for int2).
   for (int kb = 0, gr = 0, next_group = group / 16; kb < hd / 16; ++kb) {
     if (kb == next_group) {
       ++gr;
@@ -473,12 +473,13 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState*
 // Dispatch on the query heads per KV head (SmolLM2-135M: 3; 360M: 3; 1.7B: 1).
 HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
                                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
+  const int groups = hd / group;
   switch (g) {
-    case 1: return AttendPageVnniShape(qs, states, nq, KernelShape<1>{g, hd, group}, page, kvh, rotated_v, next);
-    case 2: return AttendPageVnniShape(qs, states, nq, KernelShape<2>{g, hd, group}, page, kvh, rotated_v, next);
-    case 3: return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group}, page, kvh, rotated_v, next);
-    case 4: return AttendPageVnniShape(qs, states, nq, KernelShape<4>{g, hd, group}, page, kvh, rotated_v, next);
-    case 8: return AttendPageVnniShape(qs, states, nq, KernelShape<8>{g, hd, group}, page, kvh, rotated_v, next);
-    default: return AttendPageVnniShape(qs, states, nq, KernelShape<0>{g, hd, group}, page, kvh, rotated_v, next);
+    case 1: return AttendPageVnniShape(qs, states, nq, KernelShape<1>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 2: return AttendPageVnniShape(qs, states, nq, KernelShape<2>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 3: return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 4: return AttendPageVnniShape(qs, states, nq, KernelShape<4>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 8: return AttendPageVnniShape(qs, states, nq, KernelShape<8>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    default: return AttendPageVnniShape(qs, states, nq, KernelShape<0>{g, hd, group, groups}, page, kvh, rotated_v, next);
   }
 }

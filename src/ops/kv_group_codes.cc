@@ -49,9 +49,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 double GroupCodes(const float* x, int n, int levels, float m, float s, float inv, uint8_t* codes) {
 #if HWY_TARGET == HWY_SCALAR  // one lane: no halves to promote; the reference loop
-  double err = 0.0;
-  for (int i = 0; i < n; ++i) err += kv_group_codes_detail::element(x[i], levels, m, s, inv, codes + i);
-  return err;
+  return kv_group_codes_ref(x, n, levels, m, s, inv, codes);
 #else
   using kv_group_codes_detail::kHalfMax;
   const hn::ScalableTag<float> df;
