@@ -29,6 +29,7 @@
 #include "backend/memory_bandwidth.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/sampler.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
 #include "util/error.h"
@@ -157,7 +158,7 @@ int bench(const BenchFlags& f) {
       auto greedy_step = [](Session& s, int32_t& token) {
         const auto t0 = clock::now();
         std::span<float> logits = s.decode(token);
-        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        token = argmax(logits);  // engine/sampler.h (SIMD; a NaN row is an error)
         return std::chrono::duration<double>(clock::now() - t0).count();
       };
       double seconds = 0.0, base_seconds = 0.0;

@@ -69,6 +69,7 @@ class Sampler {
   std::vector<int32_t> history_;     // ring buffer of the last repeat_last_n accepted tokens
   size_t history_next_ = 0;          // slot the next accepted token overwrites once full
   std::vector<int32_t> window_;      // scratch: distinct tokens in the window
+  std::vector<int32_t> ids_;           // scratch: ids of the logits that may become candidates
   std::vector<Candidate> candidates_;  // scratch: [<= vocab], kept in token id order
   std::vector<Candidate> scratch_;     // scratch: top-k heap / top-p selection
 };

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <thread>
 
+#include "engine/sampler.h"
 #include "eval/interrupt.h"
 #include "ops/softmax_stats.h"
 #include "util/error.h"
@@ -297,7 +298,7 @@ double measure_decode_ms(Session& session, const std::vector<int32_t>& text, int
   std::span<float> logits = session.prefill(prompt);
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n_tokens; ++i) {
-    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    const int32_t next = argmax(logits);  // engine/sampler.h
     logits = session.decode(next);
   }
   const double ms = 1000.0 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
