@@ -1,33 +1,26 @@
 // Google Benchmark: greedy decoding's argmax over one row of SmolLM2's 49152 logits, the scalar
 // reference loop against the Highway kernel (ops/logit_scan.h), and std::max_element, which
-// `kvbits bench` and eval's decode timing called before.
+// `kvbits bench` and eval's decode timing called before; and one draw of the sampler
+// (engine/sampler.h), greedy and with run's defaults.
 //
-//   ./build/bench/kvbits_kernel_bench --benchmark_filter=MaxIndex
+//   ./build/bench/kvbits_kernel_bench --benchmark_filter='MaxIndex|Sampler' --benchmark_repetitions=3
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <random>
 #include <vector>
 
 #include "engine/sampler.h"
+#include "logits_row.h"
 #include "ops/logit_scan.h"
 
 namespace kvbits {
 namespace {
 
-std::vector<float> logits_row() {
-  std::vector<float> x(49152);
-  std::mt19937 rng(5);
-  std::normal_distribution<float> nd(0.0f, 3.0f);
-  for (float& v : x) v = nd(rng);
-  return x;
-}
-
 enum class Kind { kSimd, kRef, kStd };
 
 template <Kind kKind>
 void BM_MaxIndex(benchmark::State& state) {
-  const std::vector<float> x = logits_row();
+  const std::vector<float> x = bench::logits_row(3.0f);
   for (auto _ : state) {
     int64_t i;
     if constexpr (kKind == Kind::kSimd) i = max_index(x);
@@ -44,7 +37,7 @@ BENCHMARK(BM_MaxIndex<Kind::kStd>)->Name("BM_MaxIndexStdMaxElement");
 // One draw of `run`'s default sampler (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) and of
 // the greedy one (temperature 0), over a fresh copy of the row each time (sample() edits it).
 void BM_SamplerSample(benchmark::State& state) {
-  const std::vector<float> x = logits_row();
+  const std::vector<float> x = bench::logits_row(3.0f);
   SamplerOptions o;
   o.temperature = static_cast<float>(state.range(0)) / 10.0f;
   Sampler sampler(o);
