@@ -131,13 +131,15 @@ if expect_ok "bench tiny" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 
     fail "bench tiny: attention_step_ms missing or not within (0, ms_per_token)"
   fi
 fi
-# bench --baseline: both policies timed in alternation, and their ratio (> 0) per depth.
+# bench --baseline: both policies timed in alternation, and their ratio (> 0) per depth: of the
+# runs' means, and the median over the 2 runs x 4 step pairs.
 if expect_ok "bench tiny --baseline" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 2 --kv int2 --baseline fp16; then
   if [ "$(grep -c '"ratio_to_baseline": [0-9]*\.[0-9]*[1-9]' "$TMP/out")" = 2 ] && grep -q '"spec": "fp16"' "$TMP/out" &&
-     grep -q '^bench: fp16 depth 64, steps alternated: .* int2 / fp16 = ' "$TMP/err"; then
+     [ "$(grep -c '"ratio_paired_median": [0-9]*\.[0-9]*[1-9]' "$TMP/out")" = 2 ] &&
+     grep -q '^bench: fp16 depth 64, steps alternated: .* int2 / fp16 = .*; median of the 8 step pairs [0-9.]*)$' "$TMP/err"; then
     pass
   else
-    fail "bench tiny --baseline: no ratio_to_baseline per depth"
+    fail "bench tiny --baseline: no ratio_to_baseline or ratio_paired_median per depth"
   fi
 fi
 if expect_ok "run tiny --kv-page 256" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv int4 --kv-page 256; then
