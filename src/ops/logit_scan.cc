@@ -4,15 +4,15 @@
 // first occurrence of the maximum (with -0 == +0, the reference also keeps the first zero).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/logit_scan.cc"
-#include "ops/logit_scan.h"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
-#include "hwy/highway.h"
+#include "ops/logit_scan.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kvbits {

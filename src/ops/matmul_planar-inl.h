@@ -319,9 +319,9 @@ HWY_INLINE void PlanarChunk8(const PlanarTile<R, T>& p, const PlanarChunk& k, __
 // acc[r][t] for R rows x T tokens over the whole row (all chunks). Inlined into the row loop: as
 // a separate (noinline) function its results went back through memory and the loop waited at
 // every return for the tile's whole dependency chain (perf: 38 % of a 576-column matvec's samples
-// on the instructions after the call). Inline, the next tile's loads and products overlap the
-// last one's epilogue: Q4_1 matvec in cache 11-15 % faster, Q8_0 4-23 %, prefill tiles 2-9 %
-// (kvbits_kernel_bench, 2026-12-05), same results bit for bit.
+// in the row loop, most on the instructions right after the call). Inline, the next tile's loads
+// and products overlap the last one's epilogue: Q4_1 matvec in cache 11-15 % faster, Q8_0 4-23 %,
+// 64-token matmuls 1-10 % (kvbits_kernel_bench, 2026-12-05), same results bit for bit.
 template <class B, PKind K, int R, int T>
 HWY_INLINE void PlanarTileDot(const PlanarTile<R, T>& p, const PlanarGeometry& g, typename B::F (&acc)[R][T]) {
   KVBITS_UNROLL
