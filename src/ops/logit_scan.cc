@@ -1,7 +1,8 @@
 // ops/logit_scan.h. max_index takes two passes, both in Highway vectors: pass 1 the maximum with
-// NaN lanes replaced by -inf and the count of non-NaN values, pass 2 the first index whose value
-// equals that maximum. Equality picks the same element as the reference's strict '>' scan: the
-// first occurrence of the maximum (with -0 == +0, the reference also keeps the first zero).
+// NaN lanes replaced by -inf, pass 2 the first index whose value equals that maximum. Equality
+// picks the same element as the reference's strict '>' scan: the first occurrence of the maximum
+// (with -0 == +0, the reference also keeps the first zero). A row of NaNs leaves the maximum at
+// -inf, which no value then equals: -1.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/logit_scan.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -25,22 +26,16 @@ int64_t MaxIndex(const float* x, int64_t n) {
   const auto neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
   // Two independent maxima so the loop is not one chain of max latencies.
   auto m0 = neg_inf, m1 = neg_inf;
-  int64_t valid = 0;
   int64_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
     const auto a = hn::LoadU(d, x + i), b = hn::LoadU(d, x + i + N);
-    const auto na = hn::IsNaN(a), nb = hn::IsNaN(b);
-    valid += static_cast<int64_t>(2 * N - hn::CountTrue(d, na) - hn::CountTrue(d, nb));
-    m0 = hn::Max(m0, hn::IfThenElse(na, neg_inf, a));
-    m1 = hn::Max(m1, hn::IfThenElse(nb, neg_inf, b));
+    m0 = hn::Max(m0, hn::IfThenElse(hn::IsNaN(a), neg_inf, a));
+    m1 = hn::Max(m1, hn::IfThenElse(hn::IsNaN(b), neg_inf, b));
   }
   float best = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));
   for (; i < n; ++i) {
-    if (std::isnan(x[i])) continue;
-    ++valid;
-    if (x[i] > best) best = x[i];
+    if (x[i] > best) best = x[i];  // false for NaN
   }
-  if (valid == 0) return -1;
   const auto vb = hn::Set(d, best);
   for (i = 0; i + N <= n; i += N) {
     const intptr_t lane = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), vb));
@@ -49,7 +44,7 @@ int64_t MaxIndex(const float* x, int64_t n) {
   for (; i < n; ++i) {
     if (x[i] == best) return i;
   }
-  return -1;  // not reached: best is one of the values
+  return -1;  // every value is NaN (or the row is empty)
 }
 
 float ClearNanMax(float* x, int64_t n) {
@@ -61,8 +56,9 @@ float ClearNanMax(float* x, int64_t n) {
   for (; i + N <= n; i += N) {
     const auto v = hn::LoadU(d, x + i);
     const auto nan = hn::IsNaN(v);
-    if (!hn::AllFalse(d, nan)) hn::StoreU(hn::IfThenElse(nan, neg_inf, v), d, x + i);
-    m = hn::Max(m, hn::IfThenElse(nan, neg_inf, v));
+    const auto clean = hn::IfThenElse(nan, neg_inf, v);
+    if (!hn::AllFalse(d, nan)) hn::StoreU(clean, d, x + i);
+    m = hn::Max(m, clean);
   }
   float best = hn::GetLane(hn::MaxOfLanes(d, m));
   for (; i < n; ++i) {
