@@ -247,6 +247,8 @@ void check(const Setup& s, uint32_t seed, int threads) {
   for (int64_t j = 0; j < std::min<int64_t>(w, 11); ++j) causal.push_back({w - j, 0, 0});
   if (!causal.empty()) windows.push_back(causal);
   if (w >= 6) windows.push_back({{2, 2, 3}, {2, 2, 5}, {2, 5, 6}, {0, 0, 0}});
+  // Several window tiles (16 rows each): a prefix ending and own rows starting inside later tiles.
+  if (w >= 40) windows.push_back({{17, 20, 37}, {5, 33, w}, {0, 18, 19}, {31, 31, 32}});
   struct Reset {
     ~Reset() { hwy::SetSupportedTargetsForTest(0); }
   } reset;
@@ -318,6 +320,8 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   check({4, 4, 128, 150, 5, all, KvRotation::kKeysAndValues, 32}, seed++, 2);  // MHA, hd 128
   check({6, 1, 16, 90, 2, all, KvRotation::kNone, 16}, seed++, 2);              // one KV head, hd 16
   check({9, 3, 64, 2100, 0, all, KvRotation::kKeysAndValues, 64}, seed++, 2);    // many decode tasks
+  check({9, 3, 64, 300, 40, all, KvRotation::kKeysAndValues, 64}, seed++, 2);    // a window of several tiles
+  check({6, 1, 16, 90, 37, all, KvRotation::kNone, 16}, seed++, 2);             // the same, hd 16
   // Decode tasks take the largest divisor of n_kv_heads up to 16 heads at once: 16 of 32, 1 of 17.
   check({32, 32, 16, 700, 1, all, KvRotation::kKeysAndValues, 16}, seed++, 1);
   check({34, 17, 16, 600, 0, all, KvRotation::kNone, 16}, seed++, 1);
