@@ -80,7 +80,8 @@ void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles
       const float tile_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
       const float new_max = std::max(st.m[h], tile_max);
       if (new_max == -INFINITY) continue;  // nothing finite yet
-      const float correction = std::exp2(st.m[h] - new_max);  // 2^-inf = 0 on the first tile
+      // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
+      const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
       if (correction != 1.0f) {
         for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
           for (int d = 0; d < hd; ++d) a[d] *= correction;
