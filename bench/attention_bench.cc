@@ -4,6 +4,8 @@
 // step's cache reads at depth 8192 and do not fit in any cache level. Reports bytes/s of cache read
 // and time_per_tile: wall ns per 16 tokens of one KV head (with 2 threads, of both together).
 //
+// BM_AttentionPrefillWindow: one layer of a 256-token prefill chunk attending its own FP16 window.
+//
 //   ./build/bench/kvbits_kernel_bench --benchmark_filter=Attention
 #include <benchmark/benchmark.h>
 
@@ -166,6 +168,42 @@ BENCHMARK(BM_AttentionDecodeLayers)
     ->Args({2, 8192, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// One layer's attention inside a prefill chunk: `rows` queries, each attending the FP16 window rows
+// up to its own (causal), no pages (the first chunk of a prompt). Reports time per query.
+void BM_AttentionPrefillWindow(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<uint16_t> k(static_cast<size_t>(kKvHeads * rows * kHeadDim)), v(k.size());
+  for (uint16_t& x : k) x = kv_meta_round(nd(rng), 8);  // fp16 bits
+  for (uint16_t& x : v) x = kv_meta_round(nd(rng), 8);
+  KvLayerView view;
+  view.window_k = k.data();
+  view.window_v = v.data();
+  view.window_stride = rows;
+  std::vector<float> q(static_cast<size_t>(rows * kHeads * kHeadDim));
+  for (float& x : q) x = nd(rng);
+  std::vector<WindowRange> window;
+  for (int64_t i = 0; i < rows; ++i) window.push_back({i + 1, 0, 0});
+  std::vector<float> out(q.size());
+  const AttentionShape shape{kHeads, kKvHeads, kHeadDim};
+  ThreadPool pool(threads);
+  AttentionScratch scratch;
+  for (auto _ : state) {
+    attention(shape, q.data(), rows, window.data(), view, out.data(), pool, scratch);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["time_per_query"] = benchmark::Counter(static_cast<double>(state.iterations()) * rows,
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_AttentionPrefillWindow)
+    ->ArgNames({"rows", "threads"})
+    ->Args({256, 1})
+    ->Args({256, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace kvbits

@@ -49,20 +49,25 @@ HWY_INLINE hn::Mask<D> WindowLanes(D d, int u, int lo, int hi) {
 // Window rows [j0, j1) of one KV head for one query: `tiles` are that head's converted tiles (tile
 // t holds rows [16 t, 16 t + 16)). Online softmax per tile, as FoldTile: the sums are rescaled
 // when the max grows, p = 2^(s - m) (Highway's Exp, 1 ulp), acc += sum_j p_j v_j.
+// Each tile runs in three passes over the g heads (scores, softmax, V sums) rather than one head
+// after the other: a head's scores -> max -> exp -> V sums is one long dependency chain, and
+// within a pass the heads are independent, so the core overlaps them.
 void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles, int64_t j0, int64_t j1,
                        const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   const auto neg_inf = hn::Set(df, -INFINITY), ln2 = hn::Set(df, 0.693147180559945f);
-  HWY_ALIGN float p[kKvTile];
+  HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
+  float tile_max[16];
+  bool live[16];
   for (int64_t t0 = j0 / kKvTile * kKvTile; t0 < j1; t0 += kKvTile) {
     const float* kt = tiles + static_cast<size_t>(t0 / kKvTile) * WindowTileFloats(hd);
     const float* vf = kt + kKvTile * hd;
     const int lo = static_cast<int>(std::max<int64_t>(j0 - t0, 0));
     const int hi = static_cast<int>(std::min<int64_t>(j1 - t0, kKvTile));
+    // Scores: four chains over the dims (hd is a multiple of 16), masked lanes -inf.
     for (int h = 0; h < g; ++h) {
       const float* qh = q.qf + h * hd;
-      // Scores: four chains over the dims (hd is a multiple of 16), masked lanes -inf.
       auto vmax = neg_inf;
       for (int u = 0; u < kKvTile; u += N) {
         auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
@@ -74,12 +79,16 @@ void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles
           a3 = hn::MulAdd(hn::Set(df, qh[d + 3]), hn::LoadU(df, col + (d + 3) * kKvTile), a3);
         }
         const auto s = hn::IfThenElse(WindowLanes(df, u, lo, hi), hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), neg_inf);
-        hn::Store(s, df, p + u);
+        hn::Store(s, df, p + h * kKvTile + u);
         vmax = hn::Max(vmax, s);
       }
-      const float tile_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
-      const float new_max = std::max(st.m[h], tile_max);
-      if (new_max == -INFINITY) continue;  // nothing finite yet
+      tile_max[h] = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    }
+    // Softmax: rescale on a new max, weights, sums.
+    for (int h = 0; h < g; ++h) {
+      const float new_max = std::max(st.m[h], tile_max[h]);
+      live[h] = new_max != -INFINITY;  // else nothing finite yet
+      if (!live[h]) continue;
       // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
       const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
       if (correction != 1.0f) {
@@ -90,23 +99,28 @@ void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles
       const auto vm = hn::Set(df, new_max);
       auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
       for (int u = 0; u < kKvTile; u += N) {
-        const auto e = hn::Exp(df, hn::Mul(hn::Sub(hn::Load(df, p + u), vm), ln2));
+        float* ph = p + h * kKvTile + u;
+        const auto e = hn::Exp(df, hn::Mul(hn::Sub(hn::Load(df, ph), vm), ln2));
         const auto pv = hn::IfThenElseZero(WindowLanes(df, u, lo, hi), e);
-        hn::Store(pv, df, p + u);
+        hn::Store(pv, df, ph);
         vsum = hn::Add(vsum, pv);
         vsum2 = hn::MulAdd(pv, pv, vsum2);
       }
       st.l[h] = st.l[h] * correction + hn::GetLane(hn::SumOfLanes(df, vsum));
       if (st.l2) st.l2[h] = st.l2[h] * correction * correction + hn::GetLane(hn::SumOfLanes(df, vsum2));
       st.m[h] = new_max;
-      // acc += sum_j p_j v_j, four vectors of dims at a time (independent chains over the rows).
+    }
+    // acc += sum_j p_j v_j, four vectors of dims at a time (independent chains over the rows).
+    for (int h = 0; h < g; ++h) {
+      if (!live[h]) continue;
+      const float* ph = p + h * kKvTile;
       float* a = st.acc + h * hd;
       int d = 0;
       for (; d + 4 * N <= hd; d += 4 * N) {
         auto c0 = hn::LoadU(df, a + d), c1 = hn::LoadU(df, a + d + N), c2 = hn::LoadU(df, a + d + 2 * N),
              c3 = hn::LoadU(df, a + d + 3 * N);
         for (int j = lo; j < hi; ++j) {
-          const auto pj = hn::Set(df, p[j]);
+          const auto pj = hn::Set(df, ph[j]);
           const float* vr = vf + j * hd + d;
           c0 = hn::MulAdd(pj, hn::LoadU(df, vr), c0);
           c1 = hn::MulAdd(pj, hn::LoadU(df, vr + N), c1);
@@ -120,7 +134,7 @@ void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles
       }
       for (; d < hd; d += N) {
         auto c = hn::LoadU(df, a + d);
-        for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, vf + j * hd + d), c);
+        for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, ph[j]), hn::LoadU(df, vf + j * hd + d), c);
         hn::StoreU(c, df, a + d);
       }
     }
