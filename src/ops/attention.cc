@@ -11,7 +11,7 @@
 // log2 e per score); m, and every exponential of a difference of m's, is in the same units.
 //
 // Per target: the window rows are read by AttendWindow (decode: fp16 rows in place) or
-// AttendWindowTiles (several queries: rows converted once per call, attention_window-inl.h);
+// AttendWindowTiles (several queries: rows converted once per call, attention_tiles-inl.h);
 // AttendPage reads a page through one of two paths:
 //  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
 //  * the portable path: each 16-token tile is decoded to floats, then scored and accumulated.
@@ -38,6 +38,10 @@
 #ifndef KVBITS_ATTENTION_SHARED
 #define KVBITS_ATTENTION_SHARED
 namespace kvbits::attention_detail {
+
+// Most scale/minimum groups per row the fp32 tile decoder holds (attention_tiles-inl.h); rows with
+// more (head_dim / group > 16) go to attention_ref.
+inline constexpr int kMaxTileGroups = 16;
 
 // Scale of q . k that gives scores in base-2 units (top of this file): log2(e) / sqrt(hd).
 inline float score_scale(int hd) { return 1.4426950408889634f / std::sqrt(static_cast<float>(hd)); }
@@ -88,6 +92,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using attention_detail::PreparedQuery;
 using attention_detail::PrefetchSpan;
 using attention_detail::SoftmaxState;
+using attention_detail::kMaxTileGroups;
 
 // Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
 // max grows, turns scores into weights p = 2^(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
@@ -173,7 +178,7 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
   }
 }
 
-#include "ops/attention_window-inl.h"
+#include "ops/attention_tiles-inl.h"
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include "ops/attention_vnni-inl.h"
@@ -195,26 +200,17 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
 #endif
   for (size_t i = 0; i < next.lines; ++i) __builtin_prefetch(next.begin + 64 * i, 0, 3);
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
-  float s[16 * kKvTile];
-  bool centred[kKvTile];
-  float* vf = buf;
-  float* kf = buf + kKvTile * hd;
+  // Each tile decoded to fp32 once (attention_tiles-inl.h), then folded for each of the nq queries.
+  float* kt = buf;
+  float* vf = buf + kKvTile * hd;
+  HWY_ALIGN float add[kKvTile];
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
-    for (int j = 0; j < nt; ++j) {
-      kv_page_read_row(layout, page.data, false, kvh, t0 + j, kf + j * hd);
-      kv_page_read_row(layout, page.data, true, kvh, t0 + j, vf + j * hd);
-      centred[j] = k_quant && kv_page_key_centred(layout, page.data, kvh, t0 + j);
-    }
+    DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
-      const float* qk = k_quant ? qs[qi].qr : qs[qi].qf;
-      for (int h = 0; h < g; ++h) {
-        for (int j = 0; j < nt; ++j) {
-          s[h * kKvTile + j] = Dot(qk + h * hd, kf + j * hd, hd) + (centred[j] ? qs[qi].qmu[h] : 0.0f);
-        }
-      }
       const SoftmaxState& st = states[qi];
-      FoldTile(g, hd, s, nt, vf, v_quant && rotated_v ? st.acc_rot : st.acc, st);
+      FoldFloatTile(k_quant ? qs[qi].qr : qs[qi].qf, qs[qi].qmu, k_quant ? add : nullptr, g, hd, kt, vf, 0, nt,
+                    v_quant && rotated_v ? st.acc_rot : st.acc, st);
     }
   }
 }
@@ -382,7 +378,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   const int g = shape.n_heads / shape.n_kv_heads;
   require_gfni_for_avx3_dl();
   const int lanes = HWY_DYNAMIC_DISPATCH(Lanes)();
-  if (hd % lanes != 0 || hd % 16 != 0 || g > 16) {
+  const int groups = cache.group > 0 ? hd / cache.group : 1;
+  if (hd % lanes != 0 || hd % 16 != 0 || g > 16 || groups > attention_detail::kMaxTileGroups) {
     attention_ref(shape, q, n_queries, window, cache, out);
     return;
   }
@@ -455,7 +452,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   const int head_tasks = shape.n_kv_heads / heads_per_task;
 
   // Prefill (several queries): the window rows any query attends, converted to fp32 tiles once
-  // (attention_window-inl.h): [n_kv_heads][tiles] tiles of WindowTileFloats(hd) floats, from a
+  // (attention_tiles-inl.h): [n_kv_heads][tiles] tiles of WindowTileFloats(hd) floats, from a
   // 64-byte boundary. Decode reads its window rows in place (AttendWindow).
   int64_t window_rows = 0;
   for (int64_t i = 0; i < n_queries && n_queries > 1; ++i) {

@@ -77,7 +77,7 @@ struct AttentionTap {
 struct AttentionScratch {
   std::vector<float> partial;   // per task: online-softmax state (see attention.cc)
   std::vector<float> buffers;   // per thread: decoded tile rows
-  std::vector<float> window;    // the window rows as fp32 tiles (ops/attention_window-inl.h)
+  std::vector<float> window;    // the window rows as fp32 tiles (ops/attention_tiles-inl.h)
   std::vector<int64_t> parts;   // page ranges of the tasks
   std::vector<float> queries;   // prepared queries
   std::vector<int8_t> queries_i8;

@@ -1,0 +1,249 @@
+// fp32 tile kernels of attention, included by ops/attention.cc inside each Highway target's
+// namespace (no include guard on purpose: one copy per target).
+//
+// A tile is kKvTile rows in fp32:
+//   Kt [hd][kKvTile]: K transposed, so one vector of scores is hd products with a broadcast query
+//                     element and no horizontal sums;
+//   V  [kKvTile][hd]: V rows.
+// FoldFloatTile runs one query's online softmax over such a tile. Two producers:
+//  * the window (the FP16 rows not yet committed to pages: a prefill chunk's own rows, side by
+//    side continuations): the driver converts its rows once per attention() call
+//    (ConvertWindowTile) and every query of the call reads them (AttendWindowTiles). Before, every
+//    query converted the rows it attends again and scored each row with a dot product ending in a
+//    horizontal sum: ~15 % of a 512-token prefill (perf, 2026-12-05).
+//  * pages on targets without the VNNI kernel (AVX2, AVX3, NEON, ...): each page tile is decoded
+//    to fp32 once per block of queries with vector code extraction (DecodePageTile). Before, rows
+//    were decoded one element at a time (kv_page_read_row): ~20 us per 16-token tile on AVX2.
+// Rows past a tile's valid range are masked (and zero where a tile is only partly filled).
+
+// Floats of one converted tile.
+inline size_t WindowTileFloats(int hd) { return 2 * static_cast<size_t>(kKvTile) * static_cast<size_t>(hd); }
+
+// Rows [0, nt) of one tile, k and v: [nt, hd] fp16 bits (the tile's first row first), to `tile`.
+void ConvertWindowTile(const uint16_t* k, const uint16_t* v, int hd, int nt, float* tile) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int N = static_cast<int>(hn::Lanes(df));  // hd is a multiple of N (checked by attention())
+  float* kt = tile;
+  float* vf = tile + kKvTile * hd;
+  HWY_ALIGN float lanes[HWY_MAX_BYTES / sizeof(float)];
+  const auto* kh = reinterpret_cast<const hwy::float16_t*>(k);
+  const auto* vh = reinterpret_cast<const hwy::float16_t*>(v);
+  for (int j = 0; j < kKvTile; ++j) {
+    if (j < nt) {
+      for (int d = 0; d < hd; d += N) {
+        hn::Store(hn::PromoteTo(df, hn::LoadU(dh, kh + j * hd + d)), df, lanes);
+        for (int i = 0; i < N; ++i) kt[(d + i) * kKvTile + j] = lanes[i];
+        hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, vh + j * hd + d)), df, vf + j * hd + d);
+      }
+    } else {
+      for (int d = 0; d < hd; ++d) kt[d * kKvTile + j] = 0.0f;
+      std::fill(vf + j * hd, vf + (j + 1) * hd, 0.0f);
+    }
+  }
+}
+
+// Lanes [u, u + N) of a tile that lie in [lo, hi) (tile-relative rows).
+template <class D>
+HWY_INLINE hn::Mask<D> WindowLanes(D d, int u, int lo, int hi) {
+  const auto below_hi = hn::FirstN(d, static_cast<size_t>(std::max(hi - u, 0)));
+  const auto below_lo = hn::FirstN(d, static_cast<size_t>(std::max(lo - u, 0)));
+  return hn::AndNot(below_lo, below_hi);
+}
+
+// One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
+// add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
+// target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
+// p = 2^(s - m) (Highway's Exp, 1 ulp), target += sum_j p_j v_j.
+// Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
+// a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
+// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow 3.4 -> 2.7 ms).
+void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const float* kt,
+                   const float* vf, int lo, int hi, float* target, const SoftmaxState& st) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const auto neg_inf = hn::Set(df, -INFINITY), ln2 = hn::Set(df, 0.693147180559945f);
+  HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
+  float tile_max[16];
+  bool live[16];
+  // Scores: four chains over the dims (hd is a multiple of 16), masked lanes -inf.
+  for (int h = 0; h < g; ++h) {
+    const float* qh = qk + h * hd;
+    auto vmax = neg_inf;
+    for (int u = 0; u < kKvTile; u += N) {
+      auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+      const float* col = kt + u;
+      for (int d = 0; d < hd; d += 4) {
+        a0 = hn::MulAdd(hn::Set(df, qh[d]), hn::LoadU(df, col + d * kKvTile), a0);
+        a1 = hn::MulAdd(hn::Set(df, qh[d + 1]), hn::LoadU(df, col + (d + 1) * kKvTile), a1);
+        a2 = hn::MulAdd(hn::Set(df, qh[d + 2]), hn::LoadU(df, col + (d + 2) * kKvTile), a2);
+        a3 = hn::MulAdd(hn::Set(df, qh[d + 3]), hn::LoadU(df, col + (d + 3) * kKvTile), a3);
+      }
+      auto sum = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
+      if (add) sum = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), sum);
+      const auto s = hn::IfThenElse(WindowLanes(df, u, lo, hi), sum, neg_inf);
+      hn::Store(s, df, p + h * kKvTile + u);
+      vmax = hn::Max(vmax, s);
+    }
+    tile_max[h] = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  }
+  // Softmax: rescale on a new max, weights, sums.
+  for (int h = 0; h < g; ++h) {
+    const float new_max = std::max(st.m[h], tile_max[h]);
+    live[h] = new_max != -INFINITY;  // else nothing finite yet
+    if (!live[h]) continue;
+    // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
+    const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
+    if (correction != 1.0f) {
+      for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
+        for (int d = 0; d < hd; ++d) a[d] *= correction;
+      }
+    }
+    const auto vm = hn::Set(df, new_max);
+    auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
+    for (int u = 0; u < kKvTile; u += N) {
+      float* ph = p + h * kKvTile + u;
+      const auto e = hn::Exp(df, hn::Mul(hn::Sub(hn::Load(df, ph), vm), ln2));
+      const auto pv = hn::IfThenElseZero(WindowLanes(df, u, lo, hi), e);
+      hn::Store(pv, df, ph);
+      vsum = hn::Add(vsum, pv);
+      vsum2 = hn::MulAdd(pv, pv, vsum2);
+    }
+    st.l[h] = st.l[h] * correction + hn::GetLane(hn::SumOfLanes(df, vsum));
+    if (st.l2) st.l2[h] = st.l2[h] * correction * correction + hn::GetLane(hn::SumOfLanes(df, vsum2));
+    st.m[h] = new_max;
+  }
+  // target += sum_j p_j v_j, four vectors of dims at a time (independent chains over the rows).
+  for (int h = 0; h < g; ++h) {
+    if (!live[h]) continue;
+    const float* ph = p + h * kKvTile;
+    float* a = target + h * hd;
+    int d = 0;
+    for (; d + 4 * N <= hd; d += 4 * N) {
+      auto c0 = hn::LoadU(df, a + d), c1 = hn::LoadU(df, a + d + N), c2 = hn::LoadU(df, a + d + 2 * N),
+           c3 = hn::LoadU(df, a + d + 3 * N);
+      for (int j = lo; j < hi; ++j) {
+        const auto pj = hn::Set(df, ph[j]);
+        const float* vr = vf + j * hd + d;
+        c0 = hn::MulAdd(pj, hn::LoadU(df, vr), c0);
+        c1 = hn::MulAdd(pj, hn::LoadU(df, vr + N), c1);
+        c2 = hn::MulAdd(pj, hn::LoadU(df, vr + 2 * N), c2);
+        c3 = hn::MulAdd(pj, hn::LoadU(df, vr + 3 * N), c3);
+      }
+      hn::StoreU(c0, df, a + d);
+      hn::StoreU(c1, df, a + d + N);
+      hn::StoreU(c2, df, a + d + 2 * N);
+      hn::StoreU(c3, df, a + d + 3 * N);
+    }
+    for (; d < hd; d += N) {
+      auto c = hn::LoadU(df, a + d);
+      for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, ph[j]), hn::LoadU(df, vf + j * hd + d), c);
+      hn::StoreU(c, df, a + d);
+    }
+  }
+}
+
+// Window rows [j0, j1) of one KV head for one query: `tiles` are that head's converted tiles (tile
+// t holds rows [16 t, 16 t + 16)).
+void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles, int64_t j0, int64_t j1,
+                       const SoftmaxState& st) {
+  for (int64_t t0 = j0 / kKvTile * kKvTile; t0 < j1; t0 += kKvTile) {
+    const float* kt = tiles + static_cast<size_t>(t0 / kKvTile) * WindowTileFloats(hd);
+    FoldFloatTile(q.qf, nullptr, nullptr, g, hd, kt, kt + kKvTile * hd, static_cast<int>(std::max<int64_t>(j0 - t0, 0)),
+                  static_cast<int>(std::min<int64_t>(j1 - t0, kKvTile)), st.acc, st);
+  }
+}
+
+// Scales or minimums of tokens [t0, t0 + 16) of group gr as fp32 (out[16]): one E5M2 byte each
+// (2- and 4-bit rows: the high byte of an fp16) or fp16 (8-bit rows), from a metadata block
+// [groups][page_tokens]. The sign bit (a K scale's centring flag) is kept.
+template <class DF>
+HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr, int t0, int meta_size, float* out) {
+  const hn::Rebind<uint8_t, DF> du8;
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int u = 0; u < kKvTile; u += N) {
+    const size_t at = static_cast<size_t>(gr) * page_tokens + t0 + u;
+    const auto bits = meta_size == 1 ? hn::ShiftLeft<8>(hn::PromoteTo(du16, hn::LoadU(du8, base + at)))
+                                     : hn::LoadU(du16, reinterpret_cast<const uint16_t*>(base) + at);
+    hn::StoreU(hn::PromoteTo(df, hn::BitCast(dh, bits)), df, out + u);
+  }
+}
+
+// Tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt [hd][16] (K transposed), vf
+// [16][hd], add[16] = 1 for K rows stored centred (they need + q . key_mean), else 0. Rows are as
+// stored (rotated, key-weighted), each element s * c + m as kv_dequantize_ref computes it (one
+// fma), or the fp16 value. Code positions: ops/kv_page.h ("K, lanes = tokens": dim e = c D + j in
+// byte j mod 4 of token t's 32-bit lane of chunk c, at bit shift (j / 4) b; "V, lanes = dims":
+// token 4 (z (8 / b) + j) + i in byte i of dim l's lane of chunk z of the dim block, at shift j b).
+void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, int t0, float* kt, float* vf,
+                    float* add) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const int page_tokens = layout.page_tokens();
+  HWY_ALIGN float sf[kMaxTileGroups * kKvTile], mf[kMaxTileGroups * kKvTile];  // per group and token
+  for (bool is_v : {false, true}) {
+    const KvRowFormat& f = layout.format(is_v);
+    const int hd = f.head_dim, b = f.bits;
+    const uint8_t* codes = page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v);
+    if (b == 16) {
+      const auto* h16 = reinterpret_cast<const hwy::float16_t*>(codes);
+      float* out = is_v ? vf : kt;  // both [16][hd] or [hd][16]: 16 hd values in storage order
+      for (int i = 0; i < kKvTile * hd; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h16 + i)), df, out + i);
+      if (!is_v) std::fill(add, add + kKvTile, 0.0f);
+      continue;
+    }
+    const int groups = f.groups();
+    for (int gr = 0; gr < groups; ++gr) {
+      PageMetaF32(df, page + layout.scales(is_v, kvh), page_tokens, gr, t0, f.meta_size(), sf + gr * kKvTile);
+      PageMetaF32(df, page + layout.minimums(is_v, kvh), page_tokens, gr, t0, f.meta_size(), mf + gr * kKvTile);
+    }
+    const auto sign = hn::Set(du, 0x80000000u);
+    if (!is_v) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
+      for (int u = 0; u < kKvTile; u += N) {
+        const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, sf + u)), sign);
+        hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
+      }
+    }
+    for (int i = 0; i < groups * kKvTile; i += N) {  // scales >= 0 apart from that flag
+      hn::StoreU(hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sf + i)))), df, sf + i);
+    }
+    const auto mask = hn::Set(du, (1u << b) - 1u);
+    if (!is_v) {
+      const int dims_per_chunk = 32 / b;
+      for (int e = 0; e < hd; ++e) {
+        const int c = e / dims_per_chunk, j = e % dims_per_chunk, gr = e / f.group;
+        const int shift = 8 * (j % 4) + (j / 4) * b;
+        for (int u = 0; u < kKvTile; u += N) {
+          const auto raw = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes + 64 * c) + u);
+          const auto code = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw, shift), mask)));
+          hn::StoreU(hn::MulAdd(hn::LoadU(df, sf + gr * kKvTile + u), code, hn::LoadU(df, mf + gr * kKvTile + u)), df,
+                     kt + e * kKvTile + u);
+        }
+      }
+    } else {
+      const int planes = 8 / b, chunks = b / 2;
+      for (int k = 0; k < hd / 16; ++k) {
+        const int gr = 16 * k / f.group;
+        const uint8_t* block = codes + static_cast<size_t>(k) * 32 * b;
+        for (int z = 0; z < chunks; ++z) {
+          for (int j = 0; j < planes; ++j) {
+            for (int i = 0; i < 4; ++i) {
+              const int t = 4 * (z * planes + j) + i, shift = 8 * i + j * b;
+              const auto s = hn::Set(df, sf[gr * kKvTile + t]), m = hn::Set(df, mf[gr * kKvTile + t]);
+              for (int u = 0; u < 16; u += N) {
+                const auto raw = hn::LoadU(du, reinterpret_cast<const uint32_t*>(block + 64 * z) + u);
+                const auto code = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw, shift), mask)));
+                hn::StoreU(hn::MulAdd(s, code, m), df, vf + t * hd + 16 * k + u);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
