@@ -5,6 +5,8 @@
 // and time_per_tile: wall ns per 16 tokens of one KV head (with 2 threads, of both together).
 //
 // BM_AttentionPrefillWindow: one layer of a 256-token prefill chunk attending its own FP16 window.
+// The label names the SIMD target; KVBITS_BENCH_NO_AVX512=1 runs what an AVX2 machine gets
+// (bench/simd_targets_bench.cc).
 //
 //   ./build/bench/kvbits_kernel_bench --benchmark_filter=Attention
 #include <benchmark/benchmark.h>
@@ -102,6 +104,7 @@ void BM_AttentionDecode(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data());
   }
   state.SetBytesProcessed(state.iterations() * tokens * static_cast<int64_t>(cache->token_bytes));
+  state.SetLabel(attention_target_name());
   state.counters["time_per_tile"] = benchmark::Counter(
       static_cast<double>(state.iterations()) * (tokens / kKvTile) * kKvHeads,
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
@@ -160,6 +163,7 @@ void BM_AttentionDecodeLayers(benchmark::State& state) {
     }
   }
   state.SetBytesProcessed(state.iterations() * kLayers * tokens * static_cast<int64_t>(layers[0]->token_bytes));
+  state.SetLabel(attention_target_name());
 }
 BENCHMARK(BM_AttentionDecodeLayers)
     ->ArgNames({"bits", "tokens", "threads"})
@@ -195,6 +199,7 @@ void BM_AttentionPrefillWindow(benchmark::State& state) {
     attention(shape, q.data(), rows, window.data(), view, out.data(), pool, scratch);
     benchmark::DoNotOptimize(out.data());
   }
+  state.SetLabel(attention_target_name());
   state.counters["time_per_query"] = benchmark::Counter(static_cast<double>(state.iterations()) * rows,
                                                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
