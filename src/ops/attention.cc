@@ -14,7 +14,8 @@
 // AttendWindowTiles (several queries: rows converted once per call, attention_tiles-inl.h);
 // AttendPage reads a page through one of two paths:
 //  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
-//  * the portable path: each 16-token tile is decoded to floats, then scored and accumulated.
+//  * the portable path: each 16-token tile is decoded to an fp32 tile once per block of queries
+//    (DecodePageTile) and folded by FoldFloatTile (attention_tiles-inl.h).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

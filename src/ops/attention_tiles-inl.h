@@ -13,7 +13,8 @@
 //    horizontal sum: ~15 % of a 512-token prefill (perf, 2026-12-05).
 //  * pages on targets without the VNNI kernel (AVX2, AVX3, NEON, ...): each page tile is decoded
 //    to fp32 once per block of queries with vector code extraction (DecodePageTile). Before, rows
-//    were decoded one element at a time (kv_page_read_row): ~20 us per 16-token tile on AVX2.
+//    were decoded one element at a time (kv_page_read_row): 14.7 us per 16-token int4 tile on
+//    AVX2, now 0.67 us (docs/benchmarks.md, 2026-12-05).
 // Rows past a tile's valid range are masked (and zero where a tile is only partly filled).
 
 // Floats of one converted tile.
@@ -57,7 +58,8 @@ HWY_INLINE hn::Mask<D> WindowLanes(D d, int u, int lo, int hi) {
 // p = 2^(s - m) (Highway's Exp, 1 ulp), target += sum_j p_j v_j.
 // Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
 // a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
-// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow 3.4 -> 2.7 ms).
+// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
+// busy host: 3.4 -> 2.7 ms).
 void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const float* kt,
                    const float* vf, int lo, int hi, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
