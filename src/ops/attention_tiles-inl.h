@@ -216,15 +216,23 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
     }
     const auto mask = hn::Set(du, (1u << b) - 1u);
     if (!is_v) {
-      const int dims_per_chunk = 32 / b;
-      for (int e = 0; e < hd; ++e) {
-        const int c = e / dims_per_chunk, j = e % dims_per_chunk, gr = e / f.group;
-        const int shift = 8 * (j % 4) + (j / 4) * b;
-        for (int u = 0; u < kKvTile; u += N) {
-          const auto raw = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes + 64 * c) + u);
-          const auto code = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw, shift), mask)));
-          hn::StoreU(hn::MulAdd(hn::LoadU(df, sf + gr * kKvTile + u), code, hn::LoadU(df, mf + gr * kKvTile + u)), df,
-                     kt + e * kKvTile + u);
+      // Chunks of D = 32 / b dims never straddle a group (a multiple of 16 dims). No division
+      // per dim: three per dim made the K decode ~45 % of a tile's time on AVX2.
+      const int dims_per_chunk = 32 / b, chunks_per_group = f.group / dims_per_chunk;
+      for (int gr = 0; gr < groups; ++gr) {
+        const float* s = sf + gr * kKvTile;
+        const float* m = mf + gr * kKvTile;
+        for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
+          const uint32_t* chunk = reinterpret_cast<const uint32_t*>(codes + 64 * c);
+          for (int j = 0; j < dims_per_chunk; ++j) {
+            const int shift = 8 * (j % 4) + (j / 4) * b;
+            float* out = kt + (c * dims_per_chunk + j) * kKvTile;
+            for (int u = 0; u < kKvTile; u += N) {
+              const auto code =
+                  hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(hn::LoadU(du, chunk + u), shift), mask)));
+              hn::StoreU(hn::MulAdd(hn::LoadU(df, s + u), code, hn::LoadU(df, m + u)), df, out + u);
+            }
+          }
         }
       }
     } else {
