@@ -14,7 +14,7 @@
 //  * pages on targets without the VNNI kernel (AVX2, AVX3, NEON, ...): each page tile is decoded
 //    to fp32 once per block of queries with vector code extraction (DecodePageTile). Before, rows
 //    were decoded one element at a time (kv_page_read_row): 14.7 us per 16-token int4 tile on
-//    AVX2, now 0.67 us (docs/benchmarks.md, 2026-12-05).
+//    AVX2, now 0.55 us (docs/benchmarks.md, 2026-12-05).
 // Rows past a tile's valid range are masked (and zero where a tile is only partly filled).
 
 // Floats of one converted tile.
