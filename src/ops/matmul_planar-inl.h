@@ -432,8 +432,9 @@ template <PKind K, int T>
 void PlanarRowsToPairs(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
                        int nr, int64_t t, RowPair (*pairs)[8]) {
   constexpr int kR = T == 1 ? kPlanarDecodeRows : kPlanarPrefillRows;
-  // The token tile's activation views, shared by the batch's row tiles: built in every tile call,
-  // their pointer arithmetic and stores were ~a quarter of a 576-column prefill tile's samples.
+  // The token tile's activation views, built once for the batch's row tiles rather than in every
+  // 2-row tile call (pointer arithmetic and stores in each tile's setup; the measured gain was
+  // within the host's noise, docs/benchmarks.md 2026-12-05).
   QuantizedRowView views[T];
   for (int j = 0; j < T; ++j) views[j] = act.row(t + j);
   int i = 0;
