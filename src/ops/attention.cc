@@ -205,13 +205,27 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   float* kt = buf;
   float* vf = buf + kKvTile * hd;
   HWY_ALIGN float add[kKvTile];
+  // FP16 K or V tiles are folded from the page's bytes (same layouts, promoted in registers).
+  auto fp16_tile = [&](bool is_v, int t0) {
+    return reinterpret_cast<const hwy::float16_t*>(page.data + layout.codes(is_v, kvh) +
+                                                   static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v));
+  };
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
-    DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
+    if (k_quant || v_quant) DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];
-      FoldFloatTile(k_quant ? qs[qi].qr : qs[qi].qf, qs[qi].qmu, k_quant ? add : nullptr, g, hd, kt, vf, 0, nt,
-                    v_quant && rotated_v ? st.acc_rot : st.acc, st);
+      float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
+      if (k_quant && v_quant) {
+        FoldFloatTile(qs[qi].qr, qs[qi].qmu, add, g, hd, kt, vf, 0, nt, target, st);
+      } else if (k_quant) {
+        FoldFloatTile(qs[qi].qr, qs[qi].qmu, add, g, hd, kt, fp16_tile(true, t0), 0, nt, target, st);
+      } else if (v_quant) {
+        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, fp16_tile(false, t0), vf, 0, nt, target, st);
+      } else {
+        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, fp16_tile(false, t0), fp16_tile(true, t0), 0, nt, target,
+                      st);
+      }
     }
   }
 }

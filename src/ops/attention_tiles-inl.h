@@ -52,6 +52,16 @@ HWY_INLINE hn::Mask<D> WindowLanes(D d, int u, int lo, int hi) {
   return hn::AndNot(below_lo, below_hi);
 }
 
+// N floats from fp32 or fp16 storage (FP16 pages are folded straight from their bytes).
+template <class D>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const float* p) {
+  return hn::LoadU(d, p);
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
+}
+
 // One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
 // add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
 // target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
@@ -60,8 +70,9 @@ HWY_INLINE hn::Mask<D> WindowLanes(D d, int u, int lo, int hi) {
 // a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
 // heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
 // busy host: 3.4 -> 2.7 ms).
-void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const float* kt,
-                   const float* vf, int lo, int hi, float* target, const SoftmaxState& st) {
+template <class TK, class TV>
+void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const TK* kt, const TV* vf,
+                   int lo, int hi, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   const auto neg_inf = hn::Set(df, -INFINITY), ln2 = hn::Set(df, 0.693147180559945f);
@@ -74,12 +85,12 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     auto vmax = neg_inf;
     for (int u = 0; u < kKvTile; u += N) {
       auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-      const float* col = kt + u;
+      const TK* col = kt + u;
       for (int d = 0; d < hd; d += 4) {
-        a0 = hn::MulAdd(hn::Set(df, qh[d]), hn::LoadU(df, col + d * kKvTile), a0);
-        a1 = hn::MulAdd(hn::Set(df, qh[d + 1]), hn::LoadU(df, col + (d + 1) * kKvTile), a1);
-        a2 = hn::MulAdd(hn::Set(df, qh[d + 2]), hn::LoadU(df, col + (d + 2) * kKvTile), a2);
-        a3 = hn::MulAdd(hn::Set(df, qh[d + 3]), hn::LoadU(df, col + (d + 3) * kKvTile), a3);
+        a0 = hn::MulAdd(hn::Set(df, qh[d]), LoadF32(df, col + d * kKvTile), a0);
+        a1 = hn::MulAdd(hn::Set(df, qh[d + 1]), LoadF32(df, col + (d + 1) * kKvTile), a1);
+        a2 = hn::MulAdd(hn::Set(df, qh[d + 2]), LoadF32(df, col + (d + 2) * kKvTile), a2);
+        a3 = hn::MulAdd(hn::Set(df, qh[d + 3]), LoadF32(df, col + (d + 3) * kKvTile), a3);
       }
       auto sum = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
       if (add) sum = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), sum);
@@ -126,11 +137,11 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
            c3 = hn::LoadU(df, a + d + 3 * N);
       for (int j = lo; j < hi; ++j) {
         const auto pj = hn::Set(df, ph[j]);
-        const float* vr = vf + j * hd + d;
-        c0 = hn::MulAdd(pj, hn::LoadU(df, vr), c0);
-        c1 = hn::MulAdd(pj, hn::LoadU(df, vr + N), c1);
-        c2 = hn::MulAdd(pj, hn::LoadU(df, vr + 2 * N), c2);
-        c3 = hn::MulAdd(pj, hn::LoadU(df, vr + 3 * N), c3);
+        const TV* vr = vf + j * hd + d;
+        c0 = hn::MulAdd(pj, LoadF32(df, vr), c0);
+        c1 = hn::MulAdd(pj, LoadF32(df, vr + N), c1);
+        c2 = hn::MulAdd(pj, LoadF32(df, vr + 2 * N), c2);
+        c3 = hn::MulAdd(pj, LoadF32(df, vr + 3 * N), c3);
       }
       hn::StoreU(c0, df, a + d);
       hn::StoreU(c1, df, a + d + N);
@@ -139,7 +150,7 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     }
     for (; d < hd; d += N) {
       auto c = hn::LoadU(df, a + d);
-      for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, ph[j]), hn::LoadU(df, vf + j * hd + d), c);
+      for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, ph[j]), LoadF32(df, vf + j * hd + d), c);
       hn::StoreU(c, df, a + d);
     }
   }
@@ -173,10 +184,11 @@ HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr,
   }
 }
 
-// Tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt [hd][16] (K transposed), vf
-// [16][hd], add[16] = 1 for K rows stored centred (they need + q . key_mean), else 0. Rows are as
-// stored (rotated, key-weighted), each element s * c + m as kv_dequantize_ref computes it (one
-// fma), or the fp16 value. Code positions: ops/kv_page.h ("K, lanes = tokens": dim e = c D + j in
+// The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
+// [hd][16] (K transposed), vf [16][hd], add[16] = 1 for K rows stored centred (they need
+// + q . key_mean), else 0; a 16-bit K or V is left alone (its page tile has the same layout in
+// fp16). Rows are as stored (rotated, key-weighted), each element s * c + m as kv_dequantize_ref
+// computes it (one fma). Code positions: ops/kv_page.h ("K, lanes = tokens": dim e = c D + j in
 // byte j mod 4 of token t's 32-bit lane of chunk c, at bit shift (j / 4) b; "V, lanes = dims":
 // token 4 (z (8 / b) + j) + i in byte i of dim l's lane of chunk z of the dim block, at shift j b).
 void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, int t0, float* kt, float* vf,
@@ -184,7 +196,6 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
   const int N = static_cast<int>(hn::Lanes(df));
   const int page_tokens = layout.page_tokens();
   HWY_ALIGN float sf[kMaxTileGroups * kKvTile], mf[kMaxTileGroups * kKvTile];  // per group and token
@@ -192,13 +203,7 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
     const KvRowFormat& f = layout.format(is_v);
     const int hd = f.head_dim, b = f.bits;
     const uint8_t* codes = page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v);
-    if (b == 16) {
-      const auto* h16 = reinterpret_cast<const hwy::float16_t*>(codes);
-      float* out = is_v ? vf : kt;  // both [16][hd] or [hd][16]: 16 hd values in storage order
-      for (int i = 0; i < kKvTile * hd; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h16 + i)), df, out + i);
-      if (!is_v) std::fill(add, add + kKvTile, 0.0f);
-      continue;
-    }
+    if (b == 16) continue;  // folded from the page's own fp16 tile (FP16 K is [hd][16], V [16][hd])
     const int groups = f.groups();
     for (int gr = 0; gr < groups; ++gr) {
       PageMetaF32(df, page + layout.scales(is_v, kvh), page_tokens, gr, t0, f.meta_size(), sf + gr * kKvTile);
