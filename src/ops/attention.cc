@@ -44,6 +44,9 @@ namespace kvbits::attention_detail {
 // more (head_dim / group > 16) go to attention_ref.
 inline constexpr int kMaxTileGroups = 16;
 
+// Floats of one fp32 tile of kKvTile rows (attention_tiles-inl.h): K transposed, then V.
+inline size_t tile_floats(int hd) { return 2 * static_cast<size_t>(kKvTile) * static_cast<size_t>(hd); }
+
 // Scale of q . k that gives scores in base-2 units (top of this file): log2(e) / sqrt(hd).
 inline float score_scale(int hd) { return 1.4426950408889634f / std::sqrt(static_cast<float>(hd)); }
 
@@ -94,6 +97,7 @@ using attention_detail::PreparedQuery;
 using attention_detail::PrefetchSpan;
 using attention_detail::SoftmaxState;
 using attention_detail::kMaxTileGroups;
+using attention_detail::tile_floats;
 
 // Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
 // max grows, turns scores into weights p = 2^(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
@@ -467,15 +471,15 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   const int head_tasks = shape.n_kv_heads / heads_per_task;
 
   // Prefill (several queries): the window rows any query attends, converted to fp32 tiles once
-  // (attention_tiles-inl.h): [n_kv_heads][tiles] tiles of WindowTileFloats(hd) floats, from a
+  // (attention_tiles-inl.h): [n_kv_heads][tiles] tiles of tile_floats(hd) floats, from a
   // 64-byte boundary. Decode reads its window rows in place (AttendWindow).
   int64_t window_rows = 0;
   for (int64_t i = 0; i < n_queries && n_queries > 1; ++i) {
     window_rows = std::max({window_rows, window[i].shared, window[i].end});
   }
   const int64_t window_tiles = (window_rows + kKvTile - 1) / kKvTile;
-  const size_t tile_floats = 2 * static_cast<size_t>(kKvTile) * static_cast<size_t>(hd);
-  scratch.window.resize(static_cast<size_t>(shape.n_kv_heads * window_tiles) * tile_floats + 16);
+  const size_t tile_size = attention_detail::tile_floats(hd);
+  scratch.window.resize(static_cast<size_t>(shape.n_kv_heads * window_tiles) * tile_size + 16);
   float* window_f32 = scratch.window.data();
   window_f32 += (64 - reinterpret_cast<uintptr_t>(window_f32) % 64) % 64 / sizeof(float);
   auto convert_tile = [&](int64_t task) {
@@ -484,7 +488,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     const size_t at = static_cast<size_t>((kvh * cache.window_stride + r0) * hd);
     HWY_DYNAMIC_DISPATCH(ConvertWindowTile)(cache.window_k + at, cache.window_v + at, hd,
                                             static_cast<int>(std::min<int64_t>(kKvTile, window_rows - r0)),
-                                            window_f32 + static_cast<size_t>(task) * tile_floats);
+                                            window_f32 + static_cast<size_t>(task) * tile_size);
   };
   const int64_t convert_tasks = shape.n_kv_heads * window_tiles;
   if (convert_tasks <= pool.size()) {  // a few rows: not worth a hand-off
@@ -513,7 +517,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     if (p0 < 0) {
       for (int hh = 0; hh < heads_per_task; ++hh) {
         const int64_t off = static_cast<int64_t>(kvh0 + hh) * cache.window_stride * hd;
-        const float* tiles = window_f32 + static_cast<size_t>((kvh0 + hh) * window_tiles) * tile_floats;
+        const float* tiles = window_f32 + static_cast<size_t>((kvh0 + hh) * window_tiles) * tile_size;
         for (int k = 0; k < nq; ++k) {
           const WindowRange& w = window[i0 + k];
           for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {

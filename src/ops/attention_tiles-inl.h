@@ -17,9 +17,6 @@
 //    AVX2, now 0.55 us (docs/benchmarks.md, 2026-12-05).
 // Rows past a tile's valid range are masked (and zero where a tile is only partly filled).
 
-// Floats of one converted tile.
-inline size_t WindowTileFloats(int hd) { return 2 * static_cast<size_t>(kKvTile) * static_cast<size_t>(hd); }
-
 // Rows [0, nt) of one tile, k and v: [nt, hd] fp16 bits (the tile's first row first), to `tile`.
 void ConvertWindowTile(const uint16_t* k, const uint16_t* v, int hd, int nt, float* tile) {
   const hn::ScalableTag<float> df;
@@ -161,7 +158,7 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
 void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles, int64_t j0, int64_t j1,
                        const SoftmaxState& st) {
   for (int64_t t0 = j0 / kKvTile * kKvTile; t0 < j1; t0 += kKvTile) {
-    const float* kt = tiles + static_cast<size_t>(t0 / kKvTile) * WindowTileFloats(hd);
+    const float* kt = tiles + static_cast<size_t>(t0 / kKvTile) * tile_floats(hd);
     FoldFloatTile(q.qf, nullptr, nullptr, g, hd, kt, kt + kKvTile * hd, static_cast<int>(std::max<int64_t>(j0 - t0, 0)),
                   static_cast<int>(std::min<int64_t>(j1 - t0, kKvTile)), st.acc, st);
   }
@@ -202,8 +199,8 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
   for (bool is_v : {false, true}) {
     const KvRowFormat& f = layout.format(is_v);
     const int hd = f.head_dim, b = f.bits;
-    const uint8_t* codes = page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v);
     if (b == 16) continue;  // folded from the page's own fp16 tile (FP16 K is [hd][16], V [16][hd])
+    const uint8_t* codes = page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v);
     const int groups = f.groups();
     for (int gr = 0; gr < groups; ++gr) {
       PageMetaF32(df, page + layout.scales(is_v, kvh), page_tokens, gr, t0, f.meta_size(), sf + gr * kKvTile);
