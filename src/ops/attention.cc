@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "backend/simd_targets.h"
@@ -203,7 +204,11 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
 #else
   (void)group;
 #endif
-  for (size_t i = 0; i < next.lines; ++i) __builtin_prefetch(next.begin + 64 * i, 0, 3);
+  // The next block's lines, a share before each tile (a burst before the page queues the current
+  // tile's loads behind it: attention_vnni-inl.h PrefetchCursor).
+  const int tiles = (page.n_tokens + kKvTile - 1) / kKvTile;
+  const size_t per_tile = (next.lines + static_cast<size_t>(tiles) - 1) / static_cast<size_t>(tiles);
+  size_t prefetched = 0;
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
   // Each tile decoded to fp32 once (attention_tiles-inl.h), then folded for each of the nq queries.
   float* kt = buf;
@@ -216,6 +221,9 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   };
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
+    for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {
+      __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
+    }
     if (k_quant || v_quant) DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];

@@ -59,6 +59,127 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
   return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
 }
 
+#if !HWY_HAVE_SCALABLE
+#ifndef KVBITS_UNROLL_TILE
+#define KVBITS_UNROLL_TILE _Pragma("GCC unroll 16")
+#endif
+// Vector registers of the target (AVX2: 16, AVX-512: 32): the head-interleaved kernels below size
+// their accumulator sets to fit.
+inline constexpr int kTileRegisters = HWY_MAX_BYTES >= 64 ? 32 : 16;
+
+// Raw scores q . k of G heads over one tile, p [G][kKvTile], the heads interleaved: each K vector
+// is loaded once for the G heads. One head at a time loaded it G times and broadcast a query
+// element for every product, two loads per FMA, which bounded the AVX2 tile (perf, 2026-12-05).
+// C sets of accumulators over alternate dims when the registers allow (an FMA's latency is four
+// cycles, two issue per cycle).
+template <int G, class TK>
+HWY_INLINE void TileDots(const float* qk, int hd, const TK* kt, float* p) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr int N = static_cast<int>(hn::MaxLanes(df));
+  static_assert(kKvTile % N == 0, "a tile is whole vectors");
+  constexpr int U = kKvTile / N;
+  constexpr int C = 4 * G * U + U + 1 <= kTileRegisters ? 4 : 2 * G * U + U + 1 <= kTileRegisters ? 2 : 1;
+  V acc[C][G][U];
+  KVBITS_UNROLL_TILE
+  for (int c = 0; c < C; ++c) {
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) acc[c][h][u] = hn::Zero(df);
+    }
+  }
+  for (int d = 0; d < hd; d += C) {  // hd is a multiple of 16
+    KVBITS_UNROLL_TILE
+    for (int c = 0; c < C; ++c) {
+      V k[U];
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) k[u] = LoadF32(df, kt + (d + c) * kKvTile + u * N);
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        const V qv = hn::Set(df, qk[h * hd + d + c]);
+        KVBITS_UNROLL_TILE
+        for (int u = 0; u < U; ++u) acc[c][h][u] = hn::MulAdd(qv, k[u], acc[c][h][u]);
+      }
+    }
+  }
+  KVBITS_UNROLL_TILE
+  for (int h = 0; h < G; ++h) {
+    KVBITS_UNROLL_TILE
+    for (int u = 0; u < U; ++u) {
+      V sum = acc[0][h][u];
+      KVBITS_UNROLL_TILE
+      for (int c = 1; c < C; ++c) sum = hn::Add(sum, acc[c][h][u]);
+      hn::Store(sum, df, p + h * kKvTile + u * N);
+    }
+  }
+}
+
+// target [G, hd] += sum_{j in [lo, hi)} p[h][j] v_j for G heads, each V vector loaded once for
+// the G heads; B vectors of dims per block, as many as the registers hold.
+template <int G, class TV>
+HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, float* target) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr int N = static_cast<int>(hn::MaxLanes(df));
+  constexpr int B = G * 4 + 4 + 1 <= kTileRegisters ? 4 : G * 2 + 2 + 1 <= kTileRegisters ? 2 : 1;
+  auto block = [&](auto vectors, int d) {
+    constexpr int W = decltype(vectors)::value;
+    V c[G][W];
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      KVBITS_UNROLL_TILE
+      for (int b = 0; b < W; ++b) c[h][b] = hn::LoadU(df, target + h * hd + d + b * N);
+    }
+    for (int j = lo; j < hi; ++j) {
+      V v[W];
+      KVBITS_UNROLL_TILE
+      for (int b = 0; b < W; ++b) v[b] = LoadF32(df, vf + j * hd + d + b * N);
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        const V pj = hn::Set(df, p[h * kKvTile + j]);
+        KVBITS_UNROLL_TILE
+        for (int b = 0; b < W; ++b) c[h][b] = hn::MulAdd(pj, v[b], c[h][b]);
+      }
+    }
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      KVBITS_UNROLL_TILE
+      for (int b = 0; b < W; ++b) hn::StoreU(c[h][b], df, target + h * hd + d + b * N);
+    }
+  };
+  int d = 0;
+  for (; d + B * N <= hd; d += B * N) block(std::integral_constant<int, B>(), d);
+  for (; d < hd; d += N) block(std::integral_constant<int, 1>(), d);
+}
+#else
+// Scalable vectors cannot live in arrays: one head and one vector at a time.
+template <int G, class TK>
+HWY_INLINE void TileDots(const float* qk, int hd, const TK* kt, float* p) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int h = 0; h < G; ++h) {
+    for (int u = 0; u < kKvTile; u += N) {
+      auto a = hn::Zero(df);
+      for (int d = 0; d < hd; ++d) a = hn::MulAdd(hn::Set(df, qk[h * hd + d]), LoadF32(df, kt + d * kKvTile + u), a);
+      hn::Store(a, df, p + h * kKvTile + u);
+    }
+  }
+}
+template <int G, class TV>
+HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, float* target) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int h = 0; h < G; ++h) {
+    for (int d = 0; d < hd; d += N) {
+      auto c = hn::LoadU(df, target + h * hd + d);
+      for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, p[h * kKvTile + j]), LoadF32(df, vf + j * hd + d), c);
+      hn::StoreU(c, df, target + h * hd + d);
+    }
+  }
+}
+#endif
+
 // One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
 // add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
 // target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
@@ -66,7 +187,8 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
 // Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
 // a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
 // heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
-// busy host: 3.4 -> 2.7 ms).
+// busy host: 3.4 -> 2.7 ms). The scores and V sums of g <= 4 heads are interleaved (TileDots,
+// TileSums); other g take one head at a time.
 template <class TK, class TV>
 void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const TK* kt, const TV* vf,
                    int lo, int hi, float* target, const SoftmaxState& st) {
@@ -76,20 +198,19 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
   HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
   float tile_max[16];
   bool live[16];
-  // Scores: four chains over the dims (hd is a multiple of 16), masked lanes -inf.
+  switch (g) {
+    case 1: TileDots<1>(qk, hd, kt, p); break;
+    case 2: TileDots<2>(qk, hd, kt, p); break;
+    case 3: TileDots<3>(qk, hd, kt, p); break;
+    case 4: TileDots<4>(qk, hd, kt, p); break;
+    default:
+      for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, kt, p + h * kKvTile);
+  }
+  // Scores: the centred rows' q . key_mean, masked lanes -inf, the tile's max.
   for (int h = 0; h < g; ++h) {
-    const float* qh = qk + h * hd;
     auto vmax = neg_inf;
     for (int u = 0; u < kKvTile; u += N) {
-      auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-      const TK* col = kt + u;
-      for (int d = 0; d < hd; d += 4) {
-        a0 = hn::MulAdd(hn::Set(df, qh[d]), LoadF32(df, col + d * kKvTile), a0);
-        a1 = hn::MulAdd(hn::Set(df, qh[d + 1]), LoadF32(df, col + (d + 1) * kKvTile), a1);
-        a2 = hn::MulAdd(hn::Set(df, qh[d + 2]), LoadF32(df, col + (d + 2) * kKvTile), a2);
-        a3 = hn::MulAdd(hn::Set(df, qh[d + 3]), LoadF32(df, col + (d + 3) * kKvTile), a3);
-      }
-      auto sum = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
+      auto sum = hn::Load(df, p + h * kKvTile + u);
       if (add) sum = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), sum);
       const auto s = hn::IfThenElse(WindowLanes(df, u, lo, hi), sum, neg_inf);
       hn::Store(s, df, p + h * kKvTile + u);
@@ -98,9 +219,11 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     tile_max[h] = hn::GetLane(hn::MaxOfLanes(df, vmax));
   }
   // Softmax: rescale on a new max, weights, sums.
+  bool all_live = true;
   for (int h = 0; h < g; ++h) {
     const float new_max = std::max(st.m[h], tile_max[h]);
     live[h] = new_max != -INFINITY;  // else nothing finite yet
+    all_live &= live[h];
     if (!live[h]) continue;
     // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
     const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
@@ -123,33 +246,17 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     if (st.l2) st.l2[h] = st.l2[h] * correction * correction + hn::GetLane(hn::SumOfLanes(df, vsum2));
     st.m[h] = new_max;
   }
-  // target += sum_j p_j v_j, four vectors of dims at a time (independent chains over the rows).
+  // target += sum_j p_j v_j (a head with nothing finite yet is left alone: its p are not weights).
+  if (all_live && g <= 4) {
+    switch (g) {
+      case 1: return TileSums<1>(p, hd, vf, lo, hi, target);
+      case 2: return TileSums<2>(p, hd, vf, lo, hi, target);
+      case 3: return TileSums<3>(p, hd, vf, lo, hi, target);
+      default: return TileSums<4>(p, hd, vf, lo, hi, target);
+    }
+  }
   for (int h = 0; h < g; ++h) {
-    if (!live[h]) continue;
-    const float* ph = p + h * kKvTile;
-    float* a = target + h * hd;
-    int d = 0;
-    for (; d + 4 * N <= hd; d += 4 * N) {
-      auto c0 = hn::LoadU(df, a + d), c1 = hn::LoadU(df, a + d + N), c2 = hn::LoadU(df, a + d + 2 * N),
-           c3 = hn::LoadU(df, a + d + 3 * N);
-      for (int j = lo; j < hi; ++j) {
-        const auto pj = hn::Set(df, ph[j]);
-        const TV* vr = vf + j * hd + d;
-        c0 = hn::MulAdd(pj, LoadF32(df, vr), c0);
-        c1 = hn::MulAdd(pj, LoadF32(df, vr + N), c1);
-        c2 = hn::MulAdd(pj, LoadF32(df, vr + 2 * N), c2);
-        c3 = hn::MulAdd(pj, LoadF32(df, vr + 3 * N), c3);
-      }
-      hn::StoreU(c0, df, a + d);
-      hn::StoreU(c1, df, a + d + N);
-      hn::StoreU(c2, df, a + d + 2 * N);
-      hn::StoreU(c3, df, a + d + 3 * N);
-    }
-    for (; d < hd; d += N) {
-      auto c = hn::LoadU(df, a + d);
-      for (int j = lo; j < hi; ++j) c = hn::MulAdd(hn::Set(df, ph[j]), LoadF32(df, vf + j * hd + d), c);
-      hn::StoreU(c, df, a + d);
-    }
+    if (live[h]) TileSums<1>(p + h * kKvTile, hd, vf, lo, hi, target + h * hd);
   }
 }
 
