@@ -190,6 +190,33 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 #include "ops/attention_vnni-inl.h"
 #endif
 
+#if !HWY_HAVE_SCALABLE
+// One query (decode) over one page tile with quantized K and/or V read in place (QuantTile in
+// attention_tiles-inl.h); a 16-bit side is read from the page's fp16 tile (fp16_tile(is_v, t0)).
+template <class Fp16Tile>
+void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const KvPageLayout& layout,
+                   const uint8_t* page, int kvh, int t0, int nt, bool k_quant, bool v_quant, bool rotated_v,
+                   const Fp16Tile& fp16_tile) {
+  HWY_ALIGN float ks[kMaxTileGroups * kKvTile], km[kMaxTileGroups * kKvTile];
+  HWY_ALIGN float vs[kMaxTileGroups * kKvTile], vm[kMaxTileGroups * kKvTile];
+  HWY_ALIGN float add[kKvTile];
+  float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
+  QuantTile kq, vq;
+  if (k_quant) {
+    kq = TileMeta(layout, page, kvh, t0, nt, false, ks, km, add);
+    kq.qsum = q.qsum;
+  }
+  if (v_quant) vq = TileMeta(layout, page, kvh, t0, nt, true, vs, vm, nullptr);
+  if (k_quant && v_quant) {
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
+  } else if (k_quant) {
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(true, t0), 0, nt, target, st);
+  } else {
+    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(false, t0), vq, 0, nt, target, st);
+  }
+}
+#endif
+
 // Decodes each tile to floats (kv_page_read_row) once, then scores and folds it for each of the
 // nq queries (a block of prefill queries shares every tile it reads). On AVX3_DL the VNNI kernel
 // reads the codes in place instead.
@@ -224,6 +251,12 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {
       __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
     }
+#if !HWY_HAVE_SCALABLE
+    if (nq == 1 && (k_quant || v_quant)) {  // decode: quantized rows read in place
+      FoldQuantTile(qs[0], states[0], g, hd, layout, page.data, kvh, t0, nt, k_quant, v_quant, rotated_v, fp16_tile);
+      continue;
+    }
+#endif
     if (k_quant || v_quant) DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];

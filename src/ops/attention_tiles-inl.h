@@ -59,6 +59,18 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
   return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
 }
 
+// A quantized K or V tile of a page: its codes (ops/kv_page.h layout) and each group's scale and
+// minimum per token as fp32, [groups][kKvTile], zero for the rows past `nt` (a page's unused
+// slots hold no metadata; zero keeps them out of every sum). qsum (K only, set by the caller):
+// the query's sum over each group, [g][groups], which multiplies the minimums.
+struct QuantTile {
+  const uint8_t* codes = nullptr;
+  const float* s = nullptr;
+  const float* m = nullptr;
+  const float* qsum = nullptr;
+  int bits = 0, group = 0, groups = 0;
+};
+
 #if !HWY_HAVE_SCALABLE
 #ifndef KVBITS_UNROLL_TILE
 #define KVBITS_UNROLL_TILE _Pragma("GCC unroll 16")
@@ -152,6 +164,132 @@ HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, f
   for (; d + B * N <= hd; d += B * N) block(std::integral_constant<int, B>(), d);
   for (; d < hd; d += N) block(std::integral_constant<int, 1>(), d);
 }
+
+// The same two kernels reading a quantized tile in place (decode: one query per tile, so the
+// codes are expanded in registers instead of into an fp32 tile that is stored and loaded again).
+// Element e of a row is s * c + m (s, m of its group and token), so
+//   q . k = sum_groups (s * sum_e q_e c_e + m * qsum),   sum_j p_j v_j = sum_j (p_j s_j) c_j + sum_j p_j m_j.
+// Code positions: ops/kv_page.h, as DecodePageTile reads them.
+template <int G>
+HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  using V = hn::Vec<decltype(df)>;
+  using VU = hn::Vec<decltype(du)>;
+  constexpr int N = static_cast<int>(hn::MaxLanes(df));
+  constexpr int U = kKvTile / N;
+  const int b = k.bits, dims_per_chunk = 32 / b, chunks_per_group = k.group / dims_per_chunk;
+  const auto mask = hn::Set(du, (1u << b) - 1u);
+  for (int gr = 0; gr < k.groups; ++gr) {
+    V acc[G][U];
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) acc[h][u] = hn::Zero(df);
+    }
+    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
+      const uint32_t* chunk = reinterpret_cast<const uint32_t*>(k.codes + 64 * c);
+      VU raw[U];
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) raw[u] = hn::LoadU(du, chunk + u * N);
+      const float* qc = qk + c * dims_per_chunk;
+      for (int j = 0; j < dims_per_chunk; ++j) {
+        const int shift = 8 * (j % 4) + (j / 4) * b;
+        V kv[U];
+        KVBITS_UNROLL_TILE
+        for (int u = 0; u < U; ++u) kv[u] = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw[u], shift), mask)));
+        KVBITS_UNROLL_TILE
+        for (int h = 0; h < G; ++h) {
+          const V qv = hn::Set(df, qc[h * hd + j]);
+          KVBITS_UNROLL_TILE
+          for (int u = 0; u < U; ++u) acc[h][u] = hn::MulAdd(qv, kv[u], acc[h][u]);
+        }
+      }
+    }
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      const V qs = hn::Set(df, k.qsum[h * k.groups + gr]);
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) {
+        float* out = p + h * kKvTile + u * N;
+        const V base = gr == 0 ? hn::Zero(df) : hn::Load(df, out);
+        const V with_min = hn::MulAdd(hn::LoadU(df, k.m + gr * kKvTile + u * N), qs, base);
+        hn::Store(hn::MulAdd(hn::LoadU(df, k.s + gr * kKvTile + u * N), acc[h][u], with_min), df, out);
+      }
+    }
+  }
+}
+
+template <int G>
+HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int hi, float* target) {
+  (void)lo;
+  (void)hi;  // p is 0 outside [lo, hi) (FoldFloatTile) and so are s and m past the page's rows
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  using V = hn::Vec<decltype(df)>;
+  using VU = hn::Vec<decltype(du)>;
+  constexpr int N = static_cast<int>(hn::MaxLanes(df));
+  constexpr int U = 16 / N;  // vectors of a 16-dim block
+  const int b = v.bits, planes = 8 / b, chunks = b / 2;
+  const auto mask = hn::Set(du, (1u << b) - 1u);
+  HWY_ALIGN float ps[G * kKvTile];  // p_j s_j of the current group
+  float pm[G] = {};                 // sum_j p_j m_j of the current group
+  int current = -1;
+  for (int blk = 0; blk < hd / 16; ++blk) {
+    const int gr = 16 * blk / v.group;
+    if (gr != current) {
+      current = gr;
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        V msum = hn::Zero(df);
+        for (int u = 0; u < kKvTile; u += N) {
+          const V ph = hn::Load(df, p + h * kKvTile + u);
+          hn::Store(hn::Mul(ph, hn::LoadU(df, v.s + gr * kKvTile + u)), df, ps + h * kKvTile + u);
+          msum = hn::MulAdd(ph, hn::LoadU(df, v.m + gr * kKvTile + u), msum);
+        }
+        pm[h] = hn::GetLane(hn::SumOfLanes(df, msum));
+      }
+    }
+    V c[G][U];
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) c[h][u] = hn::Zero(df);
+    }
+    const uint8_t* block = v.codes + static_cast<size_t>(blk) * 32 * b;
+    for (int z = 0; z < chunks; ++z) {
+      VU raw[U];
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) raw[u] = hn::LoadU(du, reinterpret_cast<const uint32_t*>(block + 64 * z) + u * N);
+      for (int j = 0; j < planes; ++j) {
+        KVBITS_UNROLL_TILE
+        for (int i = 0; i < 4; ++i) {
+          const int t = 4 * (z * planes + j) + i, shift = 8 * i + j * b;
+          V code[U];
+          KVBITS_UNROLL_TILE
+          for (int u = 0; u < U; ++u) code[u] = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw[u], shift), mask)));
+          KVBITS_UNROLL_TILE
+          for (int h = 0; h < G; ++h) {
+            const V pt = hn::Set(df, ps[h * kKvTile + t]);
+            KVBITS_UNROLL_TILE
+            for (int u = 0; u < U; ++u) c[h][u] = hn::MulAdd(pt, code[u], c[h][u]);
+          }
+        }
+      }
+    }
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      const V minimum = hn::Set(df, pm[h]);
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < U; ++u) {
+        float* out = target + h * hd + 16 * blk + u * N;
+        hn::StoreU(hn::Add(hn::LoadU(df, out), hn::Add(c[h][u], minimum)), df, out);
+      }
+    }
+  }
+}
 #else
 // Scalable vectors cannot live in arrays: one head and one vector at a time.
 template <int G, class TK>
@@ -189,9 +327,20 @@ HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, f
 // heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
 // busy host: 3.4 -> 2.7 ms). The scores and V sums of g <= 4 heads are interleaved (TileDots,
 // TileSums); other g take one head at a time.
-template <class TK, class TV>
-void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const TK* kt, const TV* vf,
-                   int lo, int hi, float* target, const SoftmaxState& st) {
+// Head h's view of a K source (one head at a time, g > 4): a quantized tile's qsum moves on.
+template <class T>
+HWY_INLINE const T* HeadSource(const T* kt, int) {
+  return kt;
+}
+HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
+  QuantTile out = k;
+  out.qsum = k.qsum + h * k.groups;
+  return out;
+}
+
+template <class KSource, class VSource>
+void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const KSource& kt,
+                   const VSource& vf, int lo, int hi, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   const auto neg_inf = hn::Set(df, -INFINITY), ln2 = hn::Set(df, 0.693147180559945f);
@@ -204,7 +353,7 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     case 3: TileDots<3>(qk, hd, kt, p); break;
     case 4: TileDots<4>(qk, hd, kt, p); break;
     default:
-      for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, kt, p + h * kKvTile);
+      for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, HeadSource(kt, h), p + h * kKvTile);
   }
   // Scores: the centred rows' q . key_mean, masked lanes -inf, the tile's max.
   for (int h = 0; h < g; ++h) {
@@ -288,6 +437,40 @@ HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr,
   }
 }
 
+// The metadata of tokens [t0, t0 + 16) of head kvh, K (is_v false) or V, into s and m
+// [groups][kKvTile] (rows >= nt zero); for K also add[16] = 1 for rows stored centred (the sign
+// bit of their scales), else 0.
+QuantTile TileMeta(const KvPageLayout& layout, const uint8_t* page, int kvh, int t0, int nt, bool is_v, float* s,
+                   float* m, float* add) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const KvRowFormat& f = layout.format(is_v);
+  const int groups = f.groups();
+  for (int gr = 0; gr < groups; ++gr) {
+    PageMetaF32(df, page + layout.scales(is_v, kvh), layout.page_tokens(), gr, t0, f.meta_size(), s + gr * kKvTile);
+    PageMetaF32(df, page + layout.minimums(is_v, kvh), layout.page_tokens(), gr, t0, f.meta_size(), m + gr * kKvTile);
+  }
+  const auto sign = hn::Set(du, 0x80000000u);
+  if (!is_v) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
+    for (int u = 0; u < kKvTile; u += N) {
+      const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, s + u)), sign);
+      hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
+    }
+  }
+  for (int gr = 0; gr < groups; ++gr) {  // scales >= 0 apart from that flag
+    for (int u = 0; u < kKvTile; u += N) {
+      const auto valid = WindowLanes(df, u, 0, nt);
+      float* sp = s + gr * kKvTile + u;
+      float* mp = m + gr * kKvTile + u;
+      hn::StoreU(hn::IfThenElseZero(valid, hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sp))))), df, sp);
+      hn::StoreU(hn::IfThenElseZero(valid, hn::LoadU(df, mp)), df, mp);
+    }
+  }
+  return {page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v), s, m, nullptr,
+          f.bits, f.group, groups};
+}
+
 // The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
 // [hd][16] (K transposed), vf [16][hd], add[16] = 1 for K rows stored centred (they need
 // + q . key_mean), else 0; a 16-bit K or V is left alone (its page tile has the same layout in
@@ -301,28 +484,13 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
   const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
   const int N = static_cast<int>(hn::Lanes(df));
-  const int page_tokens = layout.page_tokens();
   HWY_ALIGN float sf[kMaxTileGroups * kKvTile], mf[kMaxTileGroups * kKvTile];  // per group and token
   for (bool is_v : {false, true}) {
     const KvRowFormat& f = layout.format(is_v);
     const int hd = f.head_dim, b = f.bits;
     if (b == 16) continue;  // folded from the page's own fp16 tile (FP16 K is [hd][16], V [16][hd])
-    const uint8_t* codes = page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v);
+    const uint8_t* codes = TileMeta(layout, page, kvh, t0, kKvTile, is_v, sf, mf, add).codes;
     const int groups = f.groups();
-    for (int gr = 0; gr < groups; ++gr) {
-      PageMetaF32(df, page + layout.scales(is_v, kvh), page_tokens, gr, t0, f.meta_size(), sf + gr * kKvTile);
-      PageMetaF32(df, page + layout.minimums(is_v, kvh), page_tokens, gr, t0, f.meta_size(), mf + gr * kKvTile);
-    }
-    const auto sign = hn::Set(du, 0x80000000u);
-    if (!is_v) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
-      for (int u = 0; u < kKvTile; u += N) {
-        const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, sf + u)), sign);
-        hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
-      }
-    }
-    for (int i = 0; i < groups * kKvTile; i += N) {  // scales >= 0 apart from that flag
-      hn::StoreU(hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sf + i)))), df, sf + i);
-    }
     const auto mask = hn::Set(du, (1u << b) - 1u);
     if (!is_v) {
       // Chunks of D = 32 / b dims never straddle a group (a multiple of 16 dims). No division
