@@ -115,8 +115,9 @@ void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, co
     // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
     const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
     if (correction != 1.0f) {
+      const auto vc = hn::Set(df, correction);
       for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
-        for (int d = 0; d < hd; ++d) a[d] *= correction;
+        for (int d = 0; d < hd; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, a + d), vc), df, a + d);
       }
     }
     // p = 2^(s - m) = exp((s - m) ln 2) with Highway's Exp (1 ulp, like expf; expf here and in

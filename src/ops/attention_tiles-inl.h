@@ -127,42 +127,46 @@ HWY_INLINE void TileDots(const float* qk, int hd, const TK* kt, float* p) {
   }
 }
 
+// W vectors of dims from d of target [G, hd] += sum_{j in [lo, hi)} p[h][j] v_j.
+template <int G, int W, class TV>
+HWY_INLINE void TileSumsBlock(const float* p, int hd, const TV* vf, int lo, int hi, float* target, int d) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr int N = static_cast<int>(hn::MaxLanes(df));
+  V c[G][W];
+  KVBITS_UNROLL_TILE
+  for (int h = 0; h < G; ++h) {
+    KVBITS_UNROLL_TILE
+    for (int b = 0; b < W; ++b) c[h][b] = hn::LoadU(df, target + h * hd + d + b * N);
+  }
+  for (int j = lo; j < hi; ++j) {
+    V v[W];
+    KVBITS_UNROLL_TILE
+    for (int b = 0; b < W; ++b) v[b] = LoadF32(df, vf + j * hd + d + b * N);
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) {
+      const V pj = hn::Set(df, p[h * kKvTile + j]);
+      KVBITS_UNROLL_TILE
+      for (int b = 0; b < W; ++b) c[h][b] = hn::MulAdd(pj, v[b], c[h][b]);
+    }
+  }
+  KVBITS_UNROLL_TILE
+  for (int h = 0; h < G; ++h) {
+    KVBITS_UNROLL_TILE
+    for (int b = 0; b < W; ++b) hn::StoreU(c[h][b], df, target + h * hd + d + b * N);
+  }
+}
+
 // target [G, hd] += sum_{j in [lo, hi)} p[h][j] v_j for G heads, each V vector loaded once for
 // the G heads; B vectors of dims per block, as many as the registers hold.
 template <int G, class TV>
 HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, float* target) {
   const hn::ScalableTag<float> df;
-  using V = hn::Vec<decltype(df)>;
   constexpr int N = static_cast<int>(hn::MaxLanes(df));
   constexpr int B = G * 4 + 4 + 1 <= kTileRegisters ? 4 : G * 2 + 2 + 1 <= kTileRegisters ? 2 : 1;
-  auto block = [&](auto vectors, int d) {
-    constexpr int W = decltype(vectors)::value;
-    V c[G][W];
-    KVBITS_UNROLL_TILE
-    for (int h = 0; h < G; ++h) {
-      KVBITS_UNROLL_TILE
-      for (int b = 0; b < W; ++b) c[h][b] = hn::LoadU(df, target + h * hd + d + b * N);
-    }
-    for (int j = lo; j < hi; ++j) {
-      V v[W];
-      KVBITS_UNROLL_TILE
-      for (int b = 0; b < W; ++b) v[b] = LoadF32(df, vf + j * hd + d + b * N);
-      KVBITS_UNROLL_TILE
-      for (int h = 0; h < G; ++h) {
-        const V pj = hn::Set(df, p[h * kKvTile + j]);
-        KVBITS_UNROLL_TILE
-        for (int b = 0; b < W; ++b) c[h][b] = hn::MulAdd(pj, v[b], c[h][b]);
-      }
-    }
-    KVBITS_UNROLL_TILE
-    for (int h = 0; h < G; ++h) {
-      KVBITS_UNROLL_TILE
-      for (int b = 0; b < W; ++b) hn::StoreU(c[h][b], df, target + h * hd + d + b * N);
-    }
-  };
   int d = 0;
-  for (; d + B * N <= hd; d += B * N) block(std::integral_constant<int, B>(), d);
-  for (; d < hd; d += N) block(std::integral_constant<int, 1>(), d);
+  for (; d + B * N <= hd; d += B * N) TileSumsBlock<G, B>(p, hd, vf, lo, hi, target, d);
+  for (; d < hd; d += N) TileSumsBlock<G, 1>(p, hd, vf, lo, hi, target, d);
 }
 
 // The same two kernels reading a quantized tile in place (decode: one query per tile, so the
@@ -327,6 +331,17 @@ HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, f
 // heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
 // busy host: 3.4 -> 2.7 ms). The scores and V sums of g <= 4 heads are interleaved (TileDots,
 // TileSums); other g take one head at a time.
+// Whether the heads of a group share each tile load (TileDots<G>, TileSums<G>) or go one at a
+// time. fp32/fp16 tiles with 512-bit vectors: one at a time (the prefill window on AVX3_DL,
+// BM_AttentionPrefillWindow, 1 thread, medians of 5 in three alternated rounds: interleaved
+// 2000-2385 µs against 1866-2339 one at a time, 2026-12-05). With 256-bit vectors (AVX2) and for
+// quantized tiles, whose codes are then expanded once for the group, interleaved
+// (docs/benchmarks.md).
+template <class Source>
+constexpr bool InterleaveHeads() {
+  return HWY_MAX_BYTES < 64 || !std::is_pointer_v<Source>;
+}
+
 // Head h's view of a K source (one head at a time, g > 4): a quantized tile's qsum moves on.
 template <class T>
 HWY_INLINE const T* HeadSource(const T* kt, int) {
@@ -347,7 +362,7 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
   HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
   float tile_max[16];
   bool live[16];
-  switch (g) {
+  switch (InterleaveHeads<KSource>() ? g : 0) {
     case 1: TileDots<1>(qk, hd, kt, p); break;
     case 2: TileDots<2>(qk, hd, kt, p); break;
     case 3: TileDots<3>(qk, hd, kt, p); break;
@@ -376,9 +391,10 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     if (!live[h]) continue;
     // 2^-inf = 0 on the first tile; exactly 1 (no call) while the max holds
     const float correction = new_max == st.m[h] ? 1.0f : std::exp2(st.m[h] - new_max);
-    if (correction != 1.0f) {
+    if (correction != 1.0f) {  // vectors: as a scalar loop this was ~18 % of the prefill window's samples
+      const auto vc = hn::Set(df, correction);
       for (float* a : {st.acc + h * hd, st.acc_rot + h * hd}) {
-        for (int d = 0; d < hd; ++d) a[d] *= correction;
+        for (int d = 0; d < hd; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, a + d), vc), df, a + d);
       }
     }
     const auto vm = hn::Set(df, new_max);
@@ -396,7 +412,7 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     st.m[h] = new_max;
   }
   // target += sum_j p_j v_j (a head with nothing finite yet is left alone: its p are not weights).
-  if (all_live && g <= 4) {
+  if (all_live && g <= 4 && InterleaveHeads<VSource>()) {
     switch (g) {
       case 1: return TileSums<1>(p, hd, vf, lo, hi, target);
       case 2: return TileSums<2>(p, hd, vf, lo, hi, target);
