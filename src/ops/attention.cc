@@ -14,8 +14,9 @@
 // AttendWindowTiles (several queries: rows converted once per call, attention_tiles-inl.h);
 // AttendPage reads a page through one of two paths:
 //  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
-//  * the portable path: each 16-token tile is decoded to an fp32 tile once per block of queries
-//    (DecodePageTile) and folded by FoldFloatTile (attention_tiles-inl.h).
+//  * the portable path (attention_tiles-inl.h): a decode query folds each 16-token tile with its
+//    quantized codes read in place (FoldQuantTile); a block of prefill queries decodes each tile
+//    to an fp32 tile once (DecodePageTile) and every query of the block folds it (FoldFloatTile).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -218,9 +219,9 @@ void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd
 }
 #endif
 
-// Decodes each tile to floats (kv_page_read_row) once, then scores and folds it for each of the
-// nq queries (a block of prefill queries shares every tile it reads). On AVX3_DL the VNNI kernel
-// reads the codes in place instead.
+// One page for a block of nq queries. On AVX3_DL the VNNI kernel. Elsewhere a single (decode)
+// query reads quantized tiles in place (FoldQuantTile); several queries share each tile, decoded
+// to fp32 once (DecodePageTile) and folded for each. FP16 tiles are folded from the page's bytes.
 void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
                 const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
@@ -234,7 +235,7 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
 #endif
   // The next block's lines, a share before each tile (a burst before the page queues the current
   // tile's loads behind it: attention_vnni-inl.h PrefetchCursor).
-  const int tiles = (page.n_tokens + kKvTile - 1) / kKvTile;
+  const int tiles = std::max(1, (page.n_tokens + kKvTile - 1) / kKvTile);
   const size_t per_tile = (next.lines + static_cast<size_t>(tiles) - 1) / static_cast<size_t>(tiles);
   size_t prefetched = 0;
   const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;

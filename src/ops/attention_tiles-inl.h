@@ -11,10 +11,11 @@
 //    (ConvertWindowTile) and every query of the call reads them (AttendWindowTiles). Before, every
 //    query converted the rows it attends again and scored each row with a dot product ending in a
 //    horizontal sum: ~15 % of a 512-token prefill (perf, 2026-12-05).
-//  * pages on targets without the VNNI kernel (AVX2, AVX3, NEON, ...): each page tile is decoded
-//    to fp32 once per block of queries with vector code extraction (DecodePageTile). Before, rows
-//    were decoded one element at a time (kv_page_read_row): 14.7 us per 16-token int4 tile on
-//    AVX2, now 0.55 us (docs/benchmarks.md, 2026-12-05).
+//  * pages on targets without the VNNI kernel (AVX2, AVX3, NEON, ...): for a block of prefill
+//    queries each page tile is decoded to fp32 once with vector code extraction (DecodePageTile);
+//    a decode query reads the codes in place (QuantTile, below), FP16 tiles are read as they are.
+//    Before, rows were decoded one element at a time (kv_page_read_row): 14.7 us per 16-token int4
+//    tile on AVX2; 0.55 us decoded to fp32, 0.33 us in place (docs/benchmarks.md, 2026-12-05).
 // Rows past a tile's valid range are masked (and zero where a tile is only partly filled).
 
 // Rows [0, nt) of one tile, k and v: [nt, hd] fp16 bits (the tile's first row first), to `tile`.
@@ -322,15 +323,6 @@ HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, f
 }
 #endif
 
-// One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
-// add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
-// target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
-// p = 2^(s - m) (Highway's Exp, 1 ulp), target += sum_j p_j v_j.
-// Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
-// a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
-// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
-// busy host: 3.4 -> 2.7 ms). The scores and V sums of g <= 4 heads are interleaved (TileDots,
-// TileSums); other g take one head at a time.
 // Whether the heads of a group share each tile load (TileDots<G>, TileSums<G>) or go one at a
 // time. fp32/fp16 tiles with 512-bit vectors: one at a time (the prefill window on AVX3_DL,
 // BM_AttentionPrefillWindow, 1 thread, medians of 5 in three alternated rounds: interleaved
@@ -342,7 +334,7 @@ constexpr bool InterleaveHeads() {
   return HWY_MAX_BYTES < 64 || !std::is_pointer_v<Source>;
 }
 
-// Head h's view of a K source (one head at a time, g > 4): a quantized tile's qsum moves on.
+// Head h's view of a K source (heads one at a time): a quantized tile's qsum moves on.
 template <class T>
 HWY_INLINE const T* HeadSource(const T* kt, int) {
   return kt;
@@ -353,6 +345,16 @@ HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
   return out;
 }
 
+// One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
+// add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
+// target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
+// p = 2^(s - m) (Highway's Exp, 1 ulp), target += sum_j p_j v_j. kt and vf: fp32 or fp16 tiles
+// (pointers) or quantized page tiles read in place (QuantTile).
+// Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
+// a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
+// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
+// busy host: 3.4 -> 2.7 ms). Within the scores and V sums, g <= 4 heads share each tile load
+// where InterleaveHeads says so; otherwise (and for g > 4) one head at a time.
 template <class KSource, class VSource>
 void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const KSource& kt,
                    const VSource& vf, int lo, int hi, float* target, const SoftmaxState& st) {
