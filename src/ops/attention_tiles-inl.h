@@ -175,10 +175,26 @@ HWY_INLINE void TileSums(const float* p, int hd, const TV* vf, int lo, int hi, f
 // Element e of a row is s * c + m (s, m of its group and token), so
 //   q . k = sum_groups (s * sum_e q_e c_e + m * qsum),   sum_j p_j v_j = sum_j (p_j s_j) c_j + sum_j p_j m_j.
 // Code positions: ops/kv_page.h, as DecodePageTile reads them.
+// acc[h][u] += w[h * stride] * codes, the codes (bit field at `shift` of each 32-bit lane of
+// raw[u], `mask` wide) expanded to floats once for the G heads.
+template <int G, int U, class VU, class V>
+HWY_INLINE void FmaCodes(const VU (&raw)[U], int shift, VU mask, const float* w, int stride, V (&acc)[G][U]) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  V code[U];
+  KVBITS_UNROLL_TILE
+  for (int u = 0; u < U; ++u) code[u] = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw[u], shift), mask)));
+  KVBITS_UNROLL_TILE
+  for (int h = 0; h < G; ++h) {
+    const V wh = hn::Set(df, w[h * stride]);
+    KVBITS_UNROLL_TILE
+    for (int u = 0; u < U; ++u) acc[h][u] = hn::MulAdd(wh, code[u], acc[h][u]);
+  }
+}
+
 template <int G>
 HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) {
   const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
   using V = hn::Vec<decltype(df)>;
   using VU = hn::Vec<decltype(du)>;
@@ -200,16 +216,7 @@ HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) 
       for (int u = 0; u < U; ++u) raw[u] = hn::LoadU(du, chunk + u * N);
       const float* qc = qk + c * dims_per_chunk;
       for (int j = 0; j < dims_per_chunk; ++j) {
-        const int shift = 8 * (j % 4) + (j / 4) * b;
-        V kv[U];
-        KVBITS_UNROLL_TILE
-        for (int u = 0; u < U; ++u) kv[u] = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw[u], shift), mask)));
-        KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) {
-          const V qv = hn::Set(df, qc[h * hd + j]);
-          KVBITS_UNROLL_TILE
-          for (int u = 0; u < U; ++u) acc[h][u] = hn::MulAdd(qv, kv[u], acc[h][u]);
-        }
+        FmaCodes<G, U>(raw, 8 * (j % 4) + (j / 4) * b, mask, qc + j, hd, acc);
       }
     }
     KVBITS_UNROLL_TILE
@@ -231,7 +238,6 @@ HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int
   (void)lo;
   (void)hi;  // p is 0 outside [lo, hi) (FoldFloatTile) and so are s and m past the page's rows
   const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
   using V = hn::Vec<decltype(df)>;
   using VU = hn::Vec<decltype(du)>;
@@ -271,16 +277,7 @@ HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int
       for (int j = 0; j < planes; ++j) {
         KVBITS_UNROLL_TILE
         for (int i = 0; i < 4; ++i) {
-          const int t = 4 * (z * planes + j) + i, shift = 8 * i + j * b;
-          V code[U];
-          KVBITS_UNROLL_TILE
-          for (int u = 0; u < U; ++u) code[u] = hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::ShiftRightSame(raw[u], shift), mask)));
-          KVBITS_UNROLL_TILE
-          for (int h = 0; h < G; ++h) {
-            const V pt = hn::Set(df, ps[h * kKvTile + t]);
-            KVBITS_UNROLL_TILE
-            for (int u = 0; u < U; ++u) c[h][u] = hn::MulAdd(pt, code[u], c[h][u]);
-          }
+          FmaCodes<G, U>(raw, 8 * i + j * b, mask, ps + 4 * (z * planes + j) + i, kKvTile, c);
         }
       }
     }
