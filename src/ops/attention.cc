@@ -192,33 +192,6 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 #include "ops/attention_vnni-inl.h"
 #endif
 
-#if !HWY_HAVE_SCALABLE
-// One query (decode) over one page tile with quantized K and/or V read in place (QuantTile in
-// attention_tiles-inl.h); a 16-bit side is read from the page's fp16 tile (fp16_tile(is_v, t0)).
-template <class Fp16Tile>
-void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const KvPageLayout& layout,
-                   const uint8_t* page, int kvh, int t0, int nt, bool k_quant, bool v_quant, bool rotated_v,
-                   const Fp16Tile& fp16_tile) {
-  HWY_ALIGN float ks[kMaxTileGroups * kKvTile], km[kMaxTileGroups * kKvTile];
-  HWY_ALIGN float vs[kMaxTileGroups * kKvTile], vm[kMaxTileGroups * kKvTile];
-  HWY_ALIGN float add[kKvTile];
-  float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
-  QuantTile kq, vq;
-  if (k_quant) {
-    kq = TileMeta(layout, page, kvh, t0, nt, false, ks, km, add);
-    kq.qsum = q.qsum;
-  }
-  if (v_quant) vq = TileMeta(layout, page, kvh, t0, nt, true, vs, vm, nullptr);
-  if (k_quant && v_quant) {
-    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
-  } else if (k_quant) {
-    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(true, t0), 0, nt, target, st);
-  } else {
-    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(false, t0), vq, 0, nt, target, st);
-  }
-}
-#endif
-
 // One page for a block of nq queries. On AVX3_DL the VNNI kernel. Elsewhere a single (decode)
 // query reads quantized tiles in place (FoldQuantTile); several queries share each tile, decoded
 // to fp32 once (DecodePageTile) and folded for each. FP16 tiles are folded from the page's bytes.

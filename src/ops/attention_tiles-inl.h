@@ -549,3 +549,30 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
     }
   }
 }
+
+#if !HWY_HAVE_SCALABLE
+// One query (decode) over one page tile with quantized K and/or V read in place (QuantTile
+// above); a 16-bit side is read from the page's fp16 tile (fp16_tile(is_v, t0)).
+template <class Fp16Tile>
+void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const KvPageLayout& layout,
+                   const uint8_t* page, int kvh, int t0, int nt, bool k_quant, bool v_quant, bool rotated_v,
+                   const Fp16Tile& fp16_tile) {
+  HWY_ALIGN float ks[kMaxTileGroups * kKvTile], km[kMaxTileGroups * kKvTile];
+  HWY_ALIGN float vs[kMaxTileGroups * kKvTile], vm[kMaxTileGroups * kKvTile];
+  HWY_ALIGN float add[kKvTile];
+  float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
+  QuantTile kq, vq;
+  if (k_quant) {
+    kq = TileMeta(layout, page, kvh, t0, nt, false, ks, km, add);
+    kq.qsum = q.qsum;
+  }
+  if (v_quant) vq = TileMeta(layout, page, kvh, t0, nt, true, vs, vm, nullptr);
+  if (k_quant && v_quant) {
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
+  } else if (k_quant) {
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(true, t0), 0, nt, target, st);
+  } else {
+    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(false, t0), vq, 0, nt, target, st);
+  }
+}
+#endif
