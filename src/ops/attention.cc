@@ -34,8 +34,8 @@
 #include "ops/kv_codec.h"
 #include "util/half.h"
 
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
+#if HWY_ARCH_X86
+#include <immintrin.h>  // the VNNI kernel and the integer tiles (attention_int_tiles-inl.h)
 #endif
 
 #ifndef KVBITS_ATTENTION_SHARED
@@ -101,6 +101,31 @@ using attention_detail::SoftmaxState;
 using attention_detail::kMaxTileGroups;
 using attention_detail::tile_floats;
 
+// 2^x for the softmax (x = s - max <= 0; scores are in base-2 units, top of this file): the VNNI
+// kernel's Exp2Ps (attention_vnni-inl.h) for every target. x = n + r, n = round(x), |r| <= 1/2;
+// 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7, like std::exp2); 2^n
+// built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
+// ~13 instructions against ~25 for hn::Exp and the ln 2 product (perf: the softmax was a third
+// of the AVX2 decode tile, 2026-12-05).
+template <class D>
+HWY_INLINE hn::Vec<D> Exp2(D d, hn::Vec<D> x) {
+  const hn::RebindToSigned<D> di;
+  const auto n = hn::Round(x);
+  const auto r = hn::Sub(x, n);
+  auto p = hn::Set(d, 1.535336188319500e-4f);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.339887440266574e-3f));
+  p = hn::MulAdd(p, r, hn::Set(d, 9.618437357674640e-3f));
+  p = hn::MulAdd(p, r, hn::Set(d, 5.550332471162809e-2f));
+  p = hn::MulAdd(p, r, hn::Set(d, 2.402264791363012e-1f));
+  p = hn::MulAdd(p, r, hn::Set(d, 6.931472028550421e-1f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  // 2^n for n in [-126, 0]: (n + 127) << 23 is its fp32 bit pattern; other lanes are masked.
+  const auto in_range = hn::Ge(x, hn::Set(d, -126.0f));
+  const auto n_int = hn::ConvertTo(di, hn::IfThenElseZero(in_range, n));
+  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n_int, hn::Set(di, 127))));
+  return hn::IfThenElseZero(in_range, hn::Mul(p, scale));
+}
+
 // Folds one tile of scores s[h * kKvTile + j] (j < nt) into the state: rescales the sums when the
 // max grows, turns scores into weights p = 2^(s - m) in place, and adds sum_j p_j v_j (v: [nt, hd]
 // floats) to `target` (acc or acc_rot of head h at target + h * hd).
@@ -121,13 +146,13 @@ void FoldTile(int g, int hd, float* s, int nt, const float* v, float* target, co
         for (int d = 0; d < hd; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, a + d), vc), df, a + d);
       }
     }
-    // p = 2^(s - m) = exp((s - m) ln 2) with Highway's Exp (1 ulp, like expf; expf here and in
-    // SwiGLU was 2.5 % of an evaluation's time), lanes past nt neither read nor written.
+    // p = 2^(s - m) (Exp2 above; expf here and in SwiGLU was 2.5 % of an evaluation's time),
+    // lanes past nt neither read nor written.
     auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
-    const auto vmax = hn::Set(df, new_max), ln2 = hn::Set(df, 0.693147180559945f);
+    const auto vmax = hn::Set(df, new_max);
     for (int j = 0; j < nt; j += N) {
       const auto valid = hn::FirstN(df, static_cast<size_t>(nt - j));
-      const auto p = hn::IfThenElseZero(valid, hn::Exp(df, hn::Mul(hn::Sub(hn::MaskedLoad(valid, df, sh + j), vmax), ln2)));
+      const auto p = hn::IfThenElseZero(valid, Exp2(df, hn::Sub(hn::MaskedLoad(valid, df, sh + j), vmax)));
       hn::BlendedStore(p, valid, df, sh + j);
       vsum = hn::Add(vsum, p);
       vsum2 = hn::MulAdd(p, p, vsum2);
@@ -211,16 +236,12 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   const int tiles = std::max(1, (page.n_tokens + kKvTile - 1) / kKvTile);
   const size_t per_tile = (next.lines + static_cast<size_t>(tiles) - 1) / static_cast<size_t>(tiles);
   size_t prefetched = 0;
-  const bool k_quant = layout.format(false).bits < 16, v_quant = layout.format(true).bits < 16;
+  const PageBlock kb = ResolveBlock(layout, page.data, kvh, false), vb = ResolveBlock(layout, page.data, kvh, true);
+  const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
   // Each tile decoded to fp32 once (attention_tiles-inl.h), then folded for each of the nq queries.
   float* kt = buf;
   float* vf = buf + kKvTile * hd;
   HWY_ALIGN float add[kKvTile];
-  // FP16 K or V tiles are folded from the page's bytes (same layouts, promoted in registers).
-  auto fp16_tile = [&](bool is_v, int t0) {
-    return reinterpret_cast<const hwy::float16_t*>(page.data + layout.codes(is_v, kvh) +
-                                                   static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v));
-  };
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
     for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {
@@ -228,23 +249,25 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     }
 #if !HWY_HAVE_SCALABLE
     if (nq == 1 && (k_quant || v_quant)) {  // decode: quantized rows read in place
-      FoldQuantTile(qs[0], states[0], g, hd, layout, page.data, kvh, t0, nt, k_quant, v_quant, rotated_v, fp16_tile);
+      FoldQuantTile(qs[0], states[0], g, hd, kb, vb, t0, nt, rotated_v);
       continue;
     }
 #endif
-    if (k_quant || v_quant) DecodePageTile(layout, page.data, kvh, t0, kt, vf, add);
+    // FP16 K or V tiles are folded from the page's bytes (same layouts, promoted in registers).
+    const auto* k16 = reinterpret_cast<const hwy::float16_t*>(kb.codes + static_cast<size_t>(t0 / kKvTile) * kb.tile_bytes);
+    const auto* v16 = reinterpret_cast<const hwy::float16_t*>(vb.codes + static_cast<size_t>(t0 / kKvTile) * vb.tile_bytes);
+    if (k_quant || v_quant) DecodePageTile(kb, vb, hd, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];
       float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
       if (k_quant && v_quant) {
         FoldFloatTile(qs[qi].qr, qs[qi].qmu, add, g, hd, kt, vf, 0, nt, target, st);
       } else if (k_quant) {
-        FoldFloatTile(qs[qi].qr, qs[qi].qmu, add, g, hd, kt, fp16_tile(true, t0), 0, nt, target, st);
+        FoldFloatTile(qs[qi].qr, qs[qi].qmu, add, g, hd, kt, v16, 0, nt, target, st);
       } else if (v_quant) {
-        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, fp16_tile(false, t0), vf, 0, nt, target, st);
+        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, k16, vf, 0, nt, target, st);
       } else {
-        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, fp16_tile(false, t0), fp16_tile(true, t0), 0, nt, target,
-                      st);
+        FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, k16, v16, 0, nt, target, st);
       }
     }
   }
@@ -317,8 +340,8 @@ namespace {
 constexpr int64_t kDecodeTaskTokens = 512;
 constexpr int64_t kDecodeMinTaskTokens = 128;
 constexpr int64_t kDecodeTasksPerThread = 4;
-// Prefill queries per task: they share each page tile while it is in L1.
-constexpr int kQueryBlock = 8;
+// Prefill queries per task (attention.h): they share each page tile while it is in L1.
+constexpr int kQueryBlock = kAttentionQueryBlock;
 // Most KV heads a decode task handles at once (its per-head query and state arrays).
 constexpr int kMaxKvHeads = 16;
 

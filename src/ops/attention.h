@@ -26,6 +26,11 @@ namespace kvbits {
 // softmax max, sums and weight scale are taken once per step of this many tokens.
 inline constexpr int kAttentionStepTokens = 64;
 
+// Queries per prefill task: they share each page tile. A task whose block holds one query (a
+// decode, or the last of n_queries = 8 k + 1) reads quantized tiles in place like a decode, with
+// the integer kernels where the target has them (ops/attention_int_tiles-inl.h).
+inline constexpr int kAttentionQueryBlock = 8;
+
 struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;

@@ -64,11 +64,15 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
 // minimum per token as fp32, [groups][kKvTile], zero for the rows past `nt` (a page's unused
 // slots hold no metadata; zero keeps them out of every sum). qsum (K only, set by the caller):
 // the query's sum over each group, [g][groups], which multiplies the minimums.
+// qi, qd (K only, optional): the query as int8 per group, [g][hd] and [g][groups], for the integer
+// kernels of x86 targets (attention_int_tiles-inl.h); nullptr: fp32 products.
 struct QuantTile {
   const uint8_t* codes = nullptr;
   const float* s = nullptr;
   const float* m = nullptr;
   const float* qsum = nullptr;
+  const int8_t* qi = nullptr;
+  const float* qd = nullptr;
   int bits = 0, group = 0, groups = 0;
 };
 
@@ -79,6 +83,15 @@ struct QuantTile {
 // Vector registers of the target (AVX2: 16, AVX-512: 32): the head-interleaved kernels below size
 // their accumulator sets to fit.
 inline constexpr int kTileRegisters = HWY_MAX_BYTES >= 64 ? 32 : 16;
+
+// x86 targets without the VNNI kernel: integer products for 2- and 4-bit tiles.
+#undef KVBITS_INT_TILES
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#define KVBITS_INT_TILES 1
+#include "ops/attention_int_tiles-inl.h"
+#else
+#define KVBITS_INT_TILES 0
+#endif
 
 // Raw scores q . k of G heads over one tile, p [G][kKvTile], the heads interleaved: each K vector
 // is loaded once for the G heads. One head at a time loaded it G times and broadcast a query
@@ -194,6 +207,10 @@ HWY_INLINE void FmaCodes(const VU (&raw)[U], int shift, VU mask, const float* w,
 
 template <int G>
 HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) {
+#if KVBITS_INT_TILES
+  if (k.qi != nullptr && k.bits == 2) return TileDotsInt<G, 2>(hd, k, p);
+  if (k.qi != nullptr && k.bits == 4) return TileDotsInt<G, 4>(hd, k, p);
+#endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   using V = hn::Vec<decltype(df)>;
@@ -237,6 +254,10 @@ template <int G>
 HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int hi, float* target) {
   (void)lo;
   (void)hi;  // p is 0 outside [lo, hi) (FoldFloatTile) and so are s and m past the page's rows
+#if KVBITS_INT_TILES
+  if (v.bits == 2) return TileSumsInt<G, 2>(p, hd, v, target);
+  if (v.bits == 4) return TileSumsInt<G, 4>(p, hd, v, target);
+#endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   using V = hn::Vec<decltype(df)>;
@@ -339,13 +360,17 @@ HWY_INLINE const T* HeadSource(const T* kt, int) {
 HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
   QuantTile out = k;
   out.qsum = k.qsum + h * k.groups;
+  if (k.qi) {
+    out.qi = k.qi + h * k.groups * k.group;  // [g][hd]
+    out.qd = k.qd + h * k.groups;
+  }
   return out;
 }
 
 // One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
 // add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
 // target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
-// p = 2^(s - m) (Highway's Exp, 1 ulp), target += sum_j p_j v_j. kt and vf: fp32 or fp16 tiles
+// p = 2^(s - m) (Exp2, attention.cc), target += sum_j p_j v_j. kt and vf: fp32 or fp16 tiles
 // (pointers) or quantized page tiles read in place (QuantTile).
 // Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
 // a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
@@ -357,7 +382,8 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
                    const VSource& vf, int lo, int hi, float* target, const SoftmaxState& st) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
-  const auto neg_inf = hn::Set(df, -INFINITY), ln2 = hn::Set(df, 0.693147180559945f);
+  const auto neg_inf = hn::Set(df, -INFINITY);
+  const bool full = lo == 0 && hi == kKvTile;  // no lane to mask
   HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
   float tile_max[16];
   bool live[16];
@@ -369,17 +395,20 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     default:
       for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, HeadSource(kt, h), p + h * kKvTile);
   }
-  // Scores: the centred rows' q . key_mean, masked lanes -inf, the tile's max.
+  // Scores: the centred rows' q . key_mean, masked lanes -inf, the tile's max. The horizontal max
+  // only when some lane beats the running max (as in the VNNI kernel): after the first tiles the
+  // max rarely grows, and a lane compare is far cheaper than the reduction.
   for (int h = 0; h < g; ++h) {
     auto vmax = neg_inf;
     for (int u = 0; u < kKvTile; u += N) {
-      auto sum = hn::Load(df, p + h * kKvTile + u);
-      if (add) sum = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), sum);
-      const auto s = hn::IfThenElse(WindowLanes(df, u, lo, hi), sum, neg_inf);
-      hn::Store(s, df, p + h * kKvTile + u);
+      auto s = hn::Load(df, p + h * kKvTile + u);
+      if (add) s = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), s);
+      if (!full) s = hn::IfThenElse(WindowLanes(df, u, lo, hi), s, neg_inf);
+      if (add || !full) hn::Store(s, df, p + h * kKvTile + u);
       vmax = hn::Max(vmax, s);
     }
-    tile_max[h] = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const bool grows = !hn::AllFalse(df, hn::Gt(vmax, hn::Set(df, st.m[h])));
+    tile_max[h] = grows ? hn::GetLane(hn::MaxOfLanes(df, vmax)) : st.m[h];
   }
   // Softmax: rescale on a new max, weights, sums.
   bool all_live = true;
@@ -398,10 +427,9 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     }
     const auto vm = hn::Set(df, new_max);
     auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
-    for (int u = 0; u < kKvTile; u += N) {
+    for (int u = 0; u < kKvTile; u += N) {  // masked lanes hold -inf: 2^-inf = 0
       float* ph = p + h * kKvTile + u;
-      const auto e = hn::Exp(df, hn::Mul(hn::Sub(hn::Load(df, ph), vm), ln2));
-      const auto pv = hn::IfThenElseZero(WindowLanes(df, u, lo, hi), e);
+      const auto pv = Exp2(df, hn::Sub(hn::Load(df, ph), vm));
       hn::Store(pv, df, ph);
       vsum = hn::Add(vsum, pv);
       vsum2 = hn::MulAdd(pv, pv, vsum2);
@@ -452,38 +480,59 @@ HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr,
   }
 }
 
-// The metadata of tokens [t0, t0 + 16) of head kvh, K (is_v false) or V, into s and m
-// [groups][kKvTile] (rows >= nt zero); for K also add[16] = 1 for rows stored centred (the sign
-// bit of their scales), else 0.
-QuantTile TileMeta(const KvPageLayout& layout, const uint8_t* page, int kvh, int t0, int nt, bool is_v, float* s,
-                   float* m, float* add) {
+// One head's K or V block of a page, resolved once per page: computed from the layout at every
+// tile, its offsets cost integer divisions and multiplies (with the metadata loads, TileMeta was
+// ~15 % of the AVX2 decode kernel's samples, perf 2026-12-05; the VNNI kernel's HeadBlocks, which
+// is two of these, had shown the same).
+struct PageBlock {
+  const uint8_t* codes = nullptr;     // tile 0's codes (fp16 rows when bits == 16)
+  const uint8_t* scales = nullptr;    // [groups][page_tokens] (a K scale's sign bit: centring flag)
+  const uint8_t* minimums = nullptr;  // same shape
+  size_t tile_bytes = 0;              // bytes per 16-token tile of codes
+  int bits = 16, group = 0, groups = 0, meta_size = 0;
+  int page_tokens = 0;  // stride of the metadata rows
+};
+
+HWY_INLINE PageBlock ResolveBlock(const KvPageLayout& layout, const uint8_t* page, int kvh, bool is_v) {
+  const KvRowFormat& f = layout.format(is_v);
+  return {page + layout.codes(is_v, kvh), page + layout.scales(is_v, kvh), page + layout.minimums(is_v, kvh),
+          layout.tile_bytes(is_v), f.bits, f.group, f.groups(), f.meta_size(), layout.page_tokens()};
+}
+
+// The metadata of tokens [t0, t0 + 16) of a quantized block into s and m [groups][kKvTile] (rows
+// >= nt zero); for K (add != nullptr) also add[16] = 1 for rows stored centred (the sign bit of
+// their scales), else 0.
+QuantTile TileMeta(const PageBlock& b, int t0, int nt, float* s, float* m, float* add) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   const int N = static_cast<int>(hn::Lanes(df));
-  const KvRowFormat& f = layout.format(is_v);
-  const int groups = f.groups();
-  for (int gr = 0; gr < groups; ++gr) {
-    PageMetaF32(df, page + layout.scales(is_v, kvh), layout.page_tokens(), gr, t0, f.meta_size(), s + gr * kKvTile);
-    PageMetaF32(df, page + layout.minimums(is_v, kvh), layout.page_tokens(), gr, t0, f.meta_size(), m + gr * kKvTile);
+  for (int gr = 0; gr < b.groups; ++gr) {
+    PageMetaF32(df, b.scales, b.page_tokens, gr, t0, b.meta_size, s + gr * kKvTile);
+    PageMetaF32(df, b.minimums, b.page_tokens, gr, t0, b.meta_size, m + gr * kKvTile);
   }
   const auto sign = hn::Set(du, 0x80000000u);
-  if (!is_v) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
+  if (add) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
     for (int u = 0; u < kKvTile; u += N) {
       const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, s + u)), sign);
       hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
     }
   }
-  for (int gr = 0; gr < groups; ++gr) {  // scales >= 0 apart from that flag
+  for (int gr = 0; gr < b.groups; ++gr) {  // scales >= 0 apart from that flag
     for (int u = 0; u < kKvTile; u += N) {
-      const auto valid = WindowLanes(df, u, 0, nt);
       float* sp = s + gr * kKvTile + u;
+      const auto scale = hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sp))));
+      if (nt == kKvTile) {  // a full tile: nothing to clear
+        hn::StoreU(scale, df, sp);
+        continue;
+      }
+      const auto valid = WindowLanes(df, u, 0, nt);
       float* mp = m + gr * kKvTile + u;
-      hn::StoreU(hn::IfThenElseZero(valid, hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sp))))), df, sp);
+      hn::StoreU(hn::IfThenElseZero(valid, scale), df, sp);
       hn::StoreU(hn::IfThenElseZero(valid, hn::LoadU(df, mp)), df, mp);
     }
   }
-  return {page + layout.codes(is_v, kvh) + static_cast<size_t>(t0 / kKvTile) * layout.tile_bytes(is_v), s, m, nullptr,
-          f.bits, f.group, groups};
+  return {b.codes + static_cast<size_t>(t0 / kKvTile) * b.tile_bytes, s, m, nullptr, nullptr, nullptr, b.bits, b.group,
+          b.groups};
 }
 
 // The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
@@ -493,19 +542,18 @@ QuantTile TileMeta(const KvPageLayout& layout, const uint8_t* page, int kvh, int
 // computes it (one fma). Code positions: ops/kv_page.h ("K, lanes = tokens": dim e = c D + j in
 // byte j mod 4 of token t's 32-bit lane of chunk c, at bit shift (j / 4) b; "V, lanes = dims":
 // token 4 (z (8 / b) + j) + i in byte i of dim l's lane of chunk z of the dim block, at shift j b).
-void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, int t0, float* kt, float* vf,
-                    float* add) {
+void DecodePageTile(const PageBlock& kb, const PageBlock& vb, int hd, int t0, float* kt, float* vf, float* add) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
   const int N = static_cast<int>(hn::Lanes(df));
   HWY_ALIGN float sf[kMaxTileGroups * kKvTile], mf[kMaxTileGroups * kKvTile];  // per group and token
   for (bool is_v : {false, true}) {
-    const KvRowFormat& f = layout.format(is_v);
-    const int hd = f.head_dim, b = f.bits;
+    const PageBlock& f = is_v ? vb : kb;
+    const int b = f.bits;
     if (b == 16) continue;  // folded from the page's own fp16 tile (FP16 K is [hd][16], V [16][hd])
-    const uint8_t* codes = TileMeta(layout, page, kvh, t0, kKvTile, is_v, sf, mf, add).codes;
-    const int groups = f.groups();
+    const uint8_t* codes = TileMeta(f, t0, kKvTile, sf, mf, is_v ? nullptr : add).codes;
+    const int groups = f.groups;
     const auto mask = hn::Set(du, (1u << b) - 1u);
     if (!is_v) {
       // Chunks of D = 32 / b dims never straddle a group (a multiple of 16 dims). No division
@@ -552,27 +600,31 @@ void DecodePageTile(const KvPageLayout& layout, const uint8_t* page, int kvh, in
 
 #if !HWY_HAVE_SCALABLE
 // One query (decode) over one page tile with quantized K and/or V read in place (QuantTile
-// above); a 16-bit side is read from the page's fp16 tile (fp16_tile(is_v, t0)).
-template <class Fp16Tile>
-void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const KvPageLayout& layout,
-                   const uint8_t* page, int kvh, int t0, int nt, bool k_quant, bool v_quant, bool rotated_v,
-                   const Fp16Tile& fp16_tile) {
+// above); a 16-bit side is read from the page's fp16 tile.
+void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const PageBlock& kb,
+                   const PageBlock& vb, int t0, int nt, bool rotated_v) {
+  const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
+  auto fp16_tile = [t0](const PageBlock& b) {
+    return reinterpret_cast<const hwy::float16_t*>(b.codes + static_cast<size_t>(t0 / kKvTile) * b.tile_bytes);
+  };
   HWY_ALIGN float ks[kMaxTileGroups * kKvTile], km[kMaxTileGroups * kKvTile];
   HWY_ALIGN float vs[kMaxTileGroups * kKvTile], vm[kMaxTileGroups * kKvTile];
   HWY_ALIGN float add[kKvTile];
   float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
   QuantTile kq, vq;
   if (k_quant) {
-    kq = TileMeta(layout, page, kvh, t0, nt, false, ks, km, add);
+    kq = TileMeta(kb, t0, nt, ks, km, add);
     kq.qsum = q.qsum;
+    kq.qi = KVBITS_INT_TILES ? q.qi : nullptr;
+    kq.qd = q.qd;
   }
-  if (v_quant) vq = TileMeta(layout, page, kvh, t0, nt, true, vs, vm, nullptr);
+  if (v_quant) vq = TileMeta(vb, t0, nt, vs, vm, nullptr);
   if (k_quant && v_quant) {
     FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
   } else if (k_quant) {
-    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(true, t0), 0, nt, target, st);
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(vb), 0, nt, target, st);
   } else {
-    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(false, t0), vq, 0, nt, target, st);
+    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(kb), vq, 0, nt, target, st);
   }
 }
 #endif

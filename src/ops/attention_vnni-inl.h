@@ -104,9 +104,9 @@ struct PrefetchCursor {
   }
 };
 
-// One head's K and V blocks of a page, resolved once per page: the tile kernels computed these
-// offsets from the layout at every tile, two integer divisions and a dozen multiplies each time
-// (~10 % of the int2 kernel's samples, perf 2026-12-04).
+// One head's K and V blocks of a page, resolved once per page (PageBlock, attention_tiles-inl.h):
+// the tile kernels computed these offsets from the layout at every tile, two integer divisions
+// and a dozen multiplies each time (~10 % of the int2 kernel's samples, perf 2026-12-04).
 struct HeadBlocks {
   const uint8_t* k;   // K codes of tile 0
   const uint8_t* ks;  // K scales [groups][page_tokens] (sign bit: centring flag)
@@ -120,19 +120,9 @@ struct HeadBlocks {
 };
 
 HWY_INLINE HeadBlocks ResolveHead(const KvPageLayout& layout, const uint8_t* page, int kvh) {
-  HeadBlocks b;
-  b.k = page + layout.codes(false, kvh);
-  b.ks = page + layout.scales(false, kvh);
-  b.km = page + layout.minimums(false, kvh);
-  b.v = page + layout.codes(true, kvh);
-  b.vs = page + layout.scales(true, kvh);
-  b.vm = page + layout.minimums(true, kvh);
-  b.k_tile = layout.tile_bytes(false);
-  b.v_tile = layout.tile_bytes(true);
-  b.k_bits = layout.format(false).bits;
-  b.v_bits = layout.format(true).bits;
-  b.page_tokens = layout.page_tokens();
-  return b;
+  const PageBlock k = ResolveBlock(layout, page, kvh, false), v = ResolveBlock(layout, page, kvh, true);
+  return {k.codes, k.scales, k.minimums, v.codes, v.scales, v.minimums, k.tile_bytes, v.tile_bytes,
+          k.bits, v.bits, k.page_tokens};
 }
 
 // Independent accumulator chains per head in the dot-product loops. vpdpbusd and vfmadd have a

@@ -12,7 +12,7 @@
 //    2^-24 ~ 1.3e-4 of the sums; we allow 2e-4 ||v||max + 1e-6.
 //  * VNNI path (AVX3_DL) adds two roundings on purpose:
 //    (1) the query (rotated when K is) is rounded to int8 per group: qi = round(q 127 / amax),
-//        qd = amax / 127. This one is deterministic, so the test applies it too (emulate_vnni):
+//        qd = amax / 127. This one is deterministic, so the test applies it too (emulate_integer):
 //        scores of quantized keys are computed from the same qi, qd, codes, scales and minimums
 //        in double, and the softmax and sums in double give the expected output;
 //    (2) the V weights w_t = p_t vs_t of each step T (kAttentionStepTokens tokens of a page) are
@@ -21,8 +21,13 @@
 //    The kernel must match the emulation within (2) plus the fp32 allowance above. (2) is a
 //    worst-case sum of rounding errors; measured errors are a few percent of it. A layout or
 //    indexing error moves scores by O(1) and outputs by far more.
+//  * Integer tiles (other x86 targets from AVX2, ops/attention_int_tiles-inl.h): the same two
+//    roundings for 2- and 4-bit rows only (8-bit ones stay fp32), for a query alone in its task
+//    (a decode, or the last query of 8 k + 1), with V weights rounded per 16-token tile instead
+//    of per step. Emulated the same way (IntegerMode).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -68,18 +73,23 @@ struct KeyInfo {
   std::vector<uint8_t> k_codes, v_codes;    // [hd] quantized rows
   std::vector<float> ks, km, vs, vm;        // [groups] quantized rows
   int step = -1;                            // global step id (pages), -1 for window rows
+  int tile = -1;                            // global 16-token tile id (pages), -1 for window rows
+  int k_bits = 16, v_bits = 16;
   bool centred = false;                     // K row stored as k - key_mean (kKvCentredFlag)
 };
 
 std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int group, const WindowRange& w) {
   std::vector<KeyInfo> keys;
   const int groups = hd / group;
-  int step_base = 0;
+  int step_base = 0, tile_base = 0;
   std::vector<uint16_t> sc(static_cast<size_t>(groups)), mn(sc.size());
   for (const KvPageRef& page : view.pages) {
     for (int t = 0; t < page.n_tokens; ++t) {
       KeyInfo ki;
       ki.step = step_base + t / kAttentionStepTokens;
+      ki.tile = tile_base + t / kKvTile;
+      ki.k_bits = page.layout->format(false).bits;
+      ki.v_bits = page.layout->format(true).bits;
       for (const bool is_v : {false, true}) {
         std::vector<float>& row = is_v ? ki.v : ki.k;
         row.resize(static_cast<size_t>(hd));
@@ -97,6 +107,7 @@ std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int g
       keys.push_back(std::move(ki));
     }
     step_base += (page.n_tokens + kAttentionStepTokens - 1) / kAttentionStepTokens;
+    tile_base += (page.n_tokens + kKvTile - 1) / kKvTile;
   }
   for (const auto& [j0, j1] : {std::pair{int64_t{0}, w.shared}, std::pair{w.begin, w.end}}) {
     for (int64_t j = j0; j < j1; ++j) {
@@ -112,15 +123,19 @@ std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int g
   return keys;
 }
 
-// Expected VNNI output of one query head q[hd] (unscaled), with step (1) of the header comment
-// applied, and the bound of step (2) plus the fp32 allowance.
+// Which integer kernel a query runs (header comment).
+enum class IntegerMode { kVnni, kIntTiles };
+
+// Expected output of one query head q[hd] (unscaled) from the VNNI kernel or the integer tiles,
+// with step (1) of the header comment applied, and the bound of step (2) plus the fp32 allowance.
 struct Emulated {
   std::vector<double> out;
   double bound = 0.0;
 };
 
-Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool rotated_v, const float* key_mean,
-                      const float* key_weight, const std::vector<KeyInfo>& keys) {
+Emulated emulate_integer(IntegerMode mode, const float* q, int hd, int group, bool rotated_k, bool rotated_v,
+                         const float* key_mean, const float* key_weight, const std::vector<KeyInfo>& keys) {
+  const bool vnni = mode == IntegerMode::kVnni;
   Emulated r;
   r.out.assign(static_cast<size_t>(hd), 0.0);
   if (keys.empty()) {
@@ -158,10 +173,15 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
     const KeyInfo& ki = keys[j];
     double dot = 0.0;
     if (!ki.k_codes.empty()) {
+      const bool int8_query = vnni || ki.k_bits <= 4;
       for (int g = 0; g < groups; ++g) {
         int64_t idot = 0;
-        for (int e = g * group; e < (g + 1) * group; ++e) idot += static_cast<int64_t>(qi[e]) * ki.k_codes[e];
-        dot += ki.ks[g] * qd[g] * static_cast<double>(idot) + ki.km[g] * qsum[g];
+        double fdot = 0.0;  // fp32 products of the integer tiles' 8-bit rows
+        for (int e = g * group; e < (g + 1) * group; ++e) {
+          idot += static_cast<int64_t>(qi[e]) * ki.k_codes[e];
+          fdot += static_cast<double>(qr[e]) * ki.k_codes[e];
+        }
+        dot += ki.ks[g] * (int8_query ? qd[g] * static_cast<double>(idot) : fdot) + ki.km[g] * qsum[g];
       }
       if (ki.centred) dot += qmu;
     } else {
@@ -176,13 +196,16 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
   double total = 0.0;
   for (double& x : s) total += (x = std::exp(x - m));
   std::vector<double> rot(static_cast<size_t>(hd), 0.0);
-  std::map<int, std::vector<double>> step_max;  // per step and group: max of p vs
+  // The V weights rounded to int8, and the tokens sharing one scale (a step or a tile).
+  auto int8_weights = [&](const KeyInfo& ki) { return !ki.v_codes.empty() && (vnni || ki.v_bits <= 4); };
+  auto weight_block = [&](const KeyInfo& ki) { return vnni ? ki.step : ki.tile; };
+  std::map<int, std::vector<double>> step_max;  // per step (or tile) and group: max of p vs
   for (size_t j = 0; j < keys.size(); ++j) {
     const KeyInfo& ki = keys[j];
     std::vector<double>& acc = !ki.v_codes.empty() && rotated_v ? rot : r.out;
     for (int e = 0; e < hd; ++e) acc[e] += s[j] * ki.v[e];
-    if (ki.v_codes.empty()) continue;
-    auto& tm = step_max[ki.step];
+    if (!int8_weights(ki)) continue;
+    auto& tm = step_max[weight_block(ki)];
     tm.resize(static_cast<size_t>(groups), 0.0);
     for (int g = 0; g < groups; ++g) tm[g] = std::max(tm[g], s[j] * ki.vs[g]);
   }
@@ -191,11 +214,11 @@ Emulated emulate_vnni(const float* q, int hd, int group, bool rotated_k, bool ro
   for (int e = 0; e < hd; ++e) r.out[e] = (r.out[e] + (rotated_v ? rf[e] : rot[e])) / total;
   double weight_term = 0.0;
   for (const KeyInfo& ki : keys) {
-    if (ki.v_codes.empty()) continue;
+    if (!int8_weights(ki)) continue;
     for (int g = 0; g < groups; ++g) {
       double c2 = 0.0;
       for (int e = g * group; e < (g + 1) * group; ++e) c2 += static_cast<double>(ki.v_codes[e]) * ki.v_codes[e];
-      weight_term += step_max[ki.step][g] / 254.0 * std::sqrt(c2);
+      weight_term += step_max[weight_block(ki)][g] / 254.0 * std::sqrt(c2);
     }
   }
   r.bound = weight_term / total + 2e-4 * vmax + 1e-6;
@@ -258,7 +281,8 @@ void check(const Setup& s, uint32_t seed, int threads) {
     for (float& x : q) x = u(rng);
     std::vector<float> ref(q.size());
     attention_ref(shape, q.data(), nq, win.data(), view, ref.data());
-    std::vector<Emulated> emulated(static_cast<size_t>(nq * s.n_heads));
+    // Per query head: the VNNI kernel's expected output [0] and the integer tiles' [1].
+    std::vector<std::array<Emulated, 2>> emulated(static_cast<size_t>(nq * s.n_heads));
     for (int64_t i = 0; i < nq; ++i) {
       for (int kvh = 0; kvh < s.n_kv_heads; ++kvh) {
         const std::vector<KeyInfo> keys = gather_keys(view, kvh, hd, std::min(s.group, hd), win[i]);
@@ -266,32 +290,43 @@ void check(const Setup& s, uint32_t seed, int threads) {
           if (!ki.k_codes.empty()) ++(ki.centred ? n_centred : n_plain);
         }
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
-          emulated[i * s.n_heads + h] =
-              emulate_vnni(q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
-                           s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr,
-                           view.key_weight ? view.key_weight + kvh * hd : nullptr, keys);
+          for (const IntegerMode mode : {IntegerMode::kVnni, IntegerMode::kIntTiles}) {
+            emulated[i * s.n_heads + h][static_cast<int>(mode)] = emulate_integer(
+                mode, q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
+                s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr,
+                view.key_weight ? view.key_weight + kvh * hd : nullptr, keys);
+          }
         }
       }
     }
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
       hwy::SetSupportedTargetsForTest(target);
       ASSERT_STREQ(attention_target_name(), hwy::TargetName(target));
-      const bool vnni = target == HWY_AVX3_DL;
+      // The kernels' conditions (ops/attention.cc AttendPage, attention_tiles-inl.h).
+      const bool vnni = target == HWY_AVX3_DL && hd / std::min(s.group, hd) <= 4;
+#if HWY_ARCH_X86
+      const bool int_tiles = !vnni && target <= HWY_AVX2;
+#else
+      const bool int_tiles = false;
+#endif
       std::vector<float> out(q.size(), NAN);
       attention(shape, q.data(), nq, win.data(), view, out.data(), pool, scratch);
       for (int64_t i = 0; i < nq; ++i) {
+        // Integer tiles: only a query alone in its task (kAttentionQueryBlock).
+        const bool alone = nq - i / kAttentionQueryBlock * kAttentionQueryBlock == 1;
+        const bool integer = vnni || (int_tiles && alone);
         for (int h = 0; h < s.n_heads; ++h) {
-          // VNNI: against the emulation; other targets: against the exact reference.
-          const Emulated& em = emulated[i * s.n_heads + h];
+          // Integer kernels: against their emulation; otherwise against the exact reference.
+          const Emulated& em = emulated[i * s.n_heads + h][vnni ? 0 : 1];
           double d2 = 0, v2 = 0;
           for (int e = 0; e < hd; ++e) {
             const double a = out[(i * s.n_heads + h) * hd + e];
-            const double b = vnni ? em.out[e] : ref[(i * s.n_heads + h) * hd + e];
+            const double b = integer ? em.out[e] : ref[(i * s.n_heads + h) * hd + e];
             ASSERT_TRUE(std::isfinite(a));
             d2 += (a - b) * (a - b);
             v2 += b * b;
           }
-          const double tol = vnni ? em.bound : 2e-4 * std::max(1.0, std::sqrt(v2)) + 1e-6;
+          const double tol = integer ? em.bound : 2e-4 * std::max(1.0, std::sqrt(v2)) + 1e-6;
           ASSERT_LE(std::sqrt(d2), tol) << hwy::TargetName(target) << " query " << i << " of " << nq << " head " << h;
         }
       }

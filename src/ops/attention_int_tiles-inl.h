@@ -1,0 +1,173 @@
+// Integer products for a decode query over 2- and 4-bit page tiles on x86 targets that do not
+// run the VNNI kernel (AVX2; AVX3 without VNNI; AVX3_DL shapes the VNNI kernel does not take).
+// Included by attention_tiles-inl.h inside those targets' namespaces (no include guard on
+// purpose); TileDots / TileSums over a QuantTile call these for 2- and 4-bit codes.
+//
+// vpmaddubsw multiplies 32 unsigned bytes (the codes of one bit plane) with 32 signed bytes (4
+// int8 query elements or V weights, broadcast to every 32-bit lane) and adds adjacent products
+// into 16-bit lanes: two instructions (with the 16-bit add) per 32 code pairs, where the fp32
+// kernel converted every code to a float and spent an FMA per code and head (~3x the
+// arithmetic; the fp32 tile was bound by it: docs/benchmarks.md). The page layout
+// (ops/kv_page.h) is the VNNI kernel's, so a 32-bit lane holds 4 products of one token (K) or
+// one dim (V), summed in 16-bit lanes over as many quads of products as cannot overflow
+// (IntSegmentQuads), then widened (vpmaddwd with ones) and scaled in fp32.
+//
+// Roundings, the same two as the VNNI kernel's (attention_vnni-inl.h), bounded in
+// tests/unit/attention_test.cc:
+//  * K: the query is int8 per group (PreparedQuery qi, qd): |qr - qd qi| <= qd / 2 per element;
+//  * V: the weights w_t = p_t vs_t of one tile and group are int8 against the tile's largest
+//    (ws = max / 127): |w - ws wq| <= ws / 2 per token (the VNNI kernel shares one scale over
+//    64 tokens; here it is per 16-token tile).
+// 8-bit codes stay on the fp32 path: a pair of products can reach 2 * 255 * 127 > 32767, and
+// vpmaddubsw saturates.
+
+// Whether a QuantTile of `bits` goes through the integer kernels below.
+HWY_INLINE bool IntTileBits(int bits) { return bits == 2 || bits == 4; }
+
+// Quads of products (one vpmaddubsw each) a 16-bit lane can sum without overflow: a lane is at
+// most 2 (2^b - 1) 128 (|q| <= 127, one more for margin): 3840 for 4-bit codes (8 quads), 768
+// for 2-bit ones (42 quads). A tile's V sums add 4 quads.
+template <int kBits>
+constexpr int IntSegmentQuads() {
+  return 32767 / (2 * ((1 << kBits) - 1) * 128);
+}
+
+// Plane j of the codes in raw (bits [j b, (j + 1) b) of every byte, moved to the bottom): a 16-bit
+// shift, whose bits from the neighbouring byte the mask clears.
+template <int kBits>
+HWY_INLINE __m256i IntCodePlane(__m256i raw, int j) {
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  return _mm256_and_si256(j == 0 ? raw : _mm256_srli_epi16(raw, j * kBits), mask);
+}
+
+// 4 signed bytes at p broadcast to every 32-bit lane.
+HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
+  int32_t x;
+  std::memcpy(&x, p, sizeof(x));
+  return _mm256_set1_epi32(x);
+}
+
+// Scores of G heads over one tile of kBits K codes: p [G][kKvTile] = sum over groups of
+// s * qd * (qi . c) + m * qsum. Token t of a chunk is its 32-bit lane t: tokens 0-7 in the first
+// 32 bytes (u = 0), 8-15 in the second (u = 1). Plane j of chunk c holds dims c D + 4 j + i in
+// byte i (D = 32 / kBits dims per chunk; ops/kv_page.h).
+template <int G, int kBits>
+HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p) {
+  constexpr int kPlanes = 8 / kBits, kDims = 32 / kBits;
+  constexpr int kSegmentChunks = IntSegmentQuads<kBits>() / kPlanes;
+  const int chunks_per_group = k.group / kDims;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int gr = 0; gr < k.groups; ++gr) {
+    const int c_end = (gr + 1) * chunks_per_group;
+    for (int c0 = gr * chunks_per_group; c0 < c_end; c0 += kSegmentChunks) {
+      // p += s * qd * dot (+ m * qsum once per group; p starts at group 0's first segment).
+      const bool first = gr == 0 && c0 == 0, group_start = c0 == gr * chunks_per_group;
+      // One half of the tile at a time: G accumulators, so that nothing spills to the stack (both
+      // halves together kept 2 G accumulators and spilled with G = 3 on 16 registers); the query
+      // bytes are broadcast from memory again for the second half (loads, not arithmetic).
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < 2; ++u) {
+        __m256i acc[G];
+        KVBITS_UNROLL_TILE
+        for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
+        for (int c = c0; c < std::min(c0 + kSegmentChunks, c_end); ++c) {
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32 * u));
+          KVBITS_UNROLL_TILE
+          for (int j = 0; j < kPlanes; ++j) {
+            const __m256i codes = IntCodePlane<kBits>(raw, j);
+            KVBITS_UNROLL_TILE
+            for (int h = 0; h < G; ++h) {
+              const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
+              acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, qv));
+            }
+          }
+        }
+        const __m256 s = _mm256_loadu_ps(k.s + gr * kKvTile + 8 * u);
+        const __m256 m = _mm256_loadu_ps(k.m + gr * kKvTile + 8 * u);
+        KVBITS_UNROLL_TILE
+        for (int h = 0; h < G; ++h) {
+          float* out = p + h * kKvTile + 8 * u;
+          __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
+          if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * k.groups + gr]), base);
+          const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones));
+          _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * k.groups + gr])), dot, base));
+        }
+      }
+    }
+  }
+}
+
+// 16 int32 lanes (a: 0-7, b: 8-15, each in [-128, 127]) to 16 int8 at out, in order.
+HWY_INLINE void IntStore16(__m256i a, __m256i b, int8_t* out) {
+  // packs works within 128-bit halves: (a0-3, b0-3 | a4-7, b4-7); the permute restores the order.
+  const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+  const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+}
+
+// target [G, hd] += sum_t p[h][t] v_t over one tile of kBits V codes (p is 0 for rows outside
+// the tile's valid range, and so are s and m past the page's rows). Per group: int8 weights
+// wq = round(p s / ws), ws = max(p s) / 127, and pm = sum_t p m (the minimums' share, the same for
+// every dim of the group). Per 16-dim block: plane j of chunk z holds tokens 4 (z P + j) + i in
+// byte i of each dim's 32-bit lane (P = 8 / kBits planes; dims 0-7 in the first 32 bytes).
+template <int G, int kBits>
+HWY_NOINLINE void TileSumsInt(const float* p, int hd, const QuantTile& v, float* target) {
+  constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
+  static_assert(IntSegmentQuads<kBits>() >= 4, "a tile's V sums fit 16-bit lanes");
+  alignas(32) int8_t wq[G][kKvTile];
+  float ws[G] = {}, pm[G] = {};  // set with the weights at each group's first block
+  const __m256i ones = _mm256_set1_epi16(1);
+  int current = -1;
+  for (int blk = 0; blk < hd / 16; ++blk) {
+    const int gr = 16 * blk / v.group;
+    if (gr != current) {
+      current = gr;
+      const __m256 s0 = _mm256_loadu_ps(v.s + gr * kKvTile), s1 = _mm256_loadu_ps(v.s + gr * kKvTile + 8);
+      const __m256 m0 = _mm256_loadu_ps(v.m + gr * kKvTile), m1 = _mm256_loadu_ps(v.m + gr * kKvTile + 8);
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        const __m256 p0 = _mm256_load_ps(p + h * kKvTile), p1 = _mm256_load_ps(p + h * kKvTile + 8);
+        const __m256 w0 = _mm256_mul_ps(p0, s0), w1 = _mm256_mul_ps(p1, s1);
+        // Horizontal max and sum of 8 lanes each (the max of w >= 0; NaN-free: p, s finite).
+        __m256 mx = _mm256_max_ps(w0, w1);
+        __m256 sm = _mm256_fmadd_ps(p0, m0, _mm256_mul_ps(p1, m1));
+        __m128 mx4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        __m128 sm4 = _mm_add_ps(_mm256_castps256_ps128(sm), _mm256_extractf128_ps(sm, 1));
+        mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
+        sm4 = _mm_add_ps(sm4, _mm_movehl_ps(sm4, sm4));
+        mx4 = _mm_max_ss(mx4, _mm_shuffle_ps(mx4, mx4, 1));
+        sm4 = _mm_add_ss(sm4, _mm_shuffle_ps(sm4, sm4, 1));
+        const float wmax = _mm_cvtss_f32(mx4);
+        pm[h] = _mm_cvtss_f32(sm4);
+        ws[h] = wmax / 127.0f;
+        const __m256 inv = _mm256_set1_ps(wmax > 0.0f ? 127.0f / wmax : 0.0f);
+        IntStore16(_mm256_cvtps_epi32(_mm256_mul_ps(w0, inv)), _mm256_cvtps_epi32(_mm256_mul_ps(w1, inv)), wq[h]);
+      }
+    }
+    const uint8_t* block = v.codes + static_cast<size_t>(blk) * 32 * kBits;
+    KVBITS_UNROLL_TILE
+    for (int u = 0; u < 2; ++u) {  // one half (8 dims) at a time, as in TileDotsInt
+      __m256i acc[G];
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
+      KVBITS_UNROLL_TILE
+      for (int z = 0; z < kChunks; ++z) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32 * u));
+        KVBITS_UNROLL_TILE
+        for (int j = 0; j < kPlanes; ++j) {
+          const __m256i codes = IntCodePlane<kBits>(raw, j);
+          KVBITS_UNROLL_TILE
+          for (int h = 0; h < G; ++h) {
+            acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, IntBroadcast4(wq[h] + 4 * (z * kPlanes + j))));
+          }
+        }
+      }
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        float* out = target + h * hd + 16 * blk + 8 * u;
+        const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones));
+        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum, _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
+      }
+    }
+  }
+}
