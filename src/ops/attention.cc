@@ -242,6 +242,25 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   float* kt = buf;
   float* vf = buf + kKvTile * hd;
   HWY_ALIGN float add[kKvTile];
+#if KVBITS_INT_TILES
+  if (nq == 1 && IntSteps(kb, vb, g)) {  // decode over 2- and 4-bit rows: integer steps of 4 tiles
+    constexpr int kStep = kAttentionStepTokens;
+    for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
+      for (const size_t stop = std::min(next.lines, prefetched + kStep / kKvTile * per_tile); prefetched < stop;
+           ++prefetched) {
+        __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
+      }
+      const int n = std::min(kStep, page.n_tokens - t0);
+      switch (g) {
+        case 1: FoldIntStep<1>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
+        case 2: FoldIntStep<2>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
+        case 3: FoldIntStep<3>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
+        default: FoldIntStep<4>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
+      }
+    }
+    return;
+  }
+#endif
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
     for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {

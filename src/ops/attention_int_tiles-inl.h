@@ -47,12 +47,12 @@ HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
   return _mm256_set1_epi32(x);
 }
 
-// Scores of G heads over one tile of kBits K codes: p [G][kKvTile] = sum over groups of
-// s * qd * (qi . c) + m * qsum. Token t of a chunk is its 32-bit lane t: tokens 0-7 in the first
+// Scores of G heads over one tile of kBits K codes: p [G][p_stride] (the tile's 16 first) = sum
+// over groups of s * qd * (qi . c) + m * qsum. Token t of a chunk is its 32-bit lane t: tokens 0-7 in the first
 // 32 bytes (u = 0), 8-15 in the second (u = 1). Plane j of chunk c holds dims c D + 4 j + i in
 // byte i (D = 32 / kBits dims per chunk; ops/kv_page.h).
 template <int G, int kBits>
-HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p) {
+HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride) {
   constexpr int kPlanes = 8 / kBits, kDims = 32 / kBits;
   constexpr int kSegmentChunks = IntSegmentQuads<kBits>() / kPlanes;
   const int chunks_per_group = k.group / kDims;
@@ -82,11 +82,11 @@ HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p) {
             }
           }
         }
-        const __m256 s = _mm256_loadu_ps(k.s + gr * kKvTile + 8 * u);
-        const __m256 m = _mm256_loadu_ps(k.m + gr * kKvTile + 8 * u);
+        const __m256 s = _mm256_loadu_ps(k.s + gr * k.stride + 8 * u);
+        const __m256 m = _mm256_loadu_ps(k.m + gr * k.stride + 8 * u);
         KVBITS_UNROLL_TILE
         for (int h = 0; h < G; ++h) {
-          float* out = p + h * kKvTile + 8 * u;
+          float* out = p + h * p_stride + 8 * u;
           __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
           if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * k.groups + gr]), base);
           const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones));
@@ -105,16 +105,20 @@ HWY_INLINE void IntStore16(__m256i a, __m256i b, int8_t* out) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
 }
 
-// target [G, hd] += sum_t p[h][t] v_t over one tile of kBits V codes (p is 0 for rows outside
-// the tile's valid range, and so are s and m past the page's rows). Per group: int8 weights
-// wq = round(p s / ws), ws = max(p s) / 127, and pm = sum_t p m (the minimums' share, the same for
-// every dim of the group). Per 16-dim block: plane j of chunk z holds tokens 4 (z P + j) + i in
-// byte i of each dim's 32-bit lane (P = 8 / kBits planes; dims 0-7 in the first 32 bytes).
+// target [G, hd] += sum_t p[h][t] v_t over `len` tokens (whole tiles from v.codes; p [G][p_stride];
+// p is 0 for rows outside the valid range, and so are s and m past the page's rows). Per group:
+// int8 weights wq = round(p s / ws), ws = max(p s) / 127 over the len tokens, and pm = sum_t p m
+// (the minimums' share, the same for every dim of the group). Per 16-dim block of each tile:
+// plane j of chunk z holds tokens 4 (z P + j) + i in byte i of each dim's 32-bit lane (P = 8 /
+// kBits planes; dims 0-7 in the first 32 bytes).
 template <int G, int kBits>
-HWY_NOINLINE void TileSumsInt(const float* p, int hd, const QuantTile& v, float* target) {
+HWY_NOINLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
-  static_assert(IntSegmentQuads<kBits>() >= 4, "a tile's V sums fit 16-bit lanes");
-  alignas(32) int8_t wq[G][kKvTile];
+  constexpr int kSegmentTiles = IntSegmentQuads<kBits>() / 4;  // tiles summed in 16-bit lanes
+  static_assert(kSegmentTiles >= 1, "a tile's V sums fit 16-bit lanes");
+  const size_t tile_bytes = static_cast<size_t>(kKvTile) * hd * kBits / 8;
+  const int tiles = len / kKvTile;
+  alignas(32) int8_t wq[G][kAttentionStepTokens];
   float ws[G] = {}, pm[G] = {};  // set with the weights at each group's first block
   const __m256i ones = _mm256_set1_epi16(1);
   int current = -1;
@@ -122,15 +126,15 @@ HWY_NOINLINE void TileSumsInt(const float* p, int hd, const QuantTile& v, float*
     const int gr = 16 * blk / v.group;
     if (gr != current) {
       current = gr;
-      const __m256 s0 = _mm256_loadu_ps(v.s + gr * kKvTile), s1 = _mm256_loadu_ps(v.s + gr * kKvTile + 8);
-      const __m256 m0 = _mm256_loadu_ps(v.m + gr * kKvTile), m1 = _mm256_loadu_ps(v.m + gr * kKvTile + 8);
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
-        const __m256 p0 = _mm256_load_ps(p + h * kKvTile), p1 = _mm256_load_ps(p + h * kKvTile + 8);
-        const __m256 w0 = _mm256_mul_ps(p0, s0), w1 = _mm256_mul_ps(p1, s1);
-        // Horizontal max and sum of 8 lanes each (the max of w >= 0; NaN-free: p, s finite).
-        __m256 mx = _mm256_max_ps(w0, w1);
-        __m256 sm = _mm256_fmadd_ps(p0, m0, _mm256_mul_ps(p1, m1));
+        __m256 mx = _mm256_setzero_ps(), sm = _mm256_setzero_ps();  // weights are >= 0
+        for (int t = 0; t < len; t += 8) {
+          const __m256 pt = _mm256_load_ps(p + h * p_stride + t);
+          mx = _mm256_max_ps(mx, _mm256_mul_ps(pt, _mm256_loadu_ps(v.s + gr * v.stride + t)));
+          sm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v.m + gr * v.stride + t), sm);
+        }
+        // Horizontal max and sum of the 8 lanes.
         __m128 mx4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
         __m128 sm4 = _mm_add_ps(_mm256_castps256_ps128(sm), _mm256_extractf128_ps(sm, 1));
         mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
@@ -141,32 +145,46 @@ HWY_NOINLINE void TileSumsInt(const float* p, int hd, const QuantTile& v, float*
         pm[h] = _mm_cvtss_f32(sm4);
         ws[h] = wmax / 127.0f;
         const __m256 inv = _mm256_set1_ps(wmax > 0.0f ? 127.0f / wmax : 0.0f);
-        IntStore16(_mm256_cvtps_epi32(_mm256_mul_ps(w0, inv)), _mm256_cvtps_epi32(_mm256_mul_ps(w1, inv)), wq[h]);
+        for (int t = 0; t < len; t += 16) {
+          const __m256 w0 = _mm256_mul_ps(_mm256_load_ps(p + h * p_stride + t), _mm256_loadu_ps(v.s + gr * v.stride + t));
+          const __m256 w1 =
+              _mm256_mul_ps(_mm256_load_ps(p + h * p_stride + t + 8), _mm256_loadu_ps(v.s + gr * v.stride + t + 8));
+          IntStore16(_mm256_cvtps_epi32(_mm256_mul_ps(w0, inv)), _mm256_cvtps_epi32(_mm256_mul_ps(w1, inv)), wq[h] + t);
+        }
       }
     }
-    const uint8_t* block = v.codes + static_cast<size_t>(blk) * 32 * kBits;
     KVBITS_UNROLL_TILE
     for (int u = 0; u < 2; ++u) {  // one half (8 dims) at a time, as in TileDotsInt
-      __m256i acc[G];
+      __m256 sum[G];
       KVBITS_UNROLL_TILE
-      for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
-      KVBITS_UNROLL_TILE
-      for (int z = 0; z < kChunks; ++z) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32 * u));
+      for (int h = 0; h < G; ++h) sum[h] = _mm256_setzero_ps();
+      for (int i0 = 0; i0 < tiles; i0 += kSegmentTiles) {
+        __m256i acc[G];
         KVBITS_UNROLL_TILE
-        for (int j = 0; j < kPlanes; ++j) {
-          const __m256i codes = IntCodePlane<kBits>(raw, j);
+        for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
+        for (int i = i0; i < std::min(i0 + kSegmentTiles, tiles); ++i) {
+          const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
           KVBITS_UNROLL_TILE
-          for (int h = 0; h < G; ++h) {
-            acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, IntBroadcast4(wq[h] + 4 * (z * kPlanes + j))));
+          for (int z = 0; z < kChunks; ++z) {
+            const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32 * u));
+            KVBITS_UNROLL_TILE
+            for (int j = 0; j < kPlanes; ++j) {
+              const __m256i codes = IntCodePlane<kBits>(raw, j);
+              KVBITS_UNROLL_TILE
+              for (int h = 0; h < G; ++h) {
+                const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
+                acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, wv));
+              }
+            }
           }
         }
+        KVBITS_UNROLL_TILE
+        for (int h = 0; h < G; ++h) sum[h] = _mm256_add_ps(sum[h], _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones)));
       }
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
         float* out = target + h * hd + 16 * blk + 8 * u;
-        const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones));
-        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum, _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
+        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum[h], _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
       }
     }
   }

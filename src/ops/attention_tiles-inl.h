@@ -65,7 +65,8 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* p) {
 // slots hold no metadata; zero keeps them out of every sum). qsum (K only, set by the caller):
 // the query's sum over each group, [g][groups], which multiplies the minimums.
 // qi, qd (K only, optional): the query as int8 per group, [g][hd] and [g][groups], for the integer
-// kernels of x86 targets (attention_int_tiles-inl.h); nullptr: fp32 products.
+// kernels of x86 targets (attention_int_tiles-inl.h); nullptr: fp32 products. stride: floats
+// between the groups' rows of s and m (kKvTile, or a step's tokens: FoldIntStep).
 struct QuantTile {
   const uint8_t* codes = nullptr;
   const float* s = nullptr;
@@ -74,6 +75,7 @@ struct QuantTile {
   const int8_t* qi = nullptr;
   const float* qd = nullptr;
   int bits = 0, group = 0, groups = 0;
+  int stride = kKvTile;
 };
 
 #if !HWY_HAVE_SCALABLE
@@ -208,8 +210,8 @@ HWY_INLINE void FmaCodes(const VU (&raw)[U], int shift, VU mask, const float* w,
 template <int G>
 HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) {
 #if KVBITS_INT_TILES
-  if (k.qi != nullptr && k.bits == 2) return TileDotsInt<G, 2>(hd, k, p);
-  if (k.qi != nullptr && k.bits == 4) return TileDotsInt<G, 4>(hd, k, p);
+  if (k.qi != nullptr && k.bits == 2) return TileDotsInt<G, 2>(hd, k, p, kKvTile);
+  if (k.qi != nullptr && k.bits == 4) return TileDotsInt<G, 4>(hd, k, p, kKvTile);
 #endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -255,8 +257,8 @@ HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int
   (void)lo;
   (void)hi;  // p is 0 outside [lo, hi) (FoldFloatTile) and so are s and m past the page's rows
 #if KVBITS_INT_TILES
-  if (v.bits == 2) return TileSumsInt<G, 2>(p, hd, v, target);
-  if (v.bits == 4) return TileSumsInt<G, 4>(p, hd, v, target);
+  if (v.bits == 2) return TileSumsInt<G, 2>(p, kKvTile, kKvTile, hd, v, target);
+  if (v.bits == 4) return TileSumsInt<G, 4>(p, kKvTile, kKvTile, hd, v, target);
 #endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -367,53 +369,38 @@ HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
   return out;
 }
 
-// One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
-// add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
-// target [g, hd]. Online softmax as FoldTile: the sums are rescaled when the max grows,
-// p = 2^(s - m) (Exp2, attention.cc), target += sum_j p_j v_j. kt and vf: fp32 or fp16 tiles
-// (pointers) or quantized page tiles read in place (QuantTile).
-// Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
-// a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
-// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
-// busy host: 3.4 -> 2.7 ms). Within the scores and V sums, g <= 4 heads share each tile load
-// where InterleaveHeads says so; otherwise (and for g > 4) one head at a time.
-template <class KSource, class VSource>
-void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const KSource& kt,
-                   const VSource& vf, int lo, int hi, float* target, const SoftmaxState& st) {
+// The softmax passes of one block of scores p [g][stride], rows [0, len) (a multiple of the
+// lanes) of which [lo, hi) are valid: adds qadd[h] on the rows whose add[j] is 1 (centred keys:
+// q . key_mean; add == nullptr: none), masks the others to -inf, rescales the sums when the max
+// grows, turns the scores into p = 2^(s - m) (Exp2, attention.cc) in place and adds them to l.
+// live[h]: whether head h has anything finite yet (else its p are not weights). Returns whether
+// every head is live. A tile (FoldFloatTile) or a step of tiles (FoldIntStep).
+bool SoftmaxBlock(int g, int hd, float* p, int stride, int len, int lo, int hi, const float* qadd, const float* add,
+                  const SoftmaxState& st, bool* live) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   const auto neg_inf = hn::Set(df, -INFINITY);
-  const bool full = lo == 0 && hi == kKvTile;  // no lane to mask
-  HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
-  float tile_max[16];
-  bool live[16];
-  switch (InterleaveHeads<KSource>() ? g : 0) {
-    case 1: TileDots<1>(qk, hd, kt, p); break;
-    case 2: TileDots<2>(qk, hd, kt, p); break;
-    case 3: TileDots<3>(qk, hd, kt, p); break;
-    case 4: TileDots<4>(qk, hd, kt, p); break;
-    default:
-      for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, HeadSource(kt, h), p + h * kKvTile);
-  }
-  // Scores: the centred rows' q . key_mean, masked lanes -inf, the tile's max. The horizontal max
-  // only when some lane beats the running max (as in the VNNI kernel): after the first tiles the
-  // max rarely grows, and a lane compare is far cheaper than the reduction.
+  const bool full = lo == 0 && hi == len;  // no lane to mask
+  float block_max[16];
+  // Scores: the centred rows' q . key_mean, masked lanes -inf, the block's max. The horizontal
+  // max only when some lane beats the running max (as in the VNNI kernel): after the first tiles
+  // the max rarely grows, and a lane compare is far cheaper than the reduction.
   for (int h = 0; h < g; ++h) {
     auto vmax = neg_inf;
-    for (int u = 0; u < kKvTile; u += N) {
-      auto s = hn::Load(df, p + h * kKvTile + u);
+    for (int u = 0; u < len; u += N) {
+      auto s = hn::Load(df, p + h * stride + u);
       if (add) s = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), s);
       if (!full) s = hn::IfThenElse(WindowLanes(df, u, lo, hi), s, neg_inf);
-      if (add || !full) hn::Store(s, df, p + h * kKvTile + u);
+      if (add || !full) hn::Store(s, df, p + h * stride + u);
       vmax = hn::Max(vmax, s);
     }
     const bool grows = !hn::AllFalse(df, hn::Gt(vmax, hn::Set(df, st.m[h])));
-    tile_max[h] = grows ? hn::GetLane(hn::MaxOfLanes(df, vmax)) : st.m[h];
+    block_max[h] = grows ? hn::GetLane(hn::MaxOfLanes(df, vmax)) : st.m[h];
   }
   // Softmax: rescale on a new max, weights, sums.
   bool all_live = true;
   for (int h = 0; h < g; ++h) {
-    const float new_max = std::max(st.m[h], tile_max[h]);
+    const float new_max = std::max(st.m[h], block_max[h]);
     live[h] = new_max != -INFINITY;  // else nothing finite yet
     all_live &= live[h];
     if (!live[h]) continue;
@@ -427,8 +414,8 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     }
     const auto vm = hn::Set(df, new_max);
     auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
-    for (int u = 0; u < kKvTile; u += N) {  // masked lanes hold -inf: 2^-inf = 0
-      float* ph = p + h * kKvTile + u;
+    for (int u = 0; u < len; u += N) {  // masked lanes hold -inf: 2^-inf = 0
+      float* ph = p + h * stride + u;
       const auto pv = Exp2(df, hn::Sub(hn::Load(df, ph), vm));
       hn::Store(pv, df, ph);
       vsum = hn::Add(vsum, pv);
@@ -438,6 +425,33 @@ void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, 
     if (st.l2) st.l2[h] = st.l2[h] * correction * correction + hn::GetLane(hn::SumOfLanes(df, vsum2));
     st.m[h] = new_max;
   }
+  return all_live;
+}
+
+// One tile for one query: qk [g, hd] (scores in base-2 units) plus qadd[h] on the rows whose
+// add[j] is 1 (centred keys: q . key_mean; add == nullptr: none), rows [lo, hi) valid; V sums into
+// target [g, hd]. Online softmax (SoftmaxBlock): the sums are rescaled when the max grows,
+// p = 2^(s - m), target += sum_j p_j v_j. kt and vf: fp32 or fp16 tiles (pointers) or quantized
+// page tiles read in place (QuantTile).
+// Three passes over the g heads (scores, softmax, V sums) rather than one head after the other:
+// a head's scores -> max -> exp -> V sums is one long dependency chain, and within a pass the
+// heads are independent, so the core overlaps them (BM_AttentionPrefillWindow, 1 thread, on a
+// busy host: 3.4 -> 2.7 ms). Within the scores and V sums, g <= 4 heads share each tile load
+// where InterleaveHeads says so; otherwise (and for g > 4) one head at a time.
+template <class KSource, class VSource>
+void FoldFloatTile(const float* qk, const float* qadd, const float* add, int g, int hd, const KSource& kt,
+                   const VSource& vf, int lo, int hi, float* target, const SoftmaxState& st) {
+  HWY_ALIGN float p[16 * kKvTile];  // [g][kKvTile]: scores, then weights (g <= 16: attention())
+  bool live[16];
+  switch (InterleaveHeads<KSource>() ? g : 0) {
+    case 1: TileDots<1>(qk, hd, kt, p); break;
+    case 2: TileDots<2>(qk, hd, kt, p); break;
+    case 3: TileDots<3>(qk, hd, kt, p); break;
+    case 4: TileDots<4>(qk, hd, kt, p); break;
+    default:
+      for (int h = 0; h < g; ++h) TileDots<1>(qk + h * hd, hd, HeadSource(kt, h), p + h * kKvTile);
+  }
+  const bool all_live = SoftmaxBlock(g, hd, p, kKvTile, kKvTile, lo, hi, qadd, add, st, live);
   // target += sum_j p_j v_j (a head with nothing finite yet is left alone: its p are not weights).
   if (all_live && g <= 4 && InterleaveHeads<VSource>()) {
     switch (g) {
@@ -467,12 +481,13 @@ void AttendWindowTiles(const PreparedQuery& q, int g, int hd, const float* tiles
 // (2- and 4-bit rows: the high byte of an fp16) or fp16 (8-bit rows), from a metadata block
 // [groups][page_tokens]. The sign bit (a K scale's centring flag) is kept.
 template <class DF>
-HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr, int t0, int meta_size, float* out) {
+HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr, int t0, int meta_size, int len,
+                            float* out) {
   const hn::Rebind<uint8_t, DF> du8;
   const hn::Rebind<uint16_t, DF> du16;
   const hn::Rebind<hwy::float16_t, DF> dh;
   const int N = static_cast<int>(hn::Lanes(df));
-  for (int u = 0; u < kKvTile; u += N) {
+  for (int u = 0; u < len; u += N) {
     const size_t at = static_cast<size_t>(gr) * page_tokens + t0 + u;
     const auto bits = meta_size == 1 ? hn::ShiftLeft<8>(hn::PromoteTo(du16, hn::LoadU(du8, base + at)))
                                      : hn::LoadU(du16, reinterpret_cast<const uint16_t*>(base) + at);
@@ -499,40 +514,40 @@ HWY_INLINE PageBlock ResolveBlock(const KvPageLayout& layout, const uint8_t* pag
           layout.tile_bytes(is_v), f.bits, f.group, f.groups(), f.meta_size(), layout.page_tokens()};
 }
 
-// The metadata of tokens [t0, t0 + 16) of a quantized block into s and m [groups][kKvTile] (rows
-// >= nt zero); for K (add != nullptr) also add[16] = 1 for rows stored centred (the sign bit of
-// their scales), else 0.
-QuantTile TileMeta(const PageBlock& b, int t0, int nt, float* s, float* m, float* add) {
+// The metadata of tokens [t0, t0 + len) of a quantized block (len: a multiple of kKvTile within
+// the page's slots) into s and m [groups][len] (rows >= nt zero); for K (add != nullptr) also
+// add[len] = 1 for rows stored centred (the sign bit of their scales), else 0.
+QuantTile TileMeta(const PageBlock& b, int t0, int nt, int len, float* s, float* m, float* add) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   const int N = static_cast<int>(hn::Lanes(df));
   for (int gr = 0; gr < b.groups; ++gr) {
-    PageMetaF32(df, b.scales, b.page_tokens, gr, t0, b.meta_size, s + gr * kKvTile);
-    PageMetaF32(df, b.minimums, b.page_tokens, gr, t0, b.meta_size, m + gr * kKvTile);
+    PageMetaF32(df, b.scales, b.page_tokens, gr, t0, b.meta_size, len, s + gr * len);
+    PageMetaF32(df, b.minimums, b.page_tokens, gr, t0, b.meta_size, len, m + gr * len);
   }
   const auto sign = hn::Set(du, 0x80000000u);
   if (add) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
-    for (int u = 0; u < kKvTile; u += N) {
+    for (int u = 0; u < len; u += N) {
       const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, s + u)), sign);
       hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
     }
   }
   for (int gr = 0; gr < b.groups; ++gr) {  // scales >= 0 apart from that flag
-    for (int u = 0; u < kKvTile; u += N) {
-      float* sp = s + gr * kKvTile + u;
+    for (int u = 0; u < len; u += N) {
+      float* sp = s + gr * len + u;
       const auto scale = hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sp))));
-      if (nt == kKvTile) {  // a full tile: nothing to clear
+      if (u + N <= nt) {  // every lane valid: nothing to clear
         hn::StoreU(scale, df, sp);
         continue;
       }
       const auto valid = WindowLanes(df, u, 0, nt);
-      float* mp = m + gr * kKvTile + u;
+      float* mp = m + gr * len + u;
       hn::StoreU(hn::IfThenElseZero(valid, scale), df, sp);
       hn::StoreU(hn::IfThenElseZero(valid, hn::LoadU(df, mp)), df, mp);
     }
   }
   return {b.codes + static_cast<size_t>(t0 / kKvTile) * b.tile_bytes, s, m, nullptr, nullptr, nullptr, b.bits, b.group,
-          b.groups};
+          b.groups, len};
 }
 
 // The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
@@ -552,7 +567,7 @@ void DecodePageTile(const PageBlock& kb, const PageBlock& vb, int hd, int t0, fl
     const PageBlock& f = is_v ? vb : kb;
     const int b = f.bits;
     if (b == 16) continue;  // folded from the page's own fp16 tile (FP16 K is [hd][16], V [16][hd])
-    const uint8_t* codes = TileMeta(f, t0, kKvTile, sf, mf, is_v ? nullptr : add).codes;
+    const uint8_t* codes = TileMeta(f, t0, kKvTile, kKvTile, sf, mf, is_v ? nullptr : add).codes;
     const int groups = f.groups;
     const auto mask = hn::Set(du, (1u << b) - 1u);
     if (!is_v) {
@@ -613,12 +628,12 @@ void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd
   float* target = v_quant && rotated_v ? st.acc_rot : st.acc;
   QuantTile kq, vq;
   if (k_quant) {
-    kq = TileMeta(kb, t0, nt, ks, km, add);
+    kq = TileMeta(kb, t0, nt, kKvTile, ks, km, add);
     kq.qsum = q.qsum;
     kq.qi = KVBITS_INT_TILES ? q.qi : nullptr;
     kq.qd = q.qd;
   }
-  if (v_quant) vq = TileMeta(vb, t0, nt, vs, vm, nullptr);
+  if (v_quant) vq = TileMeta(vb, t0, nt, kKvTile, vs, vm, nullptr);
   if (k_quant && v_quant) {
     FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
   } else if (k_quant) {
@@ -627,4 +642,61 @@ void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd
     FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(kb), vq, 0, nt, target, st);
   }
 }
+
+#if KVBITS_INT_TILES
+// Most scale/minimum groups per row FoldIntStep holds (its metadata arrays are [groups][64]).
+inline constexpr int kMaxStepGroups = 4;
+
+// Whether a page's decode goes through FoldIntStep: K and V both 2- or 4-bit, g <= 4 query heads
+// per KV head, few groups.
+HWY_INLINE bool IntSteps(const PageBlock& kb, const PageBlock& vb, int g) {
+  return IntTileBits(kb.bits) && IntTileBits(vb.bits) && g <= 4 && kb.groups <= kMaxStepGroups &&
+         vb.groups <= kMaxStepGroups;
+}
+
+// One decode query over tokens [t0, t0 + n) of a page (t0 a multiple of kAttentionStepTokens, n
+// <= it) whose K and V are both 2- or 4-bit (IntSteps): the integer tiles over a step of up to 4
+// tiles with one softmax pass and one set of int8 V weights per head and group, as the VNNI
+// kernel does, so that the horizontal reductions, the weights' scale, the metadata conversion
+// and the calls are paid once per 64 tokens instead of once per tile.
+template <int G>
+void FoldIntStep(const PreparedQuery& q, const SoftmaxState& st, int hd, const PageBlock& kb, const PageBlock& vb,
+                 int t0, int n, bool rotated_v) {
+  constexpr int L = kAttentionStepTokens;
+  HWY_ALIGN float ks[kMaxStepGroups * L], km[kMaxStepGroups * L], vs[kMaxStepGroups * L], vm[kMaxStepGroups * L];
+  HWY_ALIGN float add[L], p[G * L];
+  const int len = (n + kKvTile - 1) / kKvTile * kKvTile;
+  QuantTile kq = TileMeta(kb, t0, n, len, ks, km, add);
+  kq.qsum = q.qsum;
+  kq.qi = q.qi;
+  kq.qd = q.qd;
+  const QuantTile vq = TileMeta(vb, t0, n, len, vs, vm, nullptr);
+  for (int i = 0; i < len / kKvTile; ++i) {
+    QuantTile tile = kq;
+    tile.codes += i * kb.tile_bytes;
+    tile.s += i * kKvTile;
+    tile.m += i * kKvTile;
+    if (kb.bits == 2) {
+      TileDotsInt<G, 2>(hd, tile, p + i * kKvTile, L);
+    } else {
+      TileDotsInt<G, 4>(hd, tile, p + i * kKvTile, L);
+    }
+  }
+  bool live[16];
+  const bool all_live = SoftmaxBlock(G, hd, p, L, len, 0, n, q.qmu, add, st, live);
+  float* target = rotated_v ? st.acc_rot : st.acc;
+  if (all_live) {
+    if (vb.bits == 2) return TileSumsInt<G, 2>(p, L, len, hd, vq, target);
+    return TileSumsInt<G, 4>(p, L, len, hd, vq, target);
+  }
+  for (int h = 0; h < G; ++h) {  // a head with nothing finite yet is left alone
+    if (!live[h]) continue;
+    if (vb.bits == 2) {
+      TileSumsInt<1, 2>(p + h * L, L, len, hd, vq, target + h * hd);
+    } else {
+      TileSumsInt<1, 4>(p + h * L, L, len, hd, vq, target + h * hd);
+    }
+  }
+}
+#endif
 #endif

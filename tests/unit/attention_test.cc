@@ -23,8 +23,9 @@
 //    indexing error moves scores by O(1) and outputs by far more.
 //  * Integer tiles (other x86 targets from AVX2, ops/attention_int_tiles-inl.h): the same two
 //    roundings for 2- and 4-bit rows only (8-bit ones stay fp32), for a query alone in its task
-//    (a decode, or the last query of 8 k + 1), with V weights rounded per 16-token tile instead
-//    of per step. Emulated the same way (IntegerMode).
+//    (a decode, or the last query of 8 k + 1). V weights are rounded per step of a page, as in
+//    the VNNI kernel, where K and V are both 2- or 4-bit (g <= 4, <= 4 groups: FoldIntStep),
+//    else per 16-token tile. Emulated the same way (IntegerMode).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -133,8 +134,9 @@ struct Emulated {
   double bound = 0.0;
 };
 
-Emulated emulate_integer(IntegerMode mode, const float* q, int hd, int group, bool rotated_k, bool rotated_v,
-                         const float* key_mean, const float* key_weight, const std::vector<KeyInfo>& keys) {
+Emulated emulate_integer(IntegerMode mode, int g_heads, const float* q, int hd, int group, bool rotated_k,
+                         bool rotated_v, const float* key_mean, const float* key_weight,
+                         const std::vector<KeyInfo>& keys) {
   const bool vnni = mode == IntegerMode::kVnni;
   Emulated r;
   r.out.assign(static_cast<size_t>(hd), 0.0);
@@ -198,7 +200,11 @@ Emulated emulate_integer(IntegerMode mode, const float* q, int hd, int group, bo
   std::vector<double> rot(static_cast<size_t>(hd), 0.0);
   // The V weights rounded to int8, and the tokens sharing one scale (a step or a tile).
   auto int8_weights = [&](const KeyInfo& ki) { return !ki.v_codes.empty() && (vnni || ki.v_bits <= 4); };
-  auto weight_block = [&](const KeyInfo& ki) { return vnni ? ki.step : ki.tile; };
+  const bool steps_possible = g_heads <= 4 && hd / group <= 4;  // FoldIntStep's conditions
+  auto weight_block = [&](const KeyInfo& ki) {
+    const bool step = vnni || (steps_possible && ki.k_bits <= 4 && ki.v_bits <= 4);
+    return step ? ki.step : ki.tile;
+  };
   std::map<int, std::vector<double>> step_max;  // per step (or tile) and group: max of p vs
   for (size_t j = 0; j < keys.size(); ++j) {
     const KeyInfo& ki = keys[j];
@@ -292,7 +298,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
           for (const IntegerMode mode : {IntegerMode::kVnni, IntegerMode::kIntTiles}) {
             emulated[i * s.n_heads + h][static_cast<int>(mode)] = emulate_integer(
-                mode, q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
+                mode, g, q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
                 s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr,
                 view.key_weight ? view.key_weight + kvh * hd : nullptr, keys);
           }
