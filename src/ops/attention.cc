@@ -212,6 +212,7 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 }
 
 #include "ops/attention_tiles-inl.h"
+#include "ops/attention_page_tiles-inl.h"
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include "ops/attention_vnni-inl.h"

@@ -1,7 +1,8 @@
 // Integer products for a decode query over 2- and 4-bit page tiles on x86 targets that do not
 // run the VNNI kernel (AVX2; AVX3 without VNNI; AVX3_DL shapes the VNNI kernel does not take).
 // Included by attention_tiles-inl.h inside those targets' namespaces (no include guard on
-// purpose); TileDots / TileSums over a QuantTile call these for 2- and 4-bit codes.
+// purpose); TileDots / TileSums over a QuantTile call these for 2- and 4-bit codes, and so does
+// FoldIntStep (attention_page_tiles-inl.h) over steps of 4 tiles.
 //
 // vpmaddubsw multiplies 32 unsigned bytes (the codes of one bit plane) with 32 signed bytes (4
 // int8 query elements or V weights, broadcast to every 32-bit lane) and adds adjacent products
@@ -15,9 +16,9 @@
 // Roundings, the same two as the VNNI kernel's (attention_vnni-inl.h), bounded in
 // tests/unit/attention_test.cc:
 //  * K: the query is int8 per group (PreparedQuery qi, qd): |qr - qd qi| <= qd / 2 per element;
-//  * V: the weights w_t = p_t vs_t of one tile and group are int8 against the tile's largest
-//    (ws = max / 127): |w - ws wq| <= ws / 2 per token (the VNNI kernel shares one scale over
-//    64 tokens; here it is per 16-token tile).
+//  * V: the weights w_t = p_t vs_t of one step (FoldIntStep: up to 64 tokens of a page, as in the
+//    VNNI kernel) or tile (FoldQuantTile) and group are int8 against their largest
+//    (ws = max / 127): |w - ws wq| <= ws / 2 per token.
 // 8-bit codes stay on the fp32 path: a pair of products can reach 2 * 255 * 127 > 32767, and
 // vpmaddubsw saturates.
 
