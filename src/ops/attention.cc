@@ -14,9 +14,11 @@
 // AttendWindowTiles (several queries: rows converted once per call, attention_tiles-inl.h);
 // AttendPage reads a page through one of two paths:
 //  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
-//  * the portable path (attention_tiles-inl.h): a decode query folds each 16-token tile with its
-//    quantized codes read in place (FoldQuantTile); a block of prefill queries decodes each tile
-//    to an fp32 tile once (DecodePageTile) and every query of the block folds it (FoldFloatTile).
+//  * the portable path (attention_tiles-inl.h, attention_page_tiles-inl.h): a decode query folds
+//    each 16-token tile with its quantized codes read in place (FoldQuantTile), on x86 targets
+//    2- and 4-bit pages in integer steps of 4 tiles (FoldIntStep, attention_int_tiles-inl.h); a
+//    block of prefill queries decodes each tile to an fp32 tile once (DecodePageTile) and every
+//    query of the block folds it (FoldFloatTile).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -219,7 +221,8 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 #endif
 
 // One page for a block of nq queries. On AVX3_DL the VNNI kernel. Elsewhere a single (decode)
-// query reads quantized tiles in place (FoldQuantTile); several queries share each tile, decoded
+// query reads quantized tiles in place (FoldQuantTile; on x86 targets pages whose K and V are
+// both 2- or 4-bit in integer steps of 4 tiles, FoldIntStep); several queries share each tile, decoded
 // to fp32 once (DecodePageTile) and folded for each. FP16 tiles are folded from the page's bytes.
 void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
                 const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
@@ -239,10 +242,6 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   size_t prefetched = 0;
   const PageBlock kb = ResolveBlock(layout, page.data, kvh, false), vb = ResolveBlock(layout, page.data, kvh, true);
   const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
-  // Each tile decoded to fp32 once (attention_tiles-inl.h), then folded for each of the nq queries.
-  float* kt = buf;
-  float* vf = buf + kKvTile * hd;
-  HWY_ALIGN float add[kKvTile];
 #if KVBITS_INT_TILES
   if (nq == 1 && IntSteps(kb, vb, g)) {  // decode over 2- and 4-bit rows: integer steps of 4 tiles
     constexpr int kStep = kAttentionStepTokens;
@@ -262,6 +261,10 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     return;
   }
 #endif
+  // Each tile decoded to fp32 once (attention_page_tiles-inl.h), then folded for each of the nq queries.
+  float* kt = buf;
+  float* vf = buf + kKvTile * hd;
+  HWY_ALIGN float add[kKvTile];
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
     for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {

@@ -8,7 +8,7 @@
 //    attention_tiles-inl.h, integer ones on x86: attention_int_tiles-inl.h);
 //  * FoldIntStep: the same over a step of 4 tiles when K and V are both 2- or 4-bit (x86).
 
-// Scales or minimums of tokens [t0, t0 + 16) of group gr as fp32 (out[16]): one E5M2 byte each
+// Scales or minimums of tokens [t0, t0 + len) of group gr as fp32 (out[len]): one E5M2 byte each
 // (2- and 4-bit rows: the high byte of an fp16) or fp16 (8-bit rows), from a metadata block
 // [groups][page_tokens]. The sign bit (a K scale's centring flag) is kept.
 template <class DF>

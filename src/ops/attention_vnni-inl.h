@@ -104,7 +104,7 @@ struct PrefetchCursor {
   }
 };
 
-// One head's K and V blocks of a page, resolved once per page (PageBlock, attention_tiles-inl.h):
+// One head's K and V blocks of a page, resolved once per page (PageBlock, attention_page_tiles-inl.h):
 // the tile kernels computed these offsets from the layout at every tile, two integer divisions
 // and a dozen multiplies each time (~10 % of the int2 kernel's samples, perf 2026-12-04).
 struct HeadBlocks {

@@ -308,7 +308,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
       hwy::SetSupportedTargetsForTest(target);
       ASSERT_STREQ(attention_target_name(), hwy::TargetName(target));
-      // The kernels' conditions (ops/attention.cc AttendPage, attention_tiles-inl.h).
+      // The kernels' conditions (ops/attention.cc AttendPage; IntSteps in attention_page_tiles-inl.h).
       const bool vnni = target == HWY_AVX3_DL && hd / std::min(s.group, hd) <= 4;
 #if HWY_ARCH_X86
       const bool int_tiles = !vnni && target <= HWY_AVX2;
