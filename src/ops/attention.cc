@@ -240,16 +240,17 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   const int tiles = std::max(1, (page.n_tokens + kKvTile - 1) / kKvTile);
   const size_t per_tile = (next.lines + static_cast<size_t>(tiles) - 1) / static_cast<size_t>(tiles);
   size_t prefetched = 0;
+  auto prefetch_share = [&](int tiles_ahead) {  // the share of `tiles_ahead` tiles
+    const size_t stop = std::min(next.lines, prefetched + static_cast<size_t>(tiles_ahead) * per_tile);
+    for (; prefetched < stop; ++prefetched) __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
+  };
   const PageBlock kb = ResolveBlock(layout, page.data, kvh, false), vb = ResolveBlock(layout, page.data, kvh, true);
   const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
 #if KVBITS_INT_TILES
   if (nq == 1 && IntSteps(kb, vb, g)) {  // decode over 2- and 4-bit rows: integer steps of 4 tiles
     constexpr int kStep = kAttentionStepTokens;
     for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
-      for (const size_t stop = std::min(next.lines, prefetched + kStep / kKvTile * per_tile); prefetched < stop;
-           ++prefetched) {
-        __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
-      }
+      prefetch_share(kStep / kKvTile);
       const int n = std::min(kStep, page.n_tokens - t0);
       switch (g) {
         case 1: FoldIntStep<1>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
@@ -267,9 +268,7 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
   HWY_ALIGN float add[kKvTile];
   for (int t0 = 0; t0 < page.n_tokens; t0 += kKvTile) {
     const int nt = std::min(kKvTile, page.n_tokens - t0);
-    for (const size_t stop = std::min(next.lines, prefetched + per_tile); prefetched < stop; ++prefetched) {
-      __builtin_prefetch(next.begin + 64 * prefetched, 0, 2);
-    }
+    prefetch_share(1);
 #if !HWY_HAVE_SCALABLE
     if (nq == 1 && (k_quant || v_quant)) {  // decode: quantized rows read in place
       FoldQuantTile(qs[0], states[0], g, hd, kb, vb, t0, nt, rotated_v);
@@ -277,8 +276,8 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
     }
 #endif
     // FP16 K or V tiles are folded from the page's bytes (same layouts, promoted in registers).
-    const auto* k16 = reinterpret_cast<const hwy::float16_t*>(kb.codes + static_cast<size_t>(t0 / kKvTile) * kb.tile_bytes);
-    const auto* v16 = reinterpret_cast<const hwy::float16_t*>(vb.codes + static_cast<size_t>(t0 / kKvTile) * vb.tile_bytes);
+    const hwy::float16_t* k16 = kb.fp16_tile(t0);
+    const hwy::float16_t* v16 = vb.fp16_tile(t0);
     if (k_quant || v_quant) DecodePageTile(kb, vb, hd, t0, kt, vf, add);
     for (int qi = 0; qi < nq; ++qi) {
       const SoftmaxState& st = states[qi];

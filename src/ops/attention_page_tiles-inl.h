@@ -37,6 +37,10 @@ struct PageBlock {
   size_t tile_bytes = 0;              // bytes per 16-token tile of codes
   int bits = 16, group = 0, groups = 0, meta_size = 0;
   int page_tokens = 0;  // stride of the metadata rows
+
+  // Codes of the tile holding token t0 (fp16 rows of a 16-bit block, in the tile layouts).
+  const uint8_t* tile(int t0) const { return codes + static_cast<size_t>(t0 / kKvTile) * tile_bytes; }
+  const hwy::float16_t* fp16_tile(int t0) const { return reinterpret_cast<const hwy::float16_t*>(tile(t0)); }
 };
 
 HWY_INLINE PageBlock ResolveBlock(const KvPageLayout& layout, const uint8_t* page, int kvh, bool is_v) {
@@ -77,8 +81,7 @@ QuantTile TileMeta(const PageBlock& b, int t0, int nt, int len, float* s, float*
       hn::StoreU(hn::IfThenElseZero(valid, hn::LoadU(df, mp)), df, mp);
     }
   }
-  return {b.codes + static_cast<size_t>(t0 / kKvTile) * b.tile_bytes, s, m, nullptr, nullptr, nullptr, b.bits, b.group,
-          b.groups, len};
+  return {b.tile(t0), s, m, nullptr, nullptr, nullptr, b.bits, b.group, b.groups, len};
 }
 
 // The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
@@ -150,9 +153,6 @@ void DecodePageTile(const PageBlock& kb, const PageBlock& vb, int hd, int t0, fl
 void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, const PageBlock& kb,
                    const PageBlock& vb, int t0, int nt, bool rotated_v) {
   const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
-  auto fp16_tile = [t0](const PageBlock& b) {
-    return reinterpret_cast<const hwy::float16_t*>(b.codes + static_cast<size_t>(t0 / kKvTile) * b.tile_bytes);
-  };
   HWY_ALIGN float ks[kMaxTileGroups * kKvTile], km[kMaxTileGroups * kKvTile];
   HWY_ALIGN float vs[kMaxTileGroups * kKvTile], vm[kMaxTileGroups * kKvTile];
   HWY_ALIGN float add[kKvTile];
@@ -168,9 +168,9 @@ void FoldQuantTile(const PreparedQuery& q, const SoftmaxState& st, int g, int hd
   if (k_quant && v_quant) {
     FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vq, 0, nt, target, st);
   } else if (k_quant) {
-    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, fp16_tile(vb), 0, nt, target, st);
+    FoldFloatTile(q.qr, q.qmu, add, g, hd, kq, vb.fp16_tile(t0), 0, nt, target, st);
   } else {
-    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, fp16_tile(kb), vq, 0, nt, target, st);
+    FoldFloatTile(q.qf, q.qmu, nullptr, g, hd, kb.fp16_tile(t0), vq, 0, nt, target, st);
   }
 }
 
