@@ -58,7 +58,9 @@ inline float score_scale(int hd) { return 1.4426950408889634f / std::sqrt(static
 struct PreparedQuery {
   const float* qf;    // [g, hd] query * log2(e)/sqrt(hd) (base-2 scores), model basis: fp16 rows
   const float* qr;    // [g, hd] the same, Hadamard-rotated if quantized K rows are (else == qf)
-  const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path)
+  const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path and integer tiles)
+  const int8_t* qi2;  // [g, hd] qi's rounding error in 1/254 steps, for 8-bit K rows (VNNI):
+                      // qr ~ qd * (qi + qi2 / 254)
   const float* qd;    // [g, groups] scale of qi: qr ~ qd * qi
   const float* qsum;  // [g, groups] sum of qr over each group (multiplies the K minimums)
   const float* qmu;   // [g] qf . key_mean: added to the scores of quantized (centred) K rows
@@ -371,11 +373,12 @@ constexpr int kMaxKvHeads = 16;
 struct QueryBuffers {
   int g, hd, groups;
   std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups], qmu [g]
-  std::vector<int8_t>& qi;  // per (i, kvh): [g*hd]
+  std::vector<int8_t>& qi;  // per (i, kvh): qi [g*hd], qi2 [g*hd]
   size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups + 1); }
   PreparedQuery get(int64_t index) const {
     const float* base = f.data() + index * f_stride();
-    return {base, base + g * hd, qi.data() + index * g * hd, base + 2 * g * hd, base + 2 * g * hd + g * groups,
+    const int8_t* qi_base = qi.data() + index * 2 * g * hd;
+    return {base,          base + g * hd, qi_base, qi_base + g * hd, base + 2 * g * hd, base + 2 * g * hd + g * groups,
             base + 2 * g * hd + 2 * g * groups};
   }
 };
@@ -403,7 +406,7 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
   qb.groups = hd / group;
   const int64_t n = n_queries * shape.n_kv_heads;
   qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
-  qb.qi.resize(static_cast<size_t>(n) * g * hd);
+  qb.qi.resize(static_cast<size_t>(n) * 2 * g * hd);
   const float scale = attention_detail::score_scale(hd);
   const bool quantized_k = std::any_of(cache.pages.begin(), cache.pages.end(), [](const KvPageRef& p) {
     return p.n_tokens > 0 && p.layout->format(false).bits < 16;
@@ -416,7 +419,8 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
     float* qd = qr + g * hd;
     float* qsum = qd + g * qb.groups;
     float* qmu = qsum + g * qb.groups;
-    int8_t* qi = qb.qi.data() + idx * g * hd;
+    int8_t* qi = qb.qi.data() + idx * 2 * g * hd;
+    int8_t* qi2 = qi + g * hd;
     for (int h = 0; h < g; ++h) {
       const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
       for (int d = 0; d < hd; ++d) qf[h * hd + d] = qr[h * hd + d] = src[d] * scale;
@@ -441,7 +445,11 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
         const float d_scale = amax / 127.0f;
         const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         for (int d = 0; d < group; ++d) {
-          qi[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint(x[d] * inv));
+          // x inv - round(x inv) is exact and within +-1/2, so qi2 is within +-127.
+          const float scaled = x[d] * inv;
+          const float rounded = std::nearbyint(scaled);
+          qi[h * hd + gr * group + d] = static_cast<int8_t>(rounded);
+          qi2[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint((scaled - rounded) * 254.0f));
         }
         qd[h * qb.groups + gr] = d_scale;
         qsum[h * qb.groups + gr] = sum;

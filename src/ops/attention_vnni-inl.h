@@ -12,7 +12,8 @@
 //    dims; sum_t p_t vm_t is added per group.
 //  * fp16 K rows are transposed ([dim][16 tokens]): one vcvtph2ps gives a dim of 16 tokens.
 // Error of the integer steps, bounded in tests/unit/attention_test.cc: |qr - qd qi| <= qd / 2 per
-// element, |w - ws wq| <= ws / 2 per token and group (ws = step max / 127).
+// element, |w - ws wq| <= ws / 2 per token and group (ws = step max / 127); 8-bit rows add a
+// second int8 product with the residuals (qi2, wq2), so there both are 254 times smaller.
 //
 // Everything else (window rows, other targets) uses the portable path in attention.cc.
 
@@ -166,11 +167,11 @@ HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, Shape sh, const HeadBlocks
 }
 
 // Adds group gr's share of the scores of one tile of kBits-wide K codes to s[h], given the
-// group's int32 dot products dot[h] of codes and int8 query: ks * qd * dot + km * qsum (and,
-// before group 0, q . key_mean on centred rows).
+// group's dot products dot[h] of codes and int8 query (fp32; exact integers at 2 and 4 bits):
+// ks * qd * dot + km * qsum (and, before group 0, q . key_mean on centred rows).
 template <class Shape, int kBits>
 HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int gr,
-                                 const __m512i* dot, __m512* s) {
+                                 const __m512* dot, __m512* s) {
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
   const int g = sh.g(), groups = sh.groups;
   __m512 scale = LoadMeta(b.ks, gr * b.page_tokens + t0, kMeta);
@@ -185,13 +186,15 @@ HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlo
   scale = _mm512_abs_ps(scale);
   KVBITS_UNROLL_HEADS
   for (int h = 0; h < g; ++h) {
-    const __m512 d = _mm512_cvtepi32_ps(dot[h]);
-    s[h] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
+    s[h] = _mm512_fmadd_ps(_mm512_mul_ps(dot[h], _mm512_set1_ps(q.qd[h * groups + gr])), scale, s[h]);
     s[h] = _mm512_fmadd_ps(minimum, _mm512_set1_ps(q.qsum[h * groups + gr]), s[h]);
   }
 }
 
-// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
+// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. 8-bit rows also
+// multiply the query's residual qi2 (PreparedQuery), so their scores see the query to ~1/254 of
+// an int8 step: one rounding of the query to int8 was most of an int8 cache's KL against FP16
+// (docs/kv_quality.md), for a kernel whose 8-bit tiles read 4x the bytes of 2-bit ones anyway.
 template <class Shape, int kBits>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
   const int g = sh.g(), hd = sh.hd, groups = sh.groups;
@@ -200,32 +203,41 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk).
   const int chunks_per_group = sh.group / kPerChunk;
-  // The chains alternate within a group: over planes, or over chunk pairs for 8-bit codes, which
-  // have one plane per chunk (a group of 8-bit codes has a multiple of 4 chunks, so pairs never
-  // straddle groups).
-  constexpr int kChunkStep = kPlanes == 1 ? kChains : 1;
   // The scores build up in registers and are stored once: updated in s (memory) after each
   // group, they formed a store-to-load chain between the groups.
   __m512 sum[16] = {};  // set by group 0
   for (int gr = 0; gr < groups; ++gr) {
+    // The chains alternate over the planes of a chunk (2 and 4 bits); 8-bit codes (one plane)
+    // have qi in chain 0 and qi2 in chain 1.
     __m512i acc[kChains][16] = {};
-    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
-#pragma GCC unroll 2
-      for (int u = 0; u < kChunkStep; ++u) {
-        const __m512i raw = _mm512_loadu_si512(k + (c + u) * 64);
+    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
+      const __m512i raw = _mm512_loadu_si512(k + c * 64);
 #pragma GCC unroll 4
-        for (int j = 0; j < kPlanes; ++j) {
-          const __m512i codes = CodePlane<kBits>(raw, j, mask);
-          const int dim = (c + u) * kPerChunk + 4 * j;
-          const int chain = (u + j) % kChains;
+      for (int j = 0; j < kPlanes; ++j) {
+        const __m512i codes = CodePlane<kBits>(raw, j, mask);
+        const int dim = c * kPerChunk + 4 * j;
+        if constexpr (kBits == 8) {
           KVBITS_UNROLL_HEADS
-          for (int h = 0; h < g; ++h) acc[chain][h] = DpbusdBroadcast(acc[chain][h], codes, q.qi + h * hd + dim);
+          for (int h = 0; h < g; ++h) {
+            acc[0][h] = DpbusdBroadcast(acc[0][h], codes, q.qi + h * hd + dim);
+            acc[1][h] = DpbusdBroadcast(acc[1][h], codes, q.qi2 + h * hd + dim);
+          }
+        } else {
+          KVBITS_UNROLL_HEADS
+          for (int h = 0; h < g; ++h) acc[j % kChains][h] = DpbusdBroadcast(acc[j % kChains][h], codes, q.qi + h * hd + dim);
         }
       }
     }
-    __m512i dot[16];
+    __m512 dot[16];
     KVBITS_UNROLL_HEADS
-    for (int h = 0; h < g; ++h) dot[h] = _mm512_add_epi32(acc[0][h], acc[1][h]);
+    for (int h = 0; h < g; ++h) {
+      if constexpr (kBits == 8) {  // qi . c + (qi2 . c) / 254; each int32 sum exact in fp32 (< 2^24)
+        dot[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[1][h]), _mm512_set1_ps(1.0f / 254.0f),
+                                 _mm512_cvtepi32_ps(acc[0][h]));
+      } else {
+        dot[h] = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[0][h], acc[1][h]));
+      }
+    }
     FinishScoreGroup<Shape, kBits>(q, sh, b, t0, gr, dot, sum);
   }
   KVBITS_UNROLL_HEADS
@@ -338,7 +350,9 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
   }
 }
 
-// The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd.
+// The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. For 8-bit rows the
+// weights' int8 rounding error is rounded again (wq2, in 1/254 steps) and multiplied too, as the
+// query is for 8-bit K rows (ScoreTileQuant).
 template <class Shape, int kBits>
 HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
                                     float* lane_vmin, PrefetchCursor& pf) {
@@ -346,8 +360,11 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
   const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
-  // Integer weights per (head, group): one byte per token of the step; ws = their scale.
+  // Integer weights per (head, group): one byte per token of the step; ws = their scale; for
+  // 8-bit rows the residuals wq2: w ~ ws (wq + wq2 / 254).
+  constexpr bool kResidual = kBits == 8;
   alignas(64) int8_t wq[16][4][kVnniStepTiles * kKvTile];
+  alignas(64) int8_t wq2[kResidual ? 16 : 1][4][kVnniStepTiles * kKvTile];
   float ws[16][4];
   for (int gr = 0; gr < groups; ++gr) {
     __m512 w[kVnniStepTiles][16];
@@ -373,8 +390,14 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
       ws[h][gr] = mx / 127.0f;
       const __m512 inv = _mm512_set1_ps(mx > 0.0f ? 127.0f / mx : 0.0f);
       for (int i = 0; i < tiles; ++i) {
-        _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile),
-                        _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(w[i][h], inv))));
+        const __m512 scaled = _mm512_mul_ps(w[i][h], inv);
+        const __m512i rounded = _mm512_cvtps_epi32(scaled);
+        _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile), _mm512_cvtepi32_epi8(rounded));
+        if constexpr (kResidual) {  // scaled - rounded: exact, within +-1/2
+          const __m512 error = _mm512_sub_ps(scaled, _mm512_cvtepi32_ps(rounded));
+          _mm_store_si128(reinterpret_cast<__m128i*>(wq2[h][gr] + i * kKvTile),
+                          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(error, _mm512_set1_ps(254.0f)))));
+        }
       }
       // sum_t p_t vm_t, the minimums' share (the same for every dim of the group), stays in lanes
       // until the end of the task (FinishPages in attention.cc).
@@ -403,9 +426,17 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
         for (int j = 0; j < kPlanes; ++j) {
           const int quad = z * kPlanes + j;
           const __m512i codes = CodePlane<kBits>(raw, j, mask);
-          KVBITS_UNROLL_HEADS
-          for (int h = 0; h < g; ++h) {
-            acc[quad % kChains][h] = DpbusdBroadcast(acc[quad % kChains][h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+          if constexpr (kResidual) {  // chain 0: wq, chain 1: wq2
+            KVBITS_UNROLL_HEADS
+            for (int h = 0; h < g; ++h) {
+              acc[0][h] = DpbusdBroadcast(acc[0][h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+              acc[1][h] = DpbusdBroadcast(acc[1][h], codes, wq2[h][gr] + i * kKvTile + 4 * quad);
+            }
+          } else {
+            KVBITS_UNROLL_HEADS
+            for (int h = 0; h < g; ++h) {
+              acc[quad % kChains][h] = DpbusdBroadcast(acc[quad % kChains][h], codes, wq[h][gr] + i * kKvTile + 4 * quad);
+            }
           }
         }
       }
@@ -413,8 +444,10 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
       float* t = target + h * hd + kb * 16;
-      const __m512i sum = _mm512_add_epi32(acc[0][h], acc[1][h]);
-      _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(ws[h][gr]), _mm512_loadu_ps(t)));
+      const __m512 sum = kResidual ? _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[1][h]), _mm512_set1_ps(1.0f / 254.0f),
+                                                     _mm512_cvtepi32_ps(acc[0][h]))
+                                   : _mm512_cvtepi32_ps(_mm512_add_epi32(acc[0][h], acc[1][h]));
+      _mm512_storeu_ps(t, _mm512_fmadd_ps(sum, _mm512_set1_ps(ws[h][gr]), _mm512_loadu_ps(t)));
     }
   }
 }
