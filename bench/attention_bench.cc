@@ -172,6 +172,7 @@ BENCHMARK(BM_AttentionDecodeLayers)
     ->Args({8, 8192, 2})
     ->Args({4, 8192, 2})
     ->Args({2, 8192, 2})
+    ->Args({2, 8192, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
