@@ -193,8 +193,8 @@ HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlo
 
 // The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. 8-bit rows also
 // multiply the query's residual qi2 (PreparedQuery), so their scores see the query to ~1/254 of
-// an int8 step: one rounding of the query to int8 was most of an int8 cache's KL against FP16
-// (docs/kv_quality.md), for a kernel whose 8-bit tiles read 4x the bytes of 2-bit ones anyway.
+// an int8 step: the query's int8 rounding was most of an int8 cache's KL against FP16
+// (docs/kv_quality.md); the second product costs 20-30 % per 8-bit tile (docs/benchmarks.md).
 template <class Shape, int kBits>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
   const int g = sh.g(), hd = sh.hd, groups = sh.groups;
