@@ -117,7 +117,9 @@ void LlamaModel::forward(const ForwardInput& input, KvStore& store, LogitsFor wh
     if (options.query_power) accumulate_query_power(l, n, q_dim, position, s.q.data(), *options.query_power, c.n_layers);
     store.write_window(l, start, n, s.k.data(), s.v.data());
     const auto attention_start = std::chrono::steady_clock::now();
-    attention(shape, s.q.data(), n, s.windows.data(), store.layer_view(l), s.attn.data(), pool, s.attention,
+    KvLayerView view = store.layer_view(l);
+    view.exact_8bit = options.activations == ActivationMode::kFloat;
+    attention(shape, s.q.data(), n, s.windows.data(), view, s.attn.data(), pool, s.attention,
               l == c.n_layers - 1 ? options.final_layer_tap : nullptr);
     s.attention_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - attention_start).count();
     matmul(L.wo, s.attn.data(), n, s.proj.data(), pool, s.matmul, options.activations);

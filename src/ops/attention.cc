@@ -60,7 +60,7 @@ struct PreparedQuery {
   const float* qr;    // [g, hd] the same, Hadamard-rotated if quantized K rows are (else == qf)
   const int8_t* qi;   // [g, hd] qr quantized to int8 per K group (VNNI path and integer tiles)
   const int8_t* qi2;  // [g, hd] qi's rounding error in 1/254 steps, for 8-bit K rows (VNNI):
-                      // qr ~ qd * (qi + qi2 / 254)
+                      // qr ~ qd * (qi + qi2 / 254); nullptr unless KvLayerView::exact_8bit
   const float* qd;    // [g, groups] scale of qi: qr ~ qd * qi
   const float* qsum;  // [g, groups] sum of qr over each group (multiplies the K minimums)
   const float* qmu;   // [g] qf . key_mean: added to the scores of quantized (centred) K rows
@@ -372,6 +372,7 @@ constexpr int kMaxKvHeads = 16;
 // Per (query, KV head) prepared query buffers, in the scratch vectors.
 struct QueryBuffers {
   int g, hd, groups;
+  bool exact_8bit;          // qi2 handed out (PreparedQuery)
   std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups], qmu [g]
   std::vector<int8_t>& qi;  // per (i, kvh): qi [g*hd], qi2 [g*hd]
   size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups + 1); }
@@ -381,7 +382,7 @@ struct QueryBuffers {
     return {base,
             base + g * hd,
             qi_base,
-            qi_base + g * hd,
+            exact_8bit ? qi_base + g * hd : nullptr,
             base + 2 * g * hd,
             base + 2 * g * hd + g * groups,
             base + 2 * g * hd + 2 * g * groups};
@@ -409,6 +410,7 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
   qb.g = g;
   qb.hd = hd;
   qb.groups = hd / group;
+  qb.exact_8bit = cache.exact_8bit;
   const int64_t n = n_queries * shape.n_kv_heads;
   qb.f.resize(static_cast<size_t>(n) * qb.f_stride());
   qb.qi.resize(static_cast<size_t>(n) * 2 * g * hd);
@@ -476,7 +478,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     attention_ref(shape, q, n_queries, window, cache, out);
     return;
   }
-  QueryBuffers qb{0, 0, 0, scratch.queries, scratch.queries_i8};
+  QueryBuffers qb{0, 0, 0, false, scratch.queries, scratch.queries_i8};
   prepare_queries(shape, q, n_queries, cache, qb);
 
   // Tasks: (query block, kv head, part). A part is a range of pages [p0, p1) or the window

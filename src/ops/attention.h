@@ -55,6 +55,12 @@ struct KvLayerView {
   // Quantized K rows hold w * k (or w * (k - key_mean)) per channel: [n_kv_heads, head_dim], or
   // nullptr (w = 1). Queries over them are divided by w (kv/kv_store.h key_weight).
   const float* key_weight = nullptr;
+  // 8-bit rows read exactly to ~1/254 of an int8 step on the VNNI kernel (a second int8 product
+  // with the query's and the V weights' rounding errors: ops/attention_vnni-inl.h), at 20-30 %
+  // more time per 8-bit tile. The model sets it with fp32 activations; with int8 ones the
+  // activations' own rounding hides the difference (docs/kv_quality.md). Other kernels read 8-bit
+  // rows in fp32 either way.
+  bool exact_8bit = false;
   // Window rows in position order: [n_kv_heads, window_stride, head_dim] fp16 bits, RoPE in K.
   const uint16_t* window_k = nullptr;
   const uint16_t* window_v = nullptr;

@@ -12,8 +12,9 @@
 //    dims; sum_t p_t vm_t is added per group.
 //  * fp16 K rows are transposed ([dim][16 tokens]): one vcvtph2ps gives a dim of 16 tokens.
 // Error of the integer steps, bounded in tests/unit/attention_test.cc: |qr - qd qi| <= qd / 2 per
-// element, |w - ws wq| <= ws / 2 per token and group (ws = step max / 127); 8-bit rows add a
-// second int8 product with the residuals (qi2, wq2), so there both are 254 times smaller.
+// element, |w - ws wq| <= ws / 2 per token and group (ws = step max / 127). With fp32 activations
+// (KvLayerView::exact_8bit: PreparedQuery qi2 set) 8-bit rows add a second int8 product with the
+// residuals (qi2, wq2), so there both are 254 times smaller.
 //
 // Everything else (window rows, other targets) uses the portable path in attention.cc.
 
@@ -191,11 +192,12 @@ HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlo
   }
 }
 
-// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. 8-bit rows also
-// multiply the query's residual qi2 (PreparedQuery), so their scores see the query to ~1/254 of
-// an int8 step: the query's int8 rounding was most of an int8 cache's KL against FP16
-// (docs/kv_quality.md); the second product costs 20-30 % per 8-bit tile (docs/benchmarks.md).
-template <class Shape, int kBits>
+// The same for K codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. With kResidual,
+// 8-bit rows also multiply the query's residual qi2 (PreparedQuery), so their scores see the query
+// to ~1/254 of an int8 step: the query's int8 rounding was most of an int8 cache's KL against FP16
+// with fp32 activations (docs/kv_quality.md); the second product costs 20-30 % per 8-bit tile
+// (docs/benchmarks.md), so it runs only when asked for (KvLayerView::exact_8bit).
+template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
   const int g = sh.g(), hd = sh.hd, groups = sh.groups;
   constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
@@ -207,31 +209,37 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
   // group, they formed a store-to-load chain between the groups.
   __m512 sum[16] = {};  // set by group 0
   for (int gr = 0; gr < groups; ++gr) {
-    // The chains alternate over the planes of a chunk (2 and 4 bits); 8-bit codes (one plane)
-    // have qi in chain 0 and qi2 in chain 1.
+    // The chains alternate within a group: over planes, or over chunk pairs for 8-bit codes, which
+    // have one plane per chunk (a group of 8-bit codes has a multiple of 4 chunks, so pairs never
+    // straddle groups); with the residual, qi in chain 0 and qi2 in chain 1.
+    constexpr int kChunkStep = kPlanes == 1 && !kResidual ? kChains : 1;
     __m512i acc[kChains][16] = {};
-    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; ++c) {
-      const __m512i raw = _mm512_loadu_si512(k + c * 64);
+    for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
+#pragma GCC unroll 2
+      for (int u = 0; u < kChunkStep; ++u) {
+        const __m512i raw = _mm512_loadu_si512(k + (c + u) * 64);
 #pragma GCC unroll 4
-      for (int j = 0; j < kPlanes; ++j) {
-        const __m512i codes = CodePlane<kBits>(raw, j, mask);
-        const int dim = c * kPerChunk + 4 * j;
-        if constexpr (kBits == 8) {
-          KVBITS_UNROLL_HEADS
-          for (int h = 0; h < g; ++h) {
-            acc[0][h] = DpbusdBroadcast(acc[0][h], codes, q.qi + h * hd + dim);
-            acc[1][h] = DpbusdBroadcast(acc[1][h], codes, q.qi2 + h * hd + dim);
+        for (int j = 0; j < kPlanes; ++j) {
+          const __m512i codes = CodePlane<kBits>(raw, j, mask);
+          const int dim = (c + u) * kPerChunk + 4 * j;
+          if constexpr (kResidual) {
+            KVBITS_UNROLL_HEADS
+            for (int h = 0; h < g; ++h) {
+              acc[0][h] = DpbusdBroadcast(acc[0][h], codes, q.qi + h * hd + dim);
+              acc[1][h] = DpbusdBroadcast(acc[1][h], codes, q.qi2 + h * hd + dim);
+            }
+          } else {
+            const int chain = (u + j) % kChains;
+            KVBITS_UNROLL_HEADS
+            for (int h = 0; h < g; ++h) acc[chain][h] = DpbusdBroadcast(acc[chain][h], codes, q.qi + h * hd + dim);
           }
-        } else {
-          KVBITS_UNROLL_HEADS
-          for (int h = 0; h < g; ++h) acc[j % kChains][h] = DpbusdBroadcast(acc[j % kChains][h], codes, q.qi + h * hd + dim);
         }
       }
     }
     __m512 dot[16];
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
-      if constexpr (kBits == 8) {  // qi . c + (qi2 . c) / 254; each int32 sum exact in fp32 (< 2^24)
+      if constexpr (kResidual) {  // qi . c + (qi2 . c) / 254; each int32 sum exact in fp32 (< 2^24)
         dot[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[1][h]), _mm512_set1_ps(1.0f / 254.0f),
                                  _mm512_cvtepi32_ps(acc[0][h]));
       } else {
@@ -255,7 +263,13 @@ HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks
     const int t = t0 + i * kKvTile;
     switch (b.k_bits) {
       case 16: ScoreTileFp16(q, sh, b, t, s[i]); break;
-      case 8: ScoreTileQuant<Shape, 8>(q, sh, b, t, s[i]); break;
+      case 8:
+        if (q.qi2 != nullptr) {
+          ScoreTileQuant<Shape, 8, true>(q, sh, b, t, s[i]);
+        } else {
+          ScoreTileQuant<Shape, 8>(q, sh, b, t, s[i]);
+        }
+        break;
       case 4: ScoreTileQuant<Shape, 4>(q, sh, b, t, s[i]); break;
       default: ScoreTileQuant<Shape, 2>(q, sh, b, t, s[i]); break;
     }
@@ -350,10 +364,10 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
   }
 }
 
-// The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. For 8-bit rows the
-// weights' int8 rounding error is rounded again (wq2, in 1/254 steps) and multiplied too, as the
-// query is for 8-bit K rows (ScoreTileQuant).
-template <class Shape, int kBits>
+// The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. With kResidual (8-bit
+// rows, KvLayerView::exact_8bit) the weights' int8 rounding error is rounded again (wq2, in 1/254
+// steps) and multiplied too, as the query is for 8-bit K rows (ScoreTileQuant).
+template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
                                     float* lane_vmin, PrefetchCursor& pf) {
   const int g = sh.g(), hd = sh.hd, group = sh.group, groups = sh.groups;
@@ -361,8 +375,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
   const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
   // Integer weights per (head, group): one byte per token of the step; ws = their scale; for
-  // 8-bit rows the residuals wq2: w ~ ws (wq + wq2 / 254).
-  constexpr bool kResidual = kBits == 8;
+  // the residual kernel the residuals wq2: w ~ ws (wq + wq2 / 254).
   alignas(64) int8_t wq[16][4][kVnniStepTiles * kKvTile];
   alignas(64) int8_t wq2[kResidual ? 16 : 1][4][kVnniStepTiles * kKvTile];
   float ws[16][4];
@@ -452,13 +465,15 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
   }
 }
 
-// Dispatch on the V width, once per step.
+// Dispatch on the V width, once per step; residual: 8-bit rows with wq2 (AccumulateStepQuant).
 template <class Shape>
 HWY_INLINE void AccumulateStepVnni(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
-                                   float* target, float* lane_vmin, PrefetchCursor& pf) {
+                                   float* target, float* lane_vmin, PrefetchCursor& pf, bool residual) {
   switch (b.v_bits) {
     case 16: return AccumulateStepFp16(sh, b, t0, n, tiles, p, target, pf);
-    case 8: return AccumulateStepQuant<Shape, 8>(sh, b, t0, tiles, p, target, lane_vmin, pf);
+    case 8:
+      if (residual) return AccumulateStepQuant<Shape, 8, true>(sh, b, t0, tiles, p, target, lane_vmin, pf);
+      return AccumulateStepQuant<Shape, 8>(sh, b, t0, tiles, p, target, lane_vmin, pf);
     case 4: return AccumulateStepQuant<Shape, 4>(sh, b, t0, tiles, p, target, lane_vmin, pf);
     default: return AccumulateStepQuant<Shape, 2>(sh, b, t0, tiles, p, target, lane_vmin, pf);
   }
@@ -488,7 +503,8 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState*
       PrefetchCursor& c = qi == 0 ? pf : none;
       ScoreStepVnni(qs[qi], sh, b, t0, n, tiles, s, c);
       SoftmaxStep(s, tiles, sh, st);
-      AccumulateStepVnni(sh, b, t0, n, tiles, s, v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c);
+      AccumulateStepVnni(sh, b, t0, n, tiles, s, v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c,
+                         qs[qi].qi2 != nullptr);
     }
   }
 }

@@ -12,14 +12,16 @@
 //    2^-24 ~ 1.3e-4 of the sums; we allow 2e-4 ||v||max + 1e-6.
 //  * VNNI path (AVX3_DL) adds two roundings on purpose:
 //    (1) the query (rotated when K is) is rounded to int8 per group: qi = round(q 127 / amax),
-//        qd = amax / 127, and for 8-bit K rows also its error, qi2 = round((q 127 / amax - qi)
-//        254). This one is deterministic, so the test applies it too (emulate_integer):
+//        qd = amax / 127, and with KvLayerView::exact_8bit for 8-bit K rows also its error,
+//        qi2 = round((q 127 / amax - qi) 254). This one is deterministic, so the test applies it
+//        too (emulate_integer; the VNNI kernel is run with exact_8bit off and on):
 //        scores of quantized keys are computed from the same qi, qd, codes, scales and minimums
 //        in double, and the softmax and sums in double give the expected output;
 //    (2) the V weights w_t = p_t vs_t of each step T (kAttentionStepTokens tokens of a page) are
 //        rounded to int8 against the step's largest weight: |dw_t| <= max_T(w) / 254, which moves the output by at most
 //        sum_t max_T(p vs) / 254 ||c_t|| / sum p (codes c_t of token t's group, summed per group);
-//        for 8-bit V rows the rounding error is rounded and multiplied too, so 254 times less.
+//        with exact_8bit, for 8-bit V rows the rounding error is rounded and multiplied too, so
+//        254 times less.
 //    The kernel must match the emulation within (2) plus the fp32 allowance above. (2) is a
 //    worst-case sum of rounding errors; measured errors are a few percent of it. A layout or
 //    indexing error moves scores by O(1) and outputs by far more.
@@ -127,8 +129,8 @@ std::vector<KeyInfo> gather_keys(const KvLayerView& view, int kvh, int hd, int g
   return keys;
 }
 
-// Which integer kernel a query runs (header comment).
-enum class IntegerMode { kVnni, kIntTiles };
+// Which integer kernel a query runs (header comment); kVnniExact8: with KvLayerView::exact_8bit.
+enum class IntegerMode { kVnni, kVnniExact8, kIntTiles };
 
 // Expected output of one query head q[hd] (unscaled) from the VNNI kernel or the integer tiles,
 // with step (1) of the header comment applied, and the bound of step (2) plus the fp32 allowance.
@@ -140,7 +142,8 @@ struct Emulated {
 Emulated emulate_integer(IntegerMode mode, int g_heads, const float* q, int hd, int group, bool rotated_k,
                          bool rotated_v, const float* key_mean, const float* key_weight,
                          const std::vector<KeyInfo>& keys) {
-  const bool vnni = mode == IntegerMode::kVnni;
+  const bool vnni = mode != IntegerMode::kIntTiles;
+  const bool exact8 = mode == IntegerMode::kVnniExact8;
   Emulated r;
   r.out.assign(static_cast<size_t>(hd), 0.0);
   if (keys.empty()) {
@@ -184,7 +187,7 @@ Emulated emulate_integer(IntegerMode mode, int g_heads, const float* q, int hd, 
     double dot = 0.0;
     if (!ki.k_codes.empty()) {
       const bool int8_query = vnni || ki.k_bits <= 4;
-      const bool residual = vnni && ki.k_bits == 8;  // qi2 as well
+      const bool residual = exact8 && ki.k_bits == 8;  // qi2 as well
       for (int g = 0; g < groups; ++g) {
         int64_t idot = 0, idot2 = 0;
         double fdot = 0.0;  // fp32 products of the integer tiles' 8-bit rows
@@ -235,8 +238,8 @@ Emulated emulate_integer(IntegerMode mode, int g_heads, const float* q, int hd, 
     for (int g = 0; g < groups; ++g) {
       double c2 = 0.0;
       for (int e = g * group; e < (g + 1) * group; ++e) c2 += static_cast<double>(ki.v_codes[e]) * ki.v_codes[e];
-      // 8-bit rows on the VNNI kernel: the residual weights leave 1/254 of the rounding.
-      const double residual = vnni && ki.v_bits == 8 ? 254.0 : 1.0;
+      // 8-bit rows with exact_8bit: the residual weights leave 1/254 of the rounding.
+      const double residual = exact8 && ki.v_bits == 8 ? 254.0 : 1.0;
       weight_term += step_max[weight_block(ki)][g] / 254.0 / residual * std::sqrt(c2);
     }
   }
@@ -300,8 +303,8 @@ void check(const Setup& s, uint32_t seed, int threads) {
     for (float& x : q) x = s.q_scale * u(rng);
     std::vector<float> ref(q.size());
     attention_ref(shape, q.data(), nq, win.data(), view, ref.data());
-    // Per query head: the VNNI kernel's expected output [0] and the integer tiles' [1].
-    std::vector<std::array<Emulated, 2>> emulated(static_cast<size_t>(nq * s.n_heads));
+    // Per query head: the expected outputs of each IntegerMode (by its index).
+    std::vector<std::array<Emulated, 3>> emulated(static_cast<size_t>(nq * s.n_heads));
     for (int64_t i = 0; i < nq; ++i) {
       for (int kvh = 0; kvh < s.n_kv_heads; ++kvh) {
         const std::vector<KeyInfo> keys = gather_keys(view, kvh, hd, std::min(s.group, hd), win[i]);
@@ -309,7 +312,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
           if (!ki.k_codes.empty()) ++(ki.centred ? n_centred : n_plain);
         }
         for (int h = kvh * g; h < (kvh + 1) * g; ++h) {
-          for (const IntegerMode mode : {IntegerMode::kVnni, IntegerMode::kIntTiles}) {
+          for (const IntegerMode mode : {IntegerMode::kVnni, IntegerMode::kVnniExact8, IntegerMode::kIntTiles}) {
             emulated[i * s.n_heads + h][static_cast<int>(mode)] = emulate_integer(
                 mode, g, q.data() + i * q_dim + h * hd, hd, std::min(s.group, hd), s.rotation != KvRotation::kNone,
                 s.rotation == KvRotation::kKeysAndValues, view.key_mean ? view.key_mean + kvh * hd : nullptr,
@@ -328,25 +331,32 @@ void check(const Setup& s, uint32_t seed, int threads) {
 #else
       const bool int_tiles = false;
 #endif
-      std::vector<float> out(q.size(), NAN);
-      attention(shape, q.data(), nq, win.data(), view, out.data(), pool, scratch);
-      for (int64_t i = 0; i < nq; ++i) {
-        // Integer tiles: only a query alone in its task (kAttentionQueryBlock).
-        const bool alone = nq - i / kAttentionQueryBlock * kAttentionQueryBlock == 1;
-        const bool integer = vnni || (int_tiles && alone);
-        for (int h = 0; h < s.n_heads; ++h) {
-          // Integer kernels: against their emulation; otherwise against the exact reference.
-          const Emulated& em = emulated[i * s.n_heads + h][vnni ? 0 : 1];
-          double d2 = 0, v2 = 0;
-          for (int e = 0; e < hd; ++e) {
-            const double a = out[(i * s.n_heads + h) * hd + e];
-            const double b = integer ? em.out[e] : ref[(i * s.n_heads + h) * hd + e];
-            ASSERT_TRUE(std::isfinite(a));
-            d2 += (a - b) * (a - b);
-            v2 += b * b;
+      // exact_8bit changes only the VNNI kernel: the other targets run once.
+      for (const bool exact8 : {false, true}) {
+        if (exact8 && !vnni) continue;
+        view.exact_8bit = exact8;
+        std::vector<float> out(q.size(), NAN);
+        attention(shape, q.data(), nq, win.data(), view, out.data(), pool, scratch);
+        const IntegerMode mode = !vnni ? IntegerMode::kIntTiles : exact8 ? IntegerMode::kVnniExact8 : IntegerMode::kVnni;
+        for (int64_t i = 0; i < nq; ++i) {
+          // Integer tiles: only a query alone in its task (kAttentionQueryBlock).
+          const bool alone = nq - i / kAttentionQueryBlock * kAttentionQueryBlock == 1;
+          const bool integer = vnni || (int_tiles && alone);
+          for (int h = 0; h < s.n_heads; ++h) {
+            // Integer kernels: against their emulation; otherwise against the exact reference.
+            const Emulated& em = emulated[i * s.n_heads + h][static_cast<int>(mode)];
+            double d2 = 0, v2 = 0;
+            for (int e = 0; e < hd; ++e) {
+              const double a = out[(i * s.n_heads + h) * hd + e];
+              const double b = integer ? em.out[e] : ref[(i * s.n_heads + h) * hd + e];
+              ASSERT_TRUE(std::isfinite(a));
+              d2 += (a - b) * (a - b);
+              v2 += b * b;
+            }
+            const double tol = integer ? em.bound : 2e-4 * std::max(1.0, std::sqrt(v2)) + 1e-6;
+            ASSERT_LE(std::sqrt(d2), tol) << hwy::TargetName(target) << (exact8 ? " exact_8bit" : "") << " query "
+                                          << i << " of " << nq << " head " << h;
           }
-          const double tol = integer ? em.bound : 2e-4 * std::max(1.0, std::sqrt(v2)) + 1e-6;
-          ASSERT_LE(std::sqrt(d2), tol) << hwy::TargetName(target) << " query " << i << " of " << nq << " head " << h;
         }
       }
     }
