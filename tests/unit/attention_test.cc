@@ -393,7 +393,8 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
     for (int group : {32, 64}) check({9, 3, 64, 300, 5, all, rot, group, /*center=*/true}, seed++, 2);  // key centering
   }
   // Large queries, so that a few rows carry the softmax and the 8-bit rows' residual products
-  // (qi2, wq2 in attention_vnni-inl.h) show: without either, outputs moved 3-9x the tolerance.
+  // (qi2, wq2 in attention_vnni-inl.h, with exact_8bit) show: without either, outputs moved 3-9x
+  // the tolerance.
   for (const KvPrecision p : std::vector<KvPrecision>{{8, 8}, {8, 16}, {16, 8}}) {
     check({9, 3, 64, 130, 0, {p}, KvRotation::kKeysAndValues, 64, false, 16.0f}, seed++, 2);
   }
