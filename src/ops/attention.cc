@@ -379,13 +379,8 @@ struct QueryBuffers {
   PreparedQuery get(int64_t index) const {
     const float* base = f.data() + index * f_stride();
     const int8_t* qi_base = qi.data() + index * 2 * g * hd;
-    return {base,
-            base + g * hd,
-            qi_base,
-            exact_8bit ? qi_base + g * hd : nullptr,
-            base + 2 * g * hd,
-            base + 2 * g * hd + g * groups,
-            base + 2 * g * hd + 2 * g * groups};
+    return {base, base + g * hd, qi_base, exact_8bit ? qi_base + g * hd : nullptr, base + 2 * g * hd,
+            base + 2 * g * hd + g * groups, base + 2 * g * hd + 2 * g * groups};
   }
 };
 
