@@ -372,7 +372,7 @@ constexpr int kMaxKvHeads = 16;
 // Per (query, KV head) prepared query buffers, in the scratch vectors.
 struct QueryBuffers {
   int g, hd, groups;
-  bool exact_8bit;          // qi2 handed out (PreparedQuery)
+  bool exact_8bit;          // qi2 filled and handed out (PreparedQuery)
   std::vector<float>& f;    // per (i, kvh): qf [g*hd], qr [g*hd], qd [g*groups], qsum [g*groups], qmu [g]
   std::vector<int8_t>& qi;  // per (i, kvh): qi [g*hd], qi2 [g*hd]
   size_t f_stride() const { return static_cast<size_t>(g) * (2 * hd + 2 * groups + 1); }
@@ -447,11 +447,13 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
         const float d_scale = amax / 127.0f;
         const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         for (int d = 0; d < group; ++d) {
-          // x inv - round(x inv) is exact and within +-1/2, so qi2 is within +-127.
           const float scaled = x[d] * inv;
           const float rounded = std::nearbyint(scaled);
           qi[h * hd + gr * group + d] = static_cast<int8_t>(rounded);
-          qi2[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint((scaled - rounded) * 254.0f));
+          // x inv - round(x inv) is exact and within +-1/2, so qi2 is within +-127.
+          if (qb.exact_8bit) {
+            qi2[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint((scaled - rounded) * 254.0f));
+          }
         }
         qd[h * qb.groups + gr] = d_scale;
         qsum[h * qb.groups + gr] = sum;
