@@ -1,0 +1,109 @@
+// Throughput probes of the host's vector pipes for the instructions the VNNI attention kernel
+// (ops/attention_vnni-inl.h) is made of: how many cycles 8 independent vpdpbusd take alone and
+// next to 4 instructions of another kind. Where the other kind shares vpdpbusd's pipes the block
+// takes ~12 cycles, where it runs beside them ~8. On Zen 4 (2026-12-05): vpdpbusd zmm 1 per
+// cycle, latency 4; vgf2p8affineqb and vfmadd231ps share its two pipes; vpandd, vpsrlw and
+// vaddps do not (docs/benchmarks.md). Not a kernel benchmark: it measures the machine, so that
+// kernel work on another host starts from its own figures.
+//
+//   ./build/bench/kvbits_kernel_bench --benchmark_filter=PipeMix
+//
+// The blocks are inline assembly (the compiler must neither fuse nor drop them), compiled for
+// AVX-512 VNNI and GFNI whatever the build's baseline; a CPU without them skips the benchmarks.
+#include <benchmark/benchmark.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#include <chrono>
+
+namespace kvbits {
+namespace {
+
+constexpr int kBlocks = 1000;  // blocks per timed call
+
+// Nanoseconds per cycle: a chain of dependent 64-bit adds (latency 1 on every x86 core).
+double NsPerCycle() {
+  static const double ns = [] {
+    constexpr long kAdds = 8L * 20'000'000;
+    long x = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long i = 0; i < kAdds / 8; ++i) {
+      asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                   "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                   : "+r"(x));
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / kAdds;
+  }();
+  return ns;
+}
+
+enum class Other { kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kMaxPs, kLatency };
+
+#define KVBITS_PROBE_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni,gfni"), noinline))
+
+// One call: kBlocks blocks of 8 vpdpbusd zmm (8 accumulators; kLatency: one) and 4 of `other`.
+template <Other kOther>
+KVBITS_PROBE_TARGET int RunBlocks() {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
+#define KVBITS_DP(a) asm volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(x), "v"(y));
+#define KVBITS_OTHER(b)                                                                          \
+  if constexpr (kOther == Other::kGf2p8) asm volatile("vgf2p8affineqb $0, %1, %2, %0" : "=v"(b) : "v"(x), "v"(y)); \
+  if constexpr (kOther == Other::kFma) asm volatile("vfmadd231ps %1, %2, %0" : "+v"(b) : "v"(x), "v"(y));        \
+  if constexpr (kOther == Other::kAnd) asm volatile("vpandd %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));             \
+  if constexpr (kOther == Other::kShift) asm volatile("vpsrlw $2, %1, %0" : "=v"(b) : "v"(x));                   \
+  if constexpr (kOther == Other::kAddPs) asm volatile("vaddps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));            \
+  if constexpr (kOther == Other::kCvtDq2Ps) asm volatile("vcvtdq2ps %1, %0" : "=v"(b) : "v"(x));                \
+  if constexpr (kOther == Other::kCvtPh2Ps) asm volatile("vcvtph2ps %t1, %0" : "=v"(b) : "v"(x));               \
+  if constexpr (kOther == Other::kScalef) asm volatile("vscalefps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));       \
+  if constexpr (kOther == Other::kRoundscale) asm volatile("vrndscaleps $8, %1, %0" : "=v"(b) : "v"(x));         \
+  if constexpr (kOther == Other::kMaxPs) asm volatile("vmaxps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));
+  for (int i = 0; i < kBlocks; ++i) {
+    if constexpr (kOther == Other::kLatency) {
+      KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0)
+    } else {
+      KVBITS_DP(a0) KVBITS_DP(a1) KVBITS_DP(a2) KVBITS_DP(a3) KVBITS_DP(a4) KVBITS_DP(a5) KVBITS_DP(a6) KVBITS_DP(a7)
+      KVBITS_OTHER(b0) KVBITS_OTHER(b1) KVBITS_OTHER(b2) KVBITS_OTHER(b3)
+    }
+  }
+#undef KVBITS_DP
+#undef KVBITS_OTHER
+  const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                     _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(b0, b1), _mm512_add_epi32(b2, b3))));
+}
+
+template <Other kOther>
+void BM_PipeMix(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("gfni")) {
+    state.SkipWithError("needs AVX-512 VNNI and GFNI");
+    return;
+  }
+  const double ns_per_cycle = NsPerCycle();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(RunBlocks<kOther>());
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  // Cycles per block of 8 vpdpbusd (+ 4 others), at the clock of the add chain.
+  state.counters["cycles_per_block"] = ns / (static_cast<double>(state.iterations()) * kBlocks) / ns_per_cycle;
+  state.counters["ghz"] = 1.0 / ns_per_cycle;
+}
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kNone)->Name("BM_PipeMix/8dpbusd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kLatency)->Name("BM_PipeMix/8dpbusd_one_chain");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kGf2p8)->Name("BM_PipeMix/8dpbusd+4gf2p8affineqb");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kFma)->Name("BM_PipeMix/8dpbusd+4fmadd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kAnd)->Name("BM_PipeMix/8dpbusd+4pandd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kShift)->Name("BM_PipeMix/8dpbusd+4psrlw");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kAddPs)->Name("BM_PipeMix/8dpbusd+4addps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kMaxPs)->Name("BM_PipeMix/8dpbusd+4maxps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtDq2Ps)->Name("BM_PipeMix/8dpbusd+4cvtdq2ps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtPh2Ps)->Name("BM_PipeMix/8dpbusd+4cvtph2ps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kScalef)->Name("BM_PipeMix/8dpbusd+4scalefps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kRoundscale)->Name("BM_PipeMix/8dpbusd+4rndscaleps");
+
+}  // namespace
+}  // namespace kvbits
+
+#endif  // x86-64
