@@ -142,11 +142,15 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 // shape never runs still shapes GCC's register allocation: a variant with extra paths for a
 // compile-time shape (head dim 64, groups of 32) and for chains over pairs of groups made the
 // default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
-template <int kG>
+template <int kG, int kKBits = 0, int kVBits = 0>
 struct KernelShape {
   int g_rt, hd, group;
   int groups;  // hd / group, divided once per page rather than in every tile
   HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
+  // The page's K and V widths when fixed at compile time (0: read from the page per tile / step;
+  // AttendPageVnni).
+  HWY_INLINE int k_bits(const HeadBlocks& b) const { return kKBits > 0 ? kKBits : b.k_bits; }
+  HWY_INLINE int v_bits(const HeadBlocks& b) const { return kVBits > 0 ? kVBits : b.v_bits; }
 };
 
 // Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
@@ -261,7 +265,7 @@ HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks
   for (int i = 0; i < tiles; ++i) {
     pf.issue();
     const int t = t0 + i * kKvTile;
-    switch (b.k_bits) {
+    switch (sh.k_bits(b)) {
       case 16: ScoreTileFp16(q, sh, b, t, s[i]); break;
       case 8:
         if (q.qi2 != nullptr) {
@@ -469,7 +473,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
 template <class Shape>
 HWY_INLINE void AccumulateStepVnni(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
                                    float* target, float* lane_vmin, PrefetchCursor& pf, bool residual) {
-  switch (b.v_bits) {
+  switch (sh.v_bits(b)) {
     case 16: return AccumulateStepFp16(sh, b, t0, n, tiles, p, target, pf);
     case 8:
       if (residual) return AccumulateStepQuant<Shape, 8, true>(sh, b, t0, tiles, p, target, lane_vmin, pf);
@@ -485,7 +489,7 @@ template <class Shape>
 HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState* states, int nq, Shape sh,
                                     const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
   const HeadBlocks b = ResolveHead(*page.layout, page.data, kvh);
-  const bool v_quant = b.v_bits < 16;
+  const bool v_quant = sh.v_bits(b) < 16;
   constexpr int kStep = kVnniStepTiles * kKvTile;
   __m512 s[kVnniStepTiles][16];
   // Issue points: every tile of the scores and every tile (fp16 V) or 16-dim block (quantized V)
@@ -516,7 +520,26 @@ HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* stat
   switch (g) {
     case 1: return AttendPageVnniShape(qs, states, nq, KernelShape<1>{g, hd, group, groups}, page, kvh, rotated_v, next);
     case 2: return AttendPageVnniShape(qs, states, nq, KernelShape<2>{g, hd, group, groups}, page, kvh, rotated_v, next);
-    case 3: return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 3: {
+      // The K and V widths of the common quantized pages as template arguments, so that the
+      // per-tile width switch and the values it keeps live go. Single-stepping the kernel
+      // benchmark counted ~390 scalar instructions per int2 tile and KV head (pointers and
+      // counters reloaded from the stack, loop control, prefetch cursor) beside ~340 vector
+      // ones; with the widths fixed ~350. In cache, 1 thread: int4 83.0 / 83.3 ns per tile
+      // against 91.8 / 93.4, int2 74.1 / 74.6 against 80.3 / 77.4 (docs/benchmarks.md). Other
+      // width pairs keep the run-time dispatch.
+      const int kb = page.layout->format(false).bits, vb = page.layout->format(true).bits;
+      if (kb == 2 && vb == 2) {
+        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 2, 2>{g, hd, group, groups}, page, kvh, rotated_v, next);
+      }
+      if (kb == 4 && vb == 4) {
+        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 4>{g, hd, group, groups}, page, kvh, rotated_v, next);
+      }
+      if (kb == 4 && vb == 2) {
+        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 2>{g, hd, group, groups}, page, kvh, rotated_v, next);
+      }
+      return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    }
     case 4: return AttendPageVnniShape(qs, states, nq, KernelShape<4>{g, hd, group, groups}, page, kvh, rotated_v, next);
     case 8: return AttendPageVnniShape(qs, states, nq, KernelShape<8>{g, hd, group, groups}, page, kvh, rotated_v, next);
     default: return AttendPageVnniShape(qs, states, nq, KernelShape<0>{g, hd, group, groups}, page, kvh, rotated_v, next);
