@@ -358,12 +358,13 @@ using attention_detail::SoftmaxState;
 
 namespace {
 
-// Page tokens per decode task: at most kDecodeTaskTokens (a task's merge state costs ~2 KB per
-// head, cheap against 512 tokens of KV), fewer at small depths so each thread still gets about
-// kDecodeTasksPerThread tasks, but never fewer than kDecodeMinTaskTokens.
-constexpr int64_t kDecodeTaskTokens = 512;
+// Page tokens per decode task: <= kDecodeTaskTokens, about kDecodeTasksPerThread tasks per thread,
+// >= kDecodeMinTaskTokens. A task's first block is read cold (it prefetches only its own next
+// block): 4 tasks of <= 512 tokens per thread were 10-15 % slower on quantized pages at depth
+// 8192 (docs/benchmarks.md, session 32); a task's merge state is ~2 KB per head.
+constexpr int64_t kDecodeTaskTokens = 2048;
 constexpr int64_t kDecodeMinTaskTokens = 128;
-constexpr int64_t kDecodeTasksPerThread = 4;
+constexpr int64_t kDecodeTasksPerThread = 2;
 // Prefill queries per task (attention.h): they share each page tile while it is in L1.
 constexpr int kQueryBlock = kAttentionQueryBlock;
 // Most KV heads a decode task handles at once (its per-head query and state arrays).
