@@ -39,7 +39,10 @@ std::unique_ptr<PagedCache> make_cache(int bits, int64_t tokens) {
   c->layout = KvPageLayout(f, f, kPageTokens, kKvHeads);
   c->token_bytes = c->layout.token_bytes();
   const int64_t n_pages = (tokens + kPageTokens - 1) / kPageTokens;
-  c->bytes.assign(static_cast<size_t>(n_pages) * c->layout.page_bytes(), 0);
+  // Pages from a 64-byte line, as the store allocates them (kv/kv_store.cc): a large vector's data
+  // is 16 bytes past a 4 KiB boundary, and the split loads made int2 pages ~12 % slower.
+  c->bytes.assign(static_cast<size_t>(n_pages) * c->layout.page_bytes() + 64, 0);
+  uint8_t* base = c->bytes.data() + (64 - reinterpret_cast<uintptr_t>(c->bytes.data()) % 64) % 64;
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(kHeadDim);
@@ -47,7 +50,7 @@ std::unique_ptr<PagedCache> make_cache(int bits, int64_t tokens) {
   std::vector<uint16_t> scale(kHeadDim / kGroup), minimum(kHeadDim / kGroup), row(kHeadDim);
   // One row pattern per (head, K/V) reused over slots: setup time stays small; reads do not care.
   for (int64_t p = 0; p < n_pages; ++p) {
-    uint8_t* page = c->bytes.data() + p * c->layout.page_bytes();
+    uint8_t* page = base + p * c->layout.page_bytes();
     const int used = static_cast<int>(std::min<int64_t>(kPageTokens, tokens - p * kPageTokens));
     for (int slot = 0; slot < used; ++slot) {
       for (int h = 0; h < kKvHeads; ++h) {

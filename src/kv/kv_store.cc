@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "ops/fp16_rows.h"
 #include "ops/kv_codec.h"
@@ -37,8 +38,16 @@ int kv_class_index(KvPrecision p) { return bits_code(p.k_bits) * 4 + bits_code(p
 KvPrecision kv_class_from_index(int index) { return {kBitsOf[index / 4], kBitsOf[index % 4]}; }
 
 struct KvStore::Layer {
+  // Pages start on a 64-byte line: the kernels load 64-byte chunks and every block of a page is a
+  // whole number of lines, so an aligned page never splits a load across two lines (malloc's
+  // 16-byte alignment did for 3 pages in 4: the kernel benchmark's int2 pages out of cache were
+  // ~12 % slower, int4 in cache ~8 %; docs/benchmarks.md, session 32).
+  static constexpr std::align_val_t kPageAlign{64};
+  struct PageFree {
+    void operator()(uint8_t* p) const { ::operator delete[](p, kPageAlign); }
+  };
   struct Page {
-    std::unique_ptr<uint8_t[]> data;
+    std::unique_ptr<uint8_t[], PageFree> data;
     int cls = -1;  // kv_class_index; -1: free id
     int used = 0;  // slots filled
   };
@@ -236,7 +245,9 @@ int KvStore::new_page(Layer& L, int cls) {
     L.pages.emplace_back();
     L.refs.emplace_back();
   }
-  L.pages[id].data.reset(new uint8_t[layouts_[cls]->page_bytes()]());  // zeroed: unused slots decode to 0
+  const size_t bytes = layouts_[cls]->page_bytes();
+  // Zeroed: unused slots decode to 0.
+  L.pages[id].data.reset(static_cast<uint8_t*>(std::memset(::operator new[](bytes, Layer::kPageAlign), 0, bytes)));
   L.pages[id].cls = cls;
   L.pages[id].used = 0;
   L.refs[id] = {L.pages[id].data.get(), layouts_[cls].get(), 0};

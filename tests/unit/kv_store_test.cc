@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "kv/kv_store.h"
@@ -44,6 +45,10 @@ TEST(KvStore, StaticAccountingIsExact) {
     EXPECT_GE(s.kv_bytes_allocated, s.kv_bytes);
     EXPECT_EQ(s.rows_per_class[kv_class_index(k.p)], 900);
     EXPECT_EQ(store.precision_at(1, 299), k.p);
+    // Pages start on 64-byte lines, so the kernels' 64-byte loads never split (kv_store.cc).
+    for (const KvPageRef& page : store.layer_view(1).pages) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(page.data) % 64, 0u) << to_string(k.p);
+    }
   }
 }
 
