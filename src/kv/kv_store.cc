@@ -38,8 +38,8 @@ int kv_class_index(KvPrecision p) { return bits_code(p.k_bits) * 4 + bits_code(p
 KvPrecision kv_class_from_index(int index) { return {kBitsOf[index / 4], kBitsOf[index % 4]}; }
 
 struct KvStore::Layer {
-  // Pages start on a 64-byte line: the kernels load 64-byte chunks and every block of a page is a
-  // whole number of lines, so an aligned page never splits a load across two lines (malloc's
+  // Pages start on a 64-byte line: the kernels load 64-byte chunks and, with page_tokens a multiple
+  // of 64 (the default), every block of a page is a whole number of lines, so no load splits (malloc's
   // 16-byte alignment did for 3 pages in 4: the kernel benchmark's int2 pages out of cache were
   // ~12 % slower, int4 in cache ~8 %; docs/benchmarks.md, session 32).
   static constexpr std::align_val_t kPageAlign{64};
