@@ -14,9 +14,11 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <random>
 #include <vector>
 
+#include "io/mapped_file.h"
 #include "ops/attention.h"
 #include "ops/kv_codec.h"
 
@@ -128,24 +130,51 @@ BENCHMARK(BM_AttentionDecode)
     ->Unit(benchmark::kMillisecond);
 
 // One decode step's attention as the engine runs it: 30 layers of `tokens` tokens each, one
-// attention() call per layer, every page a separate allocation made in the order a growing cache
-// makes them (kv/kv_store.cc: page p of layer 0, of layer 1, ..., then page p + 1), so a layer's
-// consecutive pages are not adjacent in memory.
+// attention() call per layer. `layout` says where the pages lie:
+//  0: the store's (kv/kv_store.cc): every page a separate allocation on a 64-byte line, made in
+//     the order a growing cache makes them (page p of layer 0, of layer 1, ..., then page p + 1),
+//     so a layer's consecutive pages are not adjacent in memory;
+//  1: each layer's pages back to back in one region of its own on transparent huge pages
+//     (io/mapped_file.h allocate_huge_page_buffer: 2 MiB-aligned, MADV_HUGEPAGE);
+//  2: the same regions on 4 KiB pages (a page-aligned operator new, no huge-page advice).
+// Layouts 1 and 2 are what a per-layer page arena would give (docs/benchmarks.md, session 33).
 void BM_AttentionDecodeLayers(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t tokens = state.range(1);
   const int threads = static_cast<int>(state.range(2));
+  const int layout = static_cast<int>(state.range(3));
   constexpr int kLayers = 30;
   std::vector<std::unique_ptr<PagedCache>> layers;
   for (int l = 0; l < kLayers; ++l) layers.push_back(make_cache(bits, tokens));
-  std::vector<std::unique_ptr<uint8_t[]>> owned;
   const size_t n_pages = layers[0]->pages.size();
+  const size_t page_bytes = layers[0]->layout.page_bytes();  // a multiple of 64
+  struct AlignedFree {
+    std::align_val_t align;
+    void operator()(uint8_t* p) const { ::operator delete[](p, align); }
+  };
+  std::vector<std::unique_ptr<uint8_t[], AlignedFree>> owned;
+  std::vector<HugePageBuffer> regions;
   for (size_t p = 0; p < n_pages; ++p) {
     for (int l = 0; l < kLayers; ++l) {
       PagedCache& c = *layers[l];
-      owned.emplace_back(new uint8_t[c.layout.page_bytes()]);
-      std::memcpy(owned.back().get(), c.pages[p].data, c.layout.page_bytes());
-      c.pages[p].data = owned.back().get();
+      uint8_t* page;
+      if (layout == 0) {
+        page = static_cast<uint8_t*>(::operator new[](page_bytes, std::align_val_t{64}));
+        owned.emplace_back(page, AlignedFree{std::align_val_t{64}});
+      } else {
+        if (p == 0) {
+          if (layout == 1) {
+            regions.push_back(allocate_huge_page_buffer(n_pages * page_bytes));
+          } else {
+            owned.emplace_back(static_cast<uint8_t*>(::operator new[](n_pages * page_bytes, std::align_val_t{4096})),
+                               AlignedFree{std::align_val_t{4096}});
+          }
+        }
+        uint8_t* base = layout == 1 ? regions[static_cast<size_t>(l)].get() : owned[static_cast<size_t>(l)].get();
+        page = base + p * page_bytes;
+      }
+      std::memcpy(page, c.pages[p].data, page_bytes);
+      c.pages[p].data = page;
     }
   }
   std::vector<KvLayerView> views;
@@ -170,12 +199,18 @@ void BM_AttentionDecodeLayers(benchmark::State& state) {
   state.SetLabel(attention_target_name());
 }
 BENCHMARK(BM_AttentionDecodeLayers)
-    ->ArgNames({"bits", "tokens", "threads"})
-    ->Args({16, 8192, 2})
-    ->Args({8, 8192, 2})
-    ->Args({4, 8192, 2})
-    ->Args({2, 8192, 2})
-    ->Args({2, 8192, 1})
+    ->ArgNames({"bits", "tokens", "threads", "layout"})
+    ->Args({16, 8192, 2, 0})
+    ->Args({8, 8192, 2, 0})
+    ->Args({4, 8192, 2, 0})
+    ->Args({2, 8192, 2, 0})
+    ->Args({2, 8192, 1, 0})
+    ->Args({16, 8192, 2, 1})
+    ->Args({4, 8192, 2, 1})
+    ->Args({2, 8192, 2, 1})
+    ->Args({16, 8192, 2, 2})
+    ->Args({4, 8192, 2, 2})
+    ->Args({2, 8192, 2, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
