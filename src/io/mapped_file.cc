@@ -67,7 +67,7 @@ void release_mapped_pages(const void* data, size_t size) noexcept {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-void HugePageDeleter::operator()(uint8_t* p) const noexcept {
+void MunmapDeleter::operator()(uint8_t* p) const noexcept {
   if (p != nullptr) ::munmap(p, size);
 }
 
@@ -87,7 +87,18 @@ HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
 #ifdef MADV_HUGEPAGE
   madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);  // a hint; failure is harmless
 #endif
-  return HugePageBuffer(reinterpret_cast<uint8_t*>(aligned), HugePageDeleter{size});
+  return HugePageBuffer(reinterpret_cast<uint8_t*>(aligned), MunmapDeleter{size});
+}
+
+ReservedRegion reserve_memory_region(size_t bytes) noexcept {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t size = (std::max<size_t>(bytes, 1) + page - 1) / page * page;
+  void* raw = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return ReservedRegion(nullptr, MunmapDeleter{0});
+#ifdef MADV_NOHUGEPAGE
+  madvise(raw, size, MADV_NOHUGEPAGE);  // a hint; failure is harmless
+#endif
+  return ReservedRegion(static_cast<uint8_t*>(raw), MunmapDeleter{size});
 }
 
 }  // namespace kvbits

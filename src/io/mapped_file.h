@@ -44,13 +44,22 @@ void release_mapped_pages(const void* data, size_t size) noexcept;
 // (MADV_HUGEPAGE: hosts whose THP mode is "madvise" give plain allocations 4 KiB pages). Decode
 // streams ~100 MB of weights per token; with 4 KiB pages that is a TLB miss every 4 KiB, and the
 // hardware prefetchers stop at every 4 KiB page boundary. Freed with munmap by its deleter.
-struct HugePageDeleter {
+struct MunmapDeleter {
   size_t size = 0;  // bytes mapped
   void operator()(uint8_t* p) const noexcept;
 };
-using HugePageBuffer = std::unique_ptr<uint8_t[], HugePageDeleter>;
+using HugePageBuffer = std::unique_ptr<uint8_t[], MunmapDeleter>;
+using ReservedRegion = std::unique_ptr<uint8_t[], MunmapDeleter>;
 // Throws Error when the memory cannot be mapped. Huge pages are a hint: without them (THP off,
 // no contiguous memory) the buffer works the same on 4 KiB pages.
 HugePageBuffer allocate_huge_page_buffer(size_t bytes);
+
+// Anonymous, zero-filled address space of `bytes` (rounded up to 4 KiB pages), reserved but not
+// committed: MAP_NORESERVE, so bytes never written take no memory, and MADV_NOHUGEPAGE, so that
+// memory follows the bytes written 4 KiB at a time (a huge page would make up to 2 MiB resident
+// at the first write). For stores that grow into a region sized for their worst case (the KV
+// page arena, kv/page_arena.h). Returns nullptr when the address space cannot be mapped (a
+// 32-bit process, or strict overcommit accounting): callers fall back to ordinary allocations.
+ReservedRegion reserve_memory_region(size_t bytes) noexcept;
 
 }  // namespace kvbits

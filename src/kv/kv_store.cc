@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <new>
 
+#include "kv/page_arena.h"
 #include "ops/fp16_rows.h"
 #include "ops/kv_codec.h"
 #include "util/error.h"
@@ -38,19 +38,17 @@ int kv_class_index(KvPrecision p) { return bits_code(p.k_bits) * 4 + bits_code(p
 KvPrecision kv_class_from_index(int index) { return {kBitsOf[index / 4], kBitsOf[index % 4]}; }
 
 struct KvStore::Layer {
-  // Pages start on a 64-byte line: the kernels load 64-byte chunks and, with page_tokens a multiple
-  // of 64 (the default), every block of a page is a whole number of lines, so no load splits (malloc's
-  // 16-byte alignment did for 3 pages in 4: the kernel benchmark's int2 pages out of cache were
-  // ~12 % slower, int4 in cache ~8 %; docs/benchmarks.md, session 32).
-  static constexpr std::align_val_t kPageAlign{64};
-  struct PageFree {
-    void operator()(uint8_t* p) const { ::operator delete[](p, kPageAlign); }
-  };
+  // Pages come from the layer's arena, back to back (kv/page_arena.h), and start on a 64-byte
+  // line: the kernels load 64-byte chunks and, with page_tokens a multiple of 64 (the default),
+  // every block of a page is a whole number of lines, so no load splits (malloc's 16-byte
+  // alignment did for 3 pages in 4: int4 pages in cache were ~8 % slower; docs/benchmarks.md,
+  // session 32).
   struct Page {
-    std::unique_ptr<uint8_t[], PageFree> data;
-    int cls = -1;  // kv_class_index; -1: free id
-    int used = 0;  // slots filled
+    uint8_t* data = nullptr;  // owned by `arena`
+    int cls = -1;             // kv_class_index; -1: free id
+    int used = 0;             // slots filled
   };
+  PageArena arena;
   std::unique_ptr<uint16_t[]> wk, wv;  // window: [n_kv_heads, window_rows, head_dim] fp16
   std::vector<Page> pages;             // index = page id
   std::vector<KvPageRef> refs;         // refs[id] mirrors pages[id]; empty pages have n_tokens 0
@@ -60,7 +58,7 @@ struct KvStore::Layer {
   std::vector<uint16_t> page_of;       // per committed position: page id (per_token_record)
   const float* key_mean = nullptr;     // [n_kv_heads, head_dim] or nullptr (options.key_mean)
   const float* key_weight = nullptr;   // [n_kv_heads, head_dim] or nullptr (options.key_weight)
-  Layer() { open.fill(-1); }
+  explicit Layer(size_t arena_bytes) : arena(arena_bytes) { open.fill(-1); }
 };
 
 KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
@@ -90,8 +88,15 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
   const KvPageLayout floor_layout({options_.floor.k_bits, head_dim_, options_.group},
                                   {options_.floor.v_bits, head_dim_, options_.group}, options_.page_tokens, n_kv_heads_);
   window_rows_ = options_.residual + options_.max_chunk + 64;
+  // Each layer's page arena reserves address space for its worst case: every token at 16 bits,
+  // plus an open page per class. Only written bytes take memory (kv/page_arena.h).
+  const KvPageLayout widest({16, head_dim_, options_.group}, {16, head_dim_, options_.group}, options_.page_tokens,
+                            n_kv_heads_);
+  const size_t arena_bytes =
+      static_cast<size_t>((options_.capacity + options_.page_tokens - 1) / options_.page_tokens + 16) *
+      widest.page_bytes();
   for (int l = 0; l < n_layers_; ++l) {
-    auto layer = std::make_unique<Layer>();
+    auto layer = std::make_unique<Layer>(arena_bytes);
     const size_t n = static_cast<size_t>(n_kv_heads_) * window_rows_ * head_dim_;
     layer->wk.reset(new uint16_t[n]);  // untouched until written: the OS maps pages on first use
     layer->wv.reset(new uint16_t[n]);
@@ -245,12 +250,10 @@ int KvStore::new_page(Layer& L, int cls) {
     L.pages.emplace_back();
     L.refs.emplace_back();
   }
-  const size_t bytes = layouts_[cls]->page_bytes();
-  // Zeroed: unused slots decode to 0.
-  L.pages[id].data.reset(static_cast<uint8_t*>(std::memset(::operator new[](bytes, Layer::kPageAlign), 0, bytes)));
+  L.pages[id].data = L.arena.allocate(layouts_[cls]->page_bytes());  // zeroed: unused slots decode to 0
   L.pages[id].cls = cls;
   L.pages[id].used = 0;
-  L.refs[id] = {L.pages[id].data.get(), layouts_[cls].get(), 0};
+  L.refs[id] = {L.pages[id].data, layouts_[cls].get(), 0};
   return id;
 }
 
@@ -264,6 +267,7 @@ void KvStore::free_page(Layer& L, int id) {
   Layer::Page& page = L.pages[id];
   L.rows[page.cls] -= page.used;
   if (L.open[page.cls] == id) L.open[page.cls] = -1;
+  L.arena.release(page.data, layouts_[page.cls]->page_bytes());
   page = Layer::Page{};
   L.refs[id] = KvPageRef{};
   L.free_ids.push_back(id);
@@ -283,7 +287,7 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
       const int bits = is_v ? p.v_bits : p.k_bits;
       if (bits == 16) {
         fp32_to_fp16_row(x, head_dim_, half);
-        kv_page_write_fp16(layout, page.data.get(), is_v, h, slot, half);
+        kv_page_write_fp16(layout, page.data, is_v, h, slot, half);
         continue;
       }
       const bool rotate = is_v ? options_.rotation == KvRotation::kKeysAndValues : options_.rotation != KvRotation::kNone;
@@ -295,7 +299,7 @@ void KvStore::encode_token(Layer& L, int id, std::span<float> k_rows, std::span<
         const float* weight = L.key_weight ? L.key_weight + h * head_dim_ : nullptr;
         kv_quantize_key(x, mean, weight, head_dim_, bits, options_.group, rotate, codes, scale, minimum);
       }
-      kv_page_write_codes(layout, page.data.get(), is_v, h, slot, codes, scale, minimum);
+      kv_page_write_codes(layout, page.data, is_v, h, slot, codes, scale, minimum);
     }
   }
   ++page.used;
@@ -421,14 +425,14 @@ bool KvStore::demote_one_page() {
     for (int h = 0; h < n_kv_heads_; ++h) {
       for (const bool is_v : {false, true}) {
         float* x = decoded.data() + (static_cast<size_t>(s) * 2 + is_v) * kv_dim + h * head_dim_;
-        kv_page_read_row(layout, page.data.get(), is_v, h, s, x);
+        kv_page_read_row(layout, page.data, is_v, h, s, x);
         const int bits = is_v ? from.v_bits : from.k_bits;
         if (bits == 16) continue;
         // Back to the model's basis.
         if (is_v) {
           if (options_.rotation == KvRotation::kKeysAndValues) hadamard(x, head_dim_);
         } else {
-          const bool centred = L.key_mean && kv_page_key_centred(layout, page.data.get(), h, s);
+          const bool centred = L.key_mean && kv_page_key_centred(layout, page.data, h, s);
           kv_key_row_to_model(x, head_dim_, options_.rotation != KvRotation::kNone,
                               L.key_weight ? L.key_weight + h * head_dim_ : nullptr,
                               centred ? L.key_mean + h * head_dim_ : nullptr);
@@ -459,6 +463,7 @@ void KvStore::clear() {
   for (auto& layer : layers_) {
     Layer& L = *layer;
     L.pages.clear();
+    L.arena.reset();
     L.refs.clear();
     L.free_ids.clear();
     L.open.fill(-1);
