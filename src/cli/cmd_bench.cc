@@ -73,6 +73,13 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+// {"k4/v2": share, ...} of the committed token-layer rows (cli/common.h kv_class_mix).
+nlohmann::json kv_class_json(const KvStats& kv) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, share] : kv_class_mix(kv)) out[name] = share;
+  return out;
+}
+
 int bench(const BenchFlags& f) {
   using clock = std::chrono::steady_clock;
   const std::vector<int64_t> depths = parse_depths(f.depths);
@@ -225,6 +232,7 @@ int bench(const BenchFlags& f) {
                       {"x_working_set_roofline", med / ws_roofline_ms},
                       {"kv_bytes", kv.kv_bytes}, {"kv_bytes_allocated", kv.kv_bytes_allocated},
                       {"kv_tokens", kv.tokens}, {"effective_bits", kv.effective_bits},
+                      {"kv_classes", kv_class_json(kv)},
                       {"attention_ms", attention_ms},
                       {"attention_gbps", attention_gbps},
                       {"attention_step_ms", step_attention},
@@ -238,6 +246,11 @@ int bench(const BenchFlags& f) {
                  ws_bw / 1e9, kv.effective_bits,
                  step_attention, attention_ms, attention_gbps,
                  median(policy_ms), 100.0 * policy_fraction);
+    if (const auto mix = kv_class_mix(kv); mix.size() > 1) {  // a mixed cache: which widths its rows got
+      std::fprintf(stderr, "bench: %s depth %lld: rows", session.policy().spec().c_str(), static_cast<long long>(depth));
+      for (const auto& [name, share] : mix) std::fprintf(stderr, " %s %.2f%%", name.c_str(), 100.0 * share);
+      std::fprintf(stderr, "\n");
+    }
     warn_if_budget_missed(session.policy(), kv.effective_bits, "bench depth " + std::to_string(depth));
     if (base) {
       // The ratio of each run's two means (steps alternated), median over runs.

@@ -1,5 +1,7 @@
 #include "cli/common.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 
@@ -83,7 +85,27 @@ std::string kv_summary(const Session& session) {
                 st.effective_bits, format_bytes(st.kv_bytes_allocated).c_str());
   std::string s = buf;
   if (st.demoted_pages > 0) s += ", " + std::to_string(st.demoted_pages) + " pages demoted";
+  const auto mix = kv_class_mix(st);
+  if (mix.size() > 1) {  // a mixed cache: which widths its committed rows got
+    s += "; rows";
+    for (const auto& [name, share] : mix) {
+      std::snprintf(buf, sizeof buf, " %s %.2f%%", name.c_str(), 100.0 * share);
+      s += buf;
+    }
+  }
   return s;
+}
+
+std::vector<std::pair<std::string, double>> kv_class_mix(const KvStats& stats) {
+  int64_t total = 0;
+  for (const int64_t n : stats.rows_per_class) total += n;
+  std::vector<std::pair<std::string, double>> mix;
+  for (int c = 0; c < static_cast<int>(stats.rows_per_class.size()); ++c) {
+    const int64_t n = stats.rows_per_class[static_cast<size_t>(c)];
+    if (n > 0) mix.emplace_back(to_string(kv_class_from_index(c)), static_cast<double>(n) / static_cast<double>(total));
+  }
+  std::sort(mix.begin(), mix.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return mix;
 }
 
 LoadedModel load_model(const ModelFlags& flags) {

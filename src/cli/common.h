@@ -3,6 +3,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -42,6 +44,9 @@ void add_kv_flags(CLI::App& cmd, KvFlags& flags);
 void apply_kv_flags(const KvFlags& flags, SessionOptions& so);
 // "int4: 2.1 MiB for 100 tokens, 4.52 effective bits (2.5 MiB allocated)" style.
 std::string kv_summary(const Session& session);
+// Share of the committed token-layer rows at each class ("k4/v2" ...), largest first; empty
+// before any commit.
+std::vector<std::pair<std::string, double>> kv_class_mix(const KvStats& stats);
 
 struct LoadedModel {
   std::unique_ptr<LlamaModel> model;

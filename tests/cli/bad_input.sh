@@ -131,6 +131,22 @@ if expect_ok "bench tiny" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 
     fail "bench tiny: attention_step_ms missing or not within (0, ms_per_token)"
   fi
 fi
+# bench: the share of the committed rows at each class, in the JSON (one class: all of them) and,
+# for a mixed cache, on stderr; run prints it in its KV summary.
+if expect_ok "bench tiny int4 classes" bench -m "$TINY" -c 256 --depth 64 --n-gen 4 --runs 1 --kv int4; then
+  if grep -q '"k4/v4": 1.0' "$TMP/out" && ! grep -q ': rows ' "$TMP/err"; then pass; else fail "bench tiny int4: kv_classes not all k4/v4"; fi
+fi
+if expect_ok "bench tiny rule classes" bench -m "$TINY" -c 256 --depth 64 --n-gen 4 --runs 1 --kv rule; then
+  if grep -q '^bench: rule depth 64: rows k[0-9]*/v[0-9]* [0-9.]*% k[0-9]*/v[0-9]* [0-9.]*%' "$TMP/err" &&
+     awk '/"kv_classes"/ { on = 1; next } on && /}/ { on = 0 } on { sum += $2 + 0; n++ } END { exit !(n >= 2 && sum > 0.999 && sum < 1.001) }' "$TMP/out"; then
+    pass
+  else
+    fail "bench tiny rule: no class mix on stderr, or kv_classes shares do not sum to 1"
+  fi
+fi
+if expect_ok "run tiny rule classes" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv rule; then
+  if grep -q 'allocated; rows k[0-9]*/v[0-9]* [0-9.]*%' "$TMP/err"; then pass; else fail "run tiny rule: no class mix in the KV summary"; fi
+fi
 # bench --baseline: both policies timed in alternation, and their ratio (> 0) per depth: of the
 # runs' means, and the median over the 2 runs x 4 step pairs.
 if expect_ok "bench tiny --baseline" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 2 --kv int2 --baseline fp16; then
