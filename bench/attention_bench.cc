@@ -131,13 +131,13 @@ BENCHMARK(BM_AttentionDecode)
 
 // One decode step's attention as the engine runs it: 30 layers of `tokens` tokens each, one
 // attention() call per layer. `layout` says where the pages lie:
-//  0: the store's (kv/kv_store.cc): every page a separate allocation on a 64-byte line, made in
+//  0: the store's before session 33: every page a separate allocation on a 64-byte line, made in
 //     the order a growing cache makes them (page p of layer 0, of layer 1, ..., then page p + 1),
 //     so a layer's consecutive pages are not adjacent in memory;
 //  1: each layer's pages back to back in one region of its own on transparent huge pages
 //     (io/mapped_file.h allocate_huge_page_buffer: 2 MiB-aligned, MADV_HUGEPAGE);
-//  2: the same regions on 4 KiB pages (a page-aligned operator new, no huge-page advice).
-// Layouts 1 and 2 are what a per-layer page arena would give (docs/benchmarks.md, session 33).
+//  2: the same regions on 4 KiB pages, as the store's page arena now reserves them
+//     (io/mapped_file.h reserve_memory_region; kv/page_arena.h; docs/benchmarks.md, session 33).
 void BM_AttentionDecodeLayers(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t tokens = state.range(1);
@@ -148,30 +148,28 @@ void BM_AttentionDecodeLayers(benchmark::State& state) {
   for (int l = 0; l < kLayers; ++l) layers.push_back(make_cache(bits, tokens));
   const size_t n_pages = layers[0]->pages.size();
   const size_t page_bytes = layers[0]->layout.page_bytes();  // a multiple of 64
-  struct AlignedFree {
-    std::align_val_t align;
-    void operator()(uint8_t* p) const { ::operator delete[](p, align); }
+  struct LineFree {
+    void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
   };
-  std::vector<std::unique_ptr<uint8_t[], AlignedFree>> owned;
-  std::vector<HugePageBuffer> regions;
+  std::vector<std::unique_ptr<uint8_t[], LineFree>> owned;  // layout 0
+  std::vector<ReservedRegion> regions;                       // layouts 1 and 2: one per layer
   for (size_t p = 0; p < n_pages; ++p) {
     for (int l = 0; l < kLayers; ++l) {
       PagedCache& c = *layers[l];
       uint8_t* page;
       if (layout == 0) {
         page = static_cast<uint8_t*>(::operator new[](page_bytes, std::align_val_t{64}));
-        owned.emplace_back(page, AlignedFree{std::align_val_t{64}});
+        owned.emplace_back(page);
       } else {
         if (p == 0) {
-          if (layout == 1) {
-            regions.push_back(allocate_huge_page_buffer(n_pages * page_bytes));
-          } else {
-            owned.emplace_back(static_cast<uint8_t*>(::operator new[](n_pages * page_bytes, std::align_val_t{4096})),
-                               AlignedFree{std::align_val_t{4096}});
+          regions.push_back(layout == 1 ? allocate_huge_page_buffer(n_pages * page_bytes)
+                                        : reserve_memory_region(n_pages * page_bytes));
+          if (!regions.back()) {
+            state.SkipWithError("cannot reserve address space");
+            return;
           }
         }
-        uint8_t* base = layout == 1 ? regions[static_cast<size_t>(l)].get() : owned[static_cast<size_t>(l)].get();
-        page = base + p * page_bytes;
+        page = regions[static_cast<size_t>(l)].get() + p * page_bytes;
       }
       std::memcpy(page, c.pages[p].data, page_bytes);
       c.pages[p].data = page;

@@ -247,9 +247,8 @@ int bench(const BenchFlags& f) {
                  step_attention, attention_ms, attention_gbps,
                  median(policy_ms), 100.0 * policy_fraction);
     if (const auto mix = kv_class_mix(kv); mix.size() > 1) {  // a mixed cache: which widths its rows got
-      std::fprintf(stderr, "bench: %s depth %lld: rows", session.policy().spec().c_str(), static_cast<long long>(depth));
-      for (const auto& [name, share] : mix) std::fprintf(stderr, " %s %.2f%%", name.c_str(), 100.0 * share);
-      std::fprintf(stderr, "\n");
+      std::fprintf(stderr, "bench: %s depth %lld: rows %s\n", session.policy().spec().c_str(),
+                   static_cast<long long>(depth), format_class_mix(mix).c_str());
     }
     warn_if_budget_missed(session.policy(), kv.effective_bits, "bench depth " + std::to_string(depth));
     if (base) {

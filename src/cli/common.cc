@@ -1,7 +1,6 @@
 #include "cli/common.h"
 
 #include <algorithm>
-
 #include <cmath>
 #include <cstdio>
 
@@ -86,13 +85,7 @@ std::string kv_summary(const Session& session) {
   std::string s = buf;
   if (st.demoted_pages > 0) s += ", " + std::to_string(st.demoted_pages) + " pages demoted";
   const auto mix = kv_class_mix(st);
-  if (mix.size() > 1) {  // a mixed cache: which widths its committed rows got
-    s += "; rows";
-    for (const auto& [name, share] : mix) {
-      std::snprintf(buf, sizeof buf, " %s %.2f%%", name.c_str(), 100.0 * share);
-      s += buf;
-    }
-  }
+  if (mix.size() > 1) s += "; rows " + format_class_mix(mix);  // a mixed cache: which widths its rows got
   return s;
 }
 
@@ -106,6 +99,16 @@ std::vector<std::pair<std::string, double>> kv_class_mix(const KvStats& stats) {
   }
   std::sort(mix.begin(), mix.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   return mix;
+}
+
+std::string format_class_mix(const std::vector<std::pair<std::string, double>>& mix) {
+  std::string s;
+  char buf[64];
+  for (const auto& [name, share] : mix) {
+    std::snprintf(buf, sizeof buf, "%s%s %.2f%%", s.empty() ? "" : " ", name.c_str(), 100.0 * share);
+    s += buf;
+  }
+  return s;
 }
 
 LoadedModel load_model(const ModelFlags& flags) {

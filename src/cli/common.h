@@ -47,6 +47,8 @@ std::string kv_summary(const Session& session);
 // Share of the committed token-layer rows at each class ("k4/v2" ...), largest first; empty
 // before any commit.
 std::vector<std::pair<std::string, double>> kv_class_mix(const KvStats& stats);
+// "k2/v2 58.80% k4/v4 29.20%" for logs.
+std::string format_class_mix(const std::vector<std::pair<std::string, double>>& mix);
 
 struct LoadedModel {
   std::unique_ptr<LlamaModel> model;

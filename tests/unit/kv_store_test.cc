@@ -52,9 +52,10 @@ TEST(KvStore, StaticAccountingIsExact) {
     const KvLayerView view = store.layer_view(1);
     const std::span<const KvPageRef> pages = view.pages;
     ASSERT_EQ(pages.size(), 5u);
+    const bool arenas_have_regions = PageArena(4096).region_size() > 0;
     for (size_t i = 0; i < pages.size(); ++i) {
       EXPECT_EQ(reinterpret_cast<uintptr_t>(pages[i].data) % 64, 0u) << to_string(k.p);
-      if (i > 0 && PageArena(4096).region_size() > 0) {
+      if (i > 0 && arenas_have_regions) {
         EXPECT_EQ(pages[i].data, pages[i - 1].data + pages[i - 1].layout->page_bytes()) << to_string(k.p);
       }
     }
