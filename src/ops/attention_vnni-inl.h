@@ -142,11 +142,16 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 // shape never runs still shapes GCC's register allocation: a variant with extra paths for a
 // compile-time shape (head dim 64, groups of 32) and for chains over pairs of groups made the
 // default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
-template <int kG, int kKBits = 0, int kVBits = 0>
+// A head dim and group fixed at compile time (kHd, kGroup > 0) are a separate instantiation
+// instead: no run-time alternative is left in it.
+template <int kG, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0>
 struct KernelShape {
-  int g_rt, hd, group;
-  int groups;  // hd / group, divided once per page rather than in every tile
+  int g_rt, hd_rt, group_rt;
+  int groups_rt;  // hd / group, divided once per page rather than in every tile
   HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
+  HWY_INLINE int hd() const { return kHd > 0 ? kHd : hd_rt; }
+  HWY_INLINE int group() const { return kGroup > 0 ? kGroup : group_rt; }
+  HWY_INLINE int groups() const { return kHd > 0 && kGroup > 0 ? kHd / kGroup : groups_rt; }
   // The page's K and V widths when fixed at compile time (0: read from the page per tile / step;
   // AttendPageVnni).
   HWY_INLINE int k_bits(const HeadBlocks& b) const { return kKBits > 0 ? kKBits : b.k_bits; }
@@ -156,7 +161,7 @@ struct KernelShape {
 // Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
 template <class Shape>
 HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
-  const int g = sh.g(), hd = sh.hd;
+  const int g = sh.g(), hd = sh.hd();
   const uint16_t* k = reinterpret_cast<const uint16_t*>(b.k + (t0 / kKvTile) * b.k_tile);
   __m512 acc[kChains][16] = {};
   for (int e = 0; e < hd; e += kChains) {  // hd is a multiple of 16
@@ -178,7 +183,7 @@ template <class Shape, int kBits>
 HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int gr,
                                  const __m512* dot, __m512* s) {
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
-  const int g = sh.g(), groups = sh.groups;
+  const int g = sh.g(), groups = sh.groups();
   __m512 scale = LoadMeta(b.ks, gr * b.page_tokens + t0, kMeta);
   const __m512 minimum = LoadMeta(b.km, gr * b.page_tokens + t0, kMeta);
   if (gr == 0) {
@@ -203,12 +208,12 @@ HWY_INLINE void FinishScoreGroup(const PreparedQuery& q, Shape sh, const HeadBlo
 // (docs/benchmarks.md), so it runs only when asked for (KvLayerView::exact_8bit).
 template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
-  const int g = sh.g(), hd = sh.hd, groups = sh.groups;
+  const int g = sh.g(), hd = sh.hd(), groups = sh.groups();
   constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
   const uint8_t* k = b.k + (t0 / kKvTile) * b.k_tile;
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk).
-  const int chunks_per_group = sh.group / kPerChunk;
+  const int chunks_per_group = sh.group() / kPerChunk;
   // The scores build up in registers and are stored once: updated in s (memory) after each
   // group, they formed a store-to-load chain between the groups.
   __m512 sum[16] = {};  // set by group 0
@@ -218,6 +223,7 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
     // straddle groups); with the residual, qi in chain 0 and qi2 in chain 1.
     constexpr int kChunkStep = kPlanes == 1 && !kResidual ? kChains : 1;
     __m512i acc[kChains][16] = {};
+#pragma GCC unroll 4
     for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
 #pragma GCC unroll 2
       for (int u = 0; u < kChunkStep; ++u) {
@@ -296,7 +302,7 @@ constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 // p = 2^(s - m_new) in place and rescales the head's sums when the max grows.
 template <class Shape>
 HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxState& st) {
-  const int g = sh.g(), hd = sh.hd;
+  const int g = sh.g(), hd = sh.hd();
   KVBITS_UNROLL_HEADS
   for (int h = 0; h < g; ++h) {
     __m512 vmax = s[0][h];
@@ -339,7 +345,7 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxS
 template <class Shape>
 HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
                                    float* target, PrefetchCursor& pf) {
-  const int g = sh.g(), hd = sh.hd;
+  const int g = sh.g(), hd = sh.hd();
   const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
   alignas(64) float pw[16][kKvTile];
   for (int i = 0; i < tiles; ++i) {
@@ -374,7 +380,7 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
 template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
                                     float* lane_vmin, PrefetchCursor& pf) {
-  const int g = sh.g(), hd = sh.hd, group = sh.group, groups = sh.groups;
+  const int g = sh.g(), hd = sh.hd(), group = sh.group(), groups = sh.groups();
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
   const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
@@ -495,7 +501,7 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState*
   // Issue points: every tile of the scores and every tile (fp16 V) or 16-dim block (quantized V)
   // of the V sums, for the first query of the block.
   const int tiles_total = (page.n_tokens + kKvTile - 1) / kKvTile;
-  const int v_points = v_quant ? sh.hd / 16 * ((page.n_tokens + kStep - 1) / kStep) : tiles_total;
+  const int v_points = v_quant ? sh.hd() / 16 * ((page.n_tokens + kStep - 1) / kStep) : tiles_total;
   const size_t points = static_cast<size_t>(tiles_total + v_points);
   PrefetchCursor pf{next.begin, next.begin + 64 * next.lines, (next.lines + points - 1) / points * 64};
   PrefetchCursor none;
@@ -525,18 +531,25 @@ HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* stat
       // per-tile width switch and the values it keeps live go. Single-stepping the kernel
       // benchmark counted ~390 scalar instructions per int2 tile and KV head (pointers and
       // counters reloaded from the stack, loop control, prefetch cursor) beside ~340 vector
-      // ones; with the widths fixed ~350. In cache, 1 thread: int4 83.0 / 83.3 ns per tile
-      // against 91.8 / 93.4, int2 74.1 / 74.6 against 80.3 / 77.4 (docs/benchmarks.md). Other
-      // width pairs keep the run-time dispatch.
+      // ones; with the widths fixed ~350 (docs/benchmarks.md, session 31). The head dim and
+      // group of SmolLM2-135M / -360M with the default groups (64, 64) are fixed too, so that
+      // every loop bound and query offset is a constant: 580 instructions per int2 tile against
+      // 702, 220 of them scalar against 343 (session 34). Other shapes and width pairs keep the
+      // run-time dispatch.
       const int kb = page.layout->format(false).bits, vb = page.layout->format(true).bits;
-      if (kb == 2 && vb == 2) {
-        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 2, 2>{g, hd, group, groups}, page, kvh, rotated_v, next);
-      }
-      if (kb == 4 && vb == 4) {
-        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 4>{g, hd, group, groups}, page, kvh, rotated_v, next);
-      }
-      if (kb == 4 && vb == 2) {
-        return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 2>{g, hd, group, groups}, page, kvh, rotated_v, next);
+      if (hd == 64 && group == 64) {
+        if (kb == 2 && vb == 2) {
+          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 2, 2, 64, 64>{g, hd, group, groups}, page, kvh,
+                                     rotated_v, next);
+        }
+        if (kb == 4 && vb == 4) {
+          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 4, 64, 64>{g, hd, group, groups}, page, kvh,
+                                     rotated_v, next);
+        }
+        if (kb == 4 && vb == 2) {
+          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 2, 64, 64>{g, hd, group, groups}, page, kvh,
+                                     rotated_v, next);
+        }
       }
       return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group, groups}, page, kvh, rotated_v, next);
     }
