@@ -84,7 +84,7 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
   for (int i = 0; i < kBits; ++i) m |= uint64_t{1} << (j * kBits + i) << (8 * (7 - i));
   __m512i out;
   const __m512i mat = _mm512_set1_epi64(static_cast<long long>(m));
-  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(raw), "v"(mat));
+  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(raw), "vm"(mat));
   return out;
 }
 
