@@ -223,7 +223,9 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
     // straddle groups); with the residual, qi in chain 0 and qi2 in chain 1.
     constexpr int kChunkStep = kPlanes == 1 && !kResidual ? kChains : 1;
     __m512i acc[kChains][16] = {};
-#pragma GCC unroll 4
+    // Fully unrolled when the shape is fixed (KernelShape kGroup: 4 chunks per group of 64 at 2
+    // bits, 8 at 4 bits); int4 tiles took 614 instructions against 747 unrolled by 4 only.
+#pragma GCC unroll 8
     for (int c = gr * chunks_per_group; c < (gr + 1) * chunks_per_group; c += kChunkStep) {
 #pragma GCC unroll 2
       for (int u = 0; u < kChunkStep; ++u) {
