@@ -84,6 +84,7 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
   for (int i = 0; i < kBits; ++i) m |= uint64_t{1} << (j * kBits + i) << (8 * (7 - i));
   __m512i out;
   const __m512i mat = _mm512_set1_epi64(static_cast<long long>(m));
+  // "vm": the matrix may stay in memory (GCC had reloaded it into a register before each use).
   asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(raw), "vm"(mat));
   return out;
 }
@@ -535,9 +536,9 @@ HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* stat
       // counters reloaded from the stack, loop control, prefetch cursor) beside ~340 vector
       // ones; with the widths fixed ~350 (docs/benchmarks.md, session 31). The head dim and
       // group of SmolLM2-135M / -360M with the default groups (64, 64) are fixed too, so that
-      // every loop bound and query offset is a constant: 580 instructions per int2 tile against
-      // 702, 220 of them scalar against 343 (session 34). Other shapes and width pairs keep the
-      // run-time dispatch.
+      // every loop bound and query offset is a constant: 556 instructions per int2 tile against
+      // 702 (221 scalar against 343), int4 614 against 808 (session 34). Other shapes (e.g.
+      // --kv-group 32) and width pairs keep the run-time kernel.
       const int kb = page.layout->format(false).bits, vb = page.layout->format(true).bits;
       if (hd == 64 && group == 64) {
         if (kb == 2 && vb == 2) {
