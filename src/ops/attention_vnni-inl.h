@@ -138,8 +138,8 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 
 // The shape every kernel below works with: g query heads per KV head (a template argument > 0
 // fixes it at compile time, so that the per-head accumulators stay in registers; the kernels are
-// instantiated for the common group sizes: AttendPageVnni), the head dim and the group size of K
-// and V rows (run time). Everything below is inlined into one page kernel per g, so code that a
+// instantiated for the common query-head counts: AttendPageVnni), the head dim and the group size
+// of K and V rows (run time, or fixed by kHd and kGroup for SmolLM2's default shape). Everything below is inlined into one page kernel per g, so code that a
 // shape never runs still shapes GCC's register allocation: a variant with extra paths for a
 // compile-time shape (head dim 64, groups of 32) and for chains over pairs of groups made the
 // default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
