@@ -20,6 +20,9 @@ import gdb
 args = os.environ.get("KVBITS_GDB_ARGS", "")
 brk = os.environ.get("KVBITS_GDB_BREAK", "kvbits::N_AVX3_DL::AttendPage")
 steps = int(os.environ.get("KVBITS_GDB_STEPS", "120000"))
+# KVBITS_GDB_TOP=N also lists the N most executed scalar instructions (address, count, text), to
+# find them in `objdump -d` of the binary.
+top = int(os.environ.get("KVBITS_GDB_TOP", "0"))
 
 gdb.execute("set pagination off")
 gdb.execute("set confirm off")
@@ -31,6 +34,8 @@ scalar_by_function = collections.Counter()
 mnemonics = collections.Counter()
 regions = collections.Counter()
 region_mnemonics = collections.defaultdict(collections.Counter)
+scalar_at = collections.Counter()
+text_at = {}
 for _ in range(steps):
     line = gdb.execute("x/i $pc", to_string=True)
     m = re.search(r"<([^>+]*)(\+(\d+))?>:\s+(\S+)", line)
@@ -43,6 +48,9 @@ for _ in range(steps):
             region = (function, offset // 256 * 256)
             regions[region] += 1
             region_mnemonics[region][mnemonic] += 1
+            if top:
+                scalar_at[(function, offset)] += 1
+                text_at[(function, offset)] = line.split(":", 1)[-1].strip()
     gdb.execute("stepi", to_string=True)
 print("steps", steps)
 for function, n in by_function.most_common(12):
@@ -51,4 +59,6 @@ for mnemonic, n in mnemonics.most_common(40):
     print("mnemonic %7d %s" % (n, mnemonic))
 for region, n in regions.most_common(20):
     print("scalar region +%-6d %6d %s" % (region[1], n, dict(region_mnemonics[region].most_common(6))))
+for (function, offset), n in scalar_at.most_common(top):
+    print("scalar at +%-6d %6d %s" % (offset, n, text_at[(function, offset)]))
 gdb.execute("kill")

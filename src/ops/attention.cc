@@ -230,7 +230,7 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
                 const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
 #if HWY_TARGET == HWY_AVX3_DL
-  if (g <= 16 && hd % 16 == 0 && hd / group <= 4) {  // GFNI: backend/simd_targets.h
+  if (g <= 16 && hd % 16 == 0 && hd <= 4 * group) {  // GFNI: backend/simd_targets.h; hd / group <= 4
     AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
     return;
   }

@@ -46,7 +46,7 @@ struct PageBlock {
 HWY_INLINE PageBlock ResolveBlock(const KvPageLayout& layout, const uint8_t* page, int kvh, bool is_v) {
   const KvRowFormat& f = layout.format(is_v);
   return {page + layout.codes(is_v, kvh), page + layout.scales(is_v, kvh), page + layout.minimums(is_v, kvh),
-          layout.tile_bytes(is_v), f.bits, f.group, f.groups(), f.meta_size(), layout.page_tokens()};
+          layout.tile_bytes(is_v), f.bits, f.group, layout.groups(is_v), f.meta_size(), layout.page_tokens()};
 }
 
 // The metadata of tokens [t0, t0 + len) of a quantized block (len: a multiple of kKvTile within

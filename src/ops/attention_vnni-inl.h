@@ -102,8 +102,19 @@ struct PrefetchCursor {
   const char* end = nullptr;
   size_t chunk = 0;  // bytes per issue()
   HWY_INLINE void issue() {
-    const char* stop = std::min(end, at + chunk);
-    for (; at < stop; at += 64) _mm_prefetch(at, _MM_HINT_T1);
+    // Four lines per iteration while they fit (~9 lines per int2 tile and head at the default
+    // page shape), on a local copy of the position; with one cursor for all queries of a block
+    // (AttendPageVnniShape) an int2 tile took 471 instructions against 488 (session 35).
+    const char* p = at;
+    const char* stop = std::min(end, p + chunk);
+    for (; p + 192 < stop; p += 256) {
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 64, _MM_HINT_T1);
+      _mm_prefetch(p + 128, _MM_HINT_T1);
+      _mm_prefetch(p + 192, _MM_HINT_T1);
+    }
+    for (; p < stop; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+    at = p;
   }
 };
 
@@ -136,6 +147,29 @@ HWY_INLINE HeadBlocks ResolveHead(const KvPageLayout& layout, const uint8_t* pag
 constexpr int kChains = 2;
 static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]");
 
+// Tiles per softmax step: the scores of up to 64 tokens (4 tiles of one page) go through one
+// max, one sum and one set of int8 V weights per head, so the horizontal reductions are paid once
+// per 64 tokens instead of once per tile.
+constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
+
+#ifndef KVBITS_ALWAYS_INLINE
+#define KVBITS_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
+// Calls f(i) for the tiles i < tiles of a step: unrolled when their number is fixed at compile
+// time (kTiles > 0: the full steps of the fixed-shape kernels, KernelShape::FullStep), a loop
+// otherwise. GCC does not unroll those loops by itself (their bodies exceed its complete-peeling
+// limit), and as loops they kept the scores and their pointers on the stack.
+template <int kTiles, class F>
+HWY_INLINE void ForTiles(int tiles, F&& f) {
+  if constexpr (kTiles > 0) {
+    [&]<int... I>(std::integer_sequence<int, I...>) KVBITS_ALWAYS_INLINE { (f(I), ...); }
+    (std::make_integer_sequence<int, kTiles>{});
+  } else {
+    for (int i = 0; i < tiles; ++i) f(i);
+  }
+}
+
 // The shape every kernel below works with: g query heads per KV head (a template argument > 0
 // fixes it at compile time, so that the per-head accumulators stay in registers; the kernels are
 // instantiated for the common query-head counts: AttendPageVnni), the head dim and the group size
@@ -145,8 +179,12 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 // default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
 // A head dim and group fixed at compile time (kHd, kGroup > 0) are a separate instantiation
 // instead: no run-time alternative is left in it.
-template <int kG, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0>
+template <int kG, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0, int kTiles = 0>
 struct KernelShape {
+  static constexpr bool kFixed = kG > 0 && kKBits > 0 && kVBits > 0 && kHd > 0 && kGroup > 0;
+  static constexpr int kStepTiles = kTiles;  // tiles per step when fixed (ForTiles), else 0
+  // The same shape for a full step (kVnniStepTiles tiles), AttendPageVnniShape.
+  using FullStep = KernelShape<kG, kKBits, kVBits, kHd, kGroup, kVnniStepTiles>;
   int g_rt, hd_rt, group_rt;
   int groups_rt;  // hd / group, divided once per page rather than in every tile
   HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
@@ -157,13 +195,17 @@ struct KernelShape {
   // AttendPageVnni).
   HWY_INLINE int k_bits(const HeadBlocks& b) const { return kKBits > 0 ? kKBits : b.k_bits; }
   HWY_INLINE int v_bits(const HeadBlocks& b) const { return kVBits > 0 ? kVBits : b.v_bits; }
+  // Code bytes per 16-token tile: constants for the fixed shapes, so that a full step's tile
+  // addresses are offsets from one register rather than ~30 pointers spilled to the stack.
+  HWY_INLINE size_t k_tile(const HeadBlocks& b) const { return kFixed ? size_t{kHd} * kKBits * 2 : b.k_tile; }
+  HWY_INLINE size_t v_tile(const HeadBlocks& b) const { return kFixed ? size_t{kHd} * kVBits * 2 : b.v_tile; }
 };
 
 // Scores of one 16-token tile of fp16 K rows (transposed, [hd][16]) for the g heads of one query.
 template <class Shape>
 HWY_INLINE void ScoreTileFp16(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
   const int g = sh.g(), hd = sh.hd();
-  const uint16_t* k = reinterpret_cast<const uint16_t*>(b.k + (t0 / kKvTile) * b.k_tile);
+  const uint16_t* k = reinterpret_cast<const uint16_t*>(b.k + (t0 / kKvTile) * sh.k_tile(b));
   __m512 acc[kChains][16] = {};
   for (int e = 0; e < hd; e += kChains) {  // hd is a multiple of 16
 #pragma GCC unroll 2
@@ -211,7 +253,7 @@ template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, __m512* s) {
   const int g = sh.g(), hd = sh.hd(), groups = sh.groups();
   constexpr int kPlanes = 8 / kBits, kPerChunk = 32 / kBits;
-  const uint8_t* k = b.k + (t0 / kKvTile) * b.k_tile;
+  const uint8_t* k = b.k + (t0 / kKvTile) * sh.k_tile(b);
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
   // A chunk's dims lie in one group (group is a multiple of 16 >= kPerChunk).
   const int chunks_per_group = sh.group() / kPerChunk;
@@ -271,7 +313,7 @@ template <class Shape>
 HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int n, int tiles,
                               __m512 (*s)[16], PrefetchCursor& pf) {
   const int g = sh.g();
-  for (int i = 0; i < tiles; ++i) {
+  ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
     pf.issue();
     const int t = t0 + i * kKvTile;
     switch (sh.k_bits(b)) {
@@ -293,13 +335,8 @@ HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks
       KVBITS_UNROLL_HEADS
       for (int h = 0; h < g; ++h) s[i][h] = _mm512_mask_blend_ps(valid, neg_inf, s[i][h]);
     }
-  }
+  });
 }
-
-// Tiles per softmax step: the scores of up to 64 tokens (4 tiles of one page) go through one
-// max, one sum and one set of int8 V weights per head, so the horizontal reductions are paid once
-// per 64 tokens instead of once per tile.
-constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 
 // Online-softmax update of one head with `tiles` tiles of scores s[i][h]: turns them into
 // p = 2^(s - m_new) in place and rescales the head's sums when the max grows.
@@ -309,7 +346,9 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxS
   KVBITS_UNROLL_HEADS
   for (int h = 0; h < g; ++h) {
     __m512 vmax = s[0][h];
-    for (int i = 1; i < tiles; ++i) vmax = _mm512_max_ps(vmax, s[i][h]);
+    ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
+      if (i > 0) vmax = _mm512_max_ps(vmax, s[i][h]);
+    });
     // The horizontal max only when some lane beats the running max: after the first steps the
     // max rarely grows, and a lane compare is far cheaper than the reduction.
     if (_mm512_cmp_ps_mask(vmax, _mm512_set1_ps(st.m[h]), _CMP_GT_OQ) != 0) {
@@ -330,10 +369,10 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxS
     }
     const __m512 m = _mm512_set1_ps(st.m[h]);
     __m512 sum = _mm512_setzero_ps();
-    for (int i = 0; i < tiles; ++i) {
+    ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
       s[i][h] = Exp2Ps(_mm512_sub_ps(s[i][h], m));  // 2^-inf = 0 for padding
       sum = _mm512_add_ps(sum, s[i][h]);
-    }
+    });
     _mm512_storeu_ps(st.lane_l + 16 * h, _mm512_add_ps(_mm512_loadu_ps(st.lane_l + 16 * h), sum));
     if (st.l2) {  // AttentionTap only
       __m512 sum2 = _mm512_setzero_ps();
@@ -349,11 +388,11 @@ template <class Shape>
 HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n, int tiles, __m512 (*p)[16],
                                    float* target, PrefetchCursor& pf) {
   const int g = sh.g(), hd = sh.hd();
-  const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
+  const uint8_t* v0 = b.v + (t0 / kKvTile) * sh.v_tile(b);
   alignas(64) float pw[16][kKvTile];
   for (int i = 0; i < tiles; ++i) {
     pf.issue();
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * b.v_tile);
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(v0 + i * sh.v_tile(b));
     const int nt = std::min(kKvTile, n - i * kKvTile);  // weights of unused slots are 0 anyway
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) _mm512_store_ps(pw[h], p[i][h]);
@@ -382,11 +421,11 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
 // steps) and multiplied too, as the query is for 8-bit K rows (ScoreTileQuant).
 template <class Shape, int kBits, bool kResidual = false>
 HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int tiles, __m512 (*p)[16], float* target,
-                                    float* lane_vmin, PrefetchCursor& pf) {
+                                    float* lane_vmin) {
   const int g = sh.g(), hd = sh.hd(), group = sh.group(), groups = sh.groups();
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   constexpr int kMeta = kBits <= 4 ? 1 : 2;
-  const uint8_t* v0 = b.v + (t0 / kKvTile) * b.v_tile;
+  const uint8_t* v0 = b.v + (t0 / kKvTile) * sh.v_tile(b);
   // Integer weights per (head, group): one byte per token of the step; ws = their scale; for
   // the residual kernel the residuals wq2: w ~ ws (wq + wq2 / 254).
   alignas(64) int8_t wq[16][4][kVnniStepTiles * kKvTile];
@@ -400,7 +439,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
       wmax[h] = _mm512_setzero_ps();
       pmin[h] = _mm512_loadu_ps(lane_vmin + 16 * (h * groups + gr));
     }
-    for (int i = 0; i < tiles; ++i) {
+    ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
       const __m512 scale = LoadMeta(b.vs, gr * b.page_tokens + t0 + i * kKvTile, kMeta);
       const __m512 minimum = LoadMeta(b.vm, gr * b.page_tokens + t0 + i * kKvTile, kMeta);
       KVBITS_UNROLL_HEADS
@@ -409,13 +448,13 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
         wmax[h] = _mm512_max_ps(wmax[h], w[i][h]);
         pmin[h] = _mm512_fmadd_ps(p[i][h], minimum, pmin[h]);
       }
-    }
+    });
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
       const float mx = _mm512_reduce_max_ps(wmax[h]);
       ws[h][gr] = mx / 127.0f;
       const __m512 inv = _mm512_set1_ps(mx > 0.0f ? 127.0f / mx : 0.0f);
-      for (int i = 0; i < tiles; ++i) {
+      ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
         const __m512 scaled = _mm512_mul_ps(w[i][h], inv);
         const __m512i rounded = _mm512_cvtps_epi32(scaled);
         _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile), _mm512_cvtepi32_epi8(rounded));
@@ -424,7 +463,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
           _mm_store_si128(reinterpret_cast<__m128i*>(wq2[h][gr] + i * kKvTile),
                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(error, _mm512_set1_ps(254.0f)))));
         }
-      }
+      });
       // sum_t p_t vm_t, the minimums' share (the same for every dim of the group), stays in lanes
       // until the end of the task (FinishPages in attention.cc).
       _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
@@ -438,13 +477,13 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
       ++gr;
       next_group += group / 16;
     }
-    pf.issue();
     __m512i acc[kChains][16] = {};
     // Every quad of every tile, the unused slots of a page's last tile included: their weights
     // are 0 (p = 2^-inf, scale 0), so they add nothing, and a branch per quad cost more than
     // the products.
-    for (int i = 0; i < tiles; ++i) {  // int32 sums of <= 64 tokens x 127 x 255: no overflow
-      const uint8_t* block = v0 + i * b.v_tile + kb * 32 * kBits;
+    // int32 sums of <= 64 tokens x 127 x 255: no overflow
+    ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
+      const uint8_t* block = v0 + i * sh.v_tile(b) + kb * 32 * kBits;
 #pragma GCC unroll 4
       for (int z = 0; z < kChunks; ++z) {
         const __m512i raw = _mm512_loadu_si512(block + z * 64);
@@ -466,7 +505,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
           }
         }
       }
-    }
+    });
     KVBITS_UNROLL_HEADS
     for (int h = 0; h < g; ++h) {
       float* t = target + h * hd + kb * 16;
@@ -485,10 +524,10 @@ HWY_INLINE void AccumulateStepVnni(Shape sh, const HeadBlocks& b, int t0, int n,
   switch (sh.v_bits(b)) {
     case 16: return AccumulateStepFp16(sh, b, t0, n, tiles, p, target, pf);
     case 8:
-      if (residual) return AccumulateStepQuant<Shape, 8, true>(sh, b, t0, tiles, p, target, lane_vmin, pf);
-      return AccumulateStepQuant<Shape, 8>(sh, b, t0, tiles, p, target, lane_vmin, pf);
-    case 4: return AccumulateStepQuant<Shape, 4>(sh, b, t0, tiles, p, target, lane_vmin, pf);
-    default: return AccumulateStepQuant<Shape, 2>(sh, b, t0, tiles, p, target, lane_vmin, pf);
+      if (residual) return AccumulateStepQuant<Shape, 8, true>(sh, b, t0, tiles, p, target, lane_vmin);
+      return AccumulateStepQuant<Shape, 8>(sh, b, t0, tiles, p, target, lane_vmin);
+    case 4: return AccumulateStepQuant<Shape, 4>(sh, b, t0, tiles, p, target, lane_vmin);
+    default: return AccumulateStepQuant<Shape, 2>(sh, b, t0, tiles, p, target, lane_vmin);
   }
 }
 
@@ -500,30 +539,46 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState*
   const HeadBlocks b = ResolveHead(*page.layout, page.data, kvh);
   const bool v_quant = sh.v_bits(b) < 16;
   constexpr int kStep = kVnniStepTiles * kKvTile;
-  __m512 s[kVnniStepTiles][16];
-  // Issue points: every tile of the scores and every tile (fp16 V) or 16-dim block (quantized V)
-  // of the V sums, for the first query of the block.
+  // Issue points: every tile of the scores, and every tile of fp16 V sums, for the first query of
+  // the block. Quantized V sums issued too, before each 16-dim block, until session 35: ~20
+  // instructions per int2 tile for the cursor's bookkeeping, moved to the score tiles' issues.
   const int tiles_total = (page.n_tokens + kKvTile - 1) / kKvTile;
-  const int v_points = v_quant ? sh.hd() / 16 * ((page.n_tokens + kStep - 1) / kStep) : tiles_total;
-  const size_t points = static_cast<size_t>(tiles_total + v_points);
-  PrefetchCursor pf{next.begin, next.begin + 64 * next.lines, (next.lines + points - 1) / points * 64};
-  PrefetchCursor none;
+  const size_t points = static_cast<size_t>(v_quant ? tiles_total : 2 * tiles_total);
+  const size_t chunk = (next.lines + points - 1) / points * 64;
+  // One cursor for every query (chunk 0 after the first), so that it can stay in registers.
+  PrefetchCursor pf{next.begin, next.begin + 64 * next.lines, chunk};
+  // One query's step, for shape sh or its FullStep.
+  const auto step = [&](auto shape, int qi, int t0, int n, int tiles) KVBITS_ALWAYS_INLINE {
+    // Scores, then weights; local to each copy, so that a full step's can live in registers.
+    __m512 s[kVnniStepTiles][16];
+    const SoftmaxState& st = states[qi];
+    pf.chunk = qi == 0 ? chunk : 0;
+    ScoreStepVnni(qs[qi], shape, b, t0, n, tiles, s, pf);
+    SoftmaxStep(s, tiles, shape, st);
+    AccumulateStepVnni(shape, b, t0, n, tiles, s, v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, pf,
+                       qs[qi].qi2 != nullptr);
+  };
   for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
     const int n = std::min(kStep, page.n_tokens - t0);
     const int tiles = (n + kKvTile - 1) / kKvTile;
     for (int qi = 0; qi < nq; ++qi) {
-      const SoftmaxState& st = states[qi];
-      PrefetchCursor& c = qi == 0 ? pf : none;
-      ScoreStepVnni(qs[qi], sh, b, t0, n, tiles, s, c);
-      SoftmaxStep(s, tiles, sh, st);
-      AccumulateStepVnni(sh, b, t0, n, tiles, s, v_quant && rotated_v ? st.acc_rot : st.acc, st.lane_vmin, c,
-                         qs[qi].qi2 != nullptr);
+      if constexpr (Shape::kFixed) {
+        // The fixed shapes' full steps with their tiles unrolled (ForTiles): an int2 tile took
+        // 503 instructions against 556 (session 35; 465 with the changes marked so).
+        if (n == kStep) {
+          step(typename Shape::FullStep{sh.g_rt, sh.hd_rt, sh.group_rt, sh.groups_rt}, qi, t0, kStep, kVnniStepTiles);
+          continue;
+        }
+      }
+      step(sh, qi, t0, n, tiles);
     }
   }
 }
 
-// Dispatch on the query heads per KV head (SmolLM2-135M: 3; 360M: 3; 1.7B: 1).
-HWY_INLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
+// Dispatch on the query heads per KV head (SmolLM2-135M: 3; 360M: 3; 1.7B: 1). Not inlined into
+// AttendPage, whose portable path's set-up (two blocks resolved, a division) GCC had scheduled
+// before the test that picks this kernel: ~100 instructions per page and head (session 35).
+HWY_NOINLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
                                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
   const int groups = hd / group;
   switch (g) {

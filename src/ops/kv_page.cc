@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "util/error.h"
 #include "util/half.h"
@@ -66,6 +67,17 @@ KvPageLayout::KvPageLayout(KvRowFormat k, KvRowFormat v, int page_tokens, int n_
     throw Error("KV page size " + std::to_string(page_tokens) + " must be a positive multiple of 16 tokens");
   }
   if (n_kv_heads <= 0) throw Error("KV store needs at least one KV head");
+  size_t at = 0;  // [K codes][K scales][K minimums][V codes][V scales][V minimums]
+  for (auto [f, b] : {std::pair{&k_, &k_block_}, std::pair{&v_, &v_block_}}) {
+    const size_t meta = static_cast<size_t>(f->meta_size()) * f->groups() * page_tokens;  // bytes
+    b->codes = at;
+    b->scales = b->codes + static_cast<size_t>(f->code_bytes()) * page_tokens;
+    b->minimums = b->scales + meta;
+    b->tile_bytes = static_cast<size_t>(f->code_bytes()) * kKvTile;
+    b->groups = f->groups();
+    at += static_cast<size_t>(f->row_bytes()) * page_tokens;
+  }
+  head_bytes_ = at;
 }
 
 size_t KvPageLayout::token_bytes() const {

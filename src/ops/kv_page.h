@@ -47,24 +47,30 @@ class KvPageLayout {
   size_t token_bytes() const;
 
   // Offsets (bytes from the page start) of head h's K or V codes, scales and minimums.
-  size_t codes(bool is_v, int h) const { return h * head_bytes() + (is_v ? block_bytes(false) : 0); }
-  size_t scales(bool is_v, int h) const { return codes(is_v, h) + code_bytes(is_v); }
-  size_t minimums(bool is_v, int h) const {
-    return scales(is_v, h) + static_cast<size_t>(format(is_v).meta_size()) * format(is_v).groups() * page_tokens_;
-  }
-  size_t tile_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * kKvTile; }
+  size_t codes(bool is_v, int h) const { return h * head_bytes_ + block(is_v).codes; }
+  size_t scales(bool is_v, int h) const { return h * head_bytes_ + block(is_v).scales; }
+  size_t minimums(bool is_v, int h) const { return h * head_bytes_ + block(is_v).minimums; }
+  size_t tile_bytes(bool is_v) const { return block(is_v).tile_bytes; }
+  // format(is_v).groups(), kept here so that the attention kernels, which resolve a page's blocks
+  // for every page and head, do not divide (docs/benchmarks.md, session 35).
+  int groups(bool is_v) const { return block(is_v).groups; }
   // Bytes of one head's K and V blocks, which are contiguous from codes(false, h).
-  size_t head_bytes() const { return block_bytes(false) + block_bytes(true); }
+  size_t head_bytes() const { return head_bytes_; }
 
  private:
-  size_t code_bytes(bool is_v) const { return static_cast<size_t>(format(is_v).code_bytes()) * page_tokens_; }
-  size_t block_bytes(bool is_v) const {
-    return static_cast<size_t>(format(is_v).row_bytes()) * page_tokens_;
-  }
+  // A head's K or V block, computed once by the constructor.
+  struct Block {
+    size_t codes = 0, scales = 0, minimums = 0;  // offsets from the head's K block
+    size_t tile_bytes = 0;                        // code bytes of one 16-token tile
+    int groups = 0;
+  };
+  const Block& block(bool is_v) const { return is_v ? v_block_ : k_block_; }
 
   KvRowFormat k_, v_;
   int page_tokens_ = 0;
   int n_kv_heads_ = 0;
+  Block k_block_, v_block_;
+  size_t head_bytes_ = 0;
 };
 
 // Writes one head's row into `slot`. For b < 16: codes[head_dim] (one per byte, from

@@ -63,6 +63,7 @@ struct Setup {
   int group;
   bool center = false;  // key centering with a random mean row
   float q_scale = 1.0f;  // queries uniform in [-q_scale, q_scale]
+  int page_tokens = 0;   // 0: the store's default (64, one step of the VNNI kernel)
 };
 
 std::string describe(const Setup& s) {
@@ -258,6 +259,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
   o.group = s.group;
   o.rotation = s.rotation;
   o.per_token_record = s.classes.size() > 1;
+  if (s.page_tokens > 0) o.page_tokens = s.page_tokens;
   if (s.center) {
     // fill_store's keys are U(-1, 1) with channel 3 scaled to U(-8, 8): a mean of +4 there makes
     // centring win for about half the rows (k3 > 0) and lose for the rest, so both kinds are read.
@@ -397,6 +399,14 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   // the tolerance.
   for (const KvPrecision p : std::vector<KvPrecision>{{8, 8}, {8, 16}, {16, 8}}) {
     check({9, 3, 64, 130, 0, {p}, KvRotation::kKeysAndValues, 64, false, 16.0f}, seed++, 2);
+  }
+  // Pages of several steps (full steps at t0 > 0 in the VNNI kernels of fixed shape, then a
+  // partial one), for every class; 1 and 2 threads.
+  for (int page : {128, 208}) {
+    for (const int64_t tokens : {200, 1000}) {
+      check({9, 3, 64, tokens, 3, all, KvRotation::kKeysAndValues, 64, false, 1.0f, page}, seed++, 2);
+      check({9, 3, 64, tokens, 0, all, KvRotation::kKeysAndValues, 64, true, 1.0f, page}, seed++, 1);
+    }
   }
 }
 
