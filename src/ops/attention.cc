@@ -12,13 +12,9 @@
 //
 // Per target: the window rows are read by AttendWindow (decode: fp16 rows in place) or
 // AttendWindowTiles (several queries: rows converted once per call, attention_tiles-inl.h);
-// AttendPage reads a page through one of two paths:
-//  * the VNNI path (AVX3_DL: AVX-512 VNNI), see attention_vnni-inl.h, for quantized K and V;
-//  * the portable path (attention_tiles-inl.h, attention_page_tiles-inl.h): a decode query folds
-//    each 16-token tile with its quantized codes read in place (FoldQuantTile), on x86 targets
-//    2- and 4-bit pages in integer steps of 4 tiles (FoldIntStep, attention_int_tiles-inl.h); a
-//    block of prefill queries decodes each tile to an fp32 tile once (DecodePageTile) and every
-//    query of the block folds it (FoldFloatTile).
+// AttendPage reads a task's heads of a page through the VNNI path (AVX3_DL: AVX-512 VNNI;
+// attention_vnni-inl.h) or the portable one (AttendPageHead; attention_tiles-inl.h,
+// attention_page_tiles-inl.h, attention_int_tiles-inl.h).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -91,6 +87,20 @@ struct PrefetchSpan {
   const char* begin = nullptr;
   size_t lines = 0;
 };
+
+// The bytes of head kvh's K and V blocks of a page: the next block a task reads, which the page
+// kernel asks for while it computes the current one. Pages are separate allocations, and a
+// prefill task reads every n_kv_heads-th block; the hardware prefetchers follow neither.
+// Measured (BM_AttentionDecode, 1 thread, docs/benchmarks.md): int4 at depth 8192 took 372 ns per
+// 16-token tile without prefetching, 162 ns with the next block prefetched in one burst before
+// the page, and 80-109 ns (against 184-287 for the burst, same session) with the prefetches
+// spread over the page's tiles (PrefetchCursor in attention_vnni-inl.h). Since decode tasks read
+// whole pages (all heads) the next block is the next head of the same page.
+inline PrefetchSpan head_block_span(const KvPageRef& page, int kvh) {
+  if (page.n_tokens == 0) return {};
+  return {reinterpret_cast<const char*>(page.data + page.layout->codes(false, kvh)),
+          (page.layout->head_bytes() + 63) / 64};
+}
 
 }  // namespace kvbits::attention_detail
 #endif
@@ -222,21 +232,13 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 #include "ops/attention_vnni-inl.h"
 #endif
 
-// One page for a block of nq queries. On AVX3_DL the VNNI kernel. Elsewhere a single (decode)
-// query reads quantized tiles in place (FoldQuantTile; on x86 targets pages whose K and V are
-// both 2- or 4-bit in integer steps of 4 tiles, FoldIntStep); several queries share each tile, decoded
+// One head of a page for a block of nq queries, on the portable path: a single (decode) query
+// reads quantized tiles in place (FoldQuantTile; on x86 targets pages whose K and V are both 2-
+// or 4-bit in integer steps of 4 tiles, FoldIntStep); several queries share each tile, decoded
 // to fp32 once (DecodePageTile) and folded for each. FP16 tiles are folded from the page's bytes.
-void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
-                const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
+void AttendPageHead(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, const KvPageRef& page,
+                    int kvh, bool rotated_v, PrefetchSpan next, float* buf) {
   const KvPageLayout& layout = *page.layout;
-#if HWY_TARGET == HWY_AVX3_DL
-  if (g <= 16 && hd % 16 == 0 && hd <= 4 * group) {  // GFNI: backend/simd_targets.h; hd / group <= 4
-    AttendPageVnni(qs, states, nq, g, hd, group, page, kvh, rotated_v, next);
-    return;
-  }
-#else
-  (void)group;
-#endif
   // The next block's lines, a share before each tile (a burst before the page queues the current
   // tile's loads behind it: attention_vnni-inl.h PrefetchCursor).
   const int tiles = std::max(1, (page.n_tokens + kKvTile - 1) / kKvTile);
@@ -294,6 +296,23 @@ void AttendPage(const PreparedQuery* qs, const SoftmaxState* states, int nq, int
         FoldFloatTile(qs[qi].qf, qs[qi].qmu, nullptr, g, hd, k16, v16, 0, nt, target, st);
       }
     }
+  }
+}
+
+// Heads [kvh0, kvh0 + heads) of a page for nq queries (qs[h], states[h]: head kvh0 + h); next:
+// the block after the last head's. One call per page, not per head: ~100 instructions per head.
+void AttendPage(const PreparedQuery (*qs)[kAttentionQueryBlock], const SoftmaxState (*states)[kAttentionQueryBlock],
+                int heads, int nq, int g, int hd, int group, const KvPageRef& page, int kvh0, bool rotated_v,
+                PrefetchSpan next, float* buf) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (g <= 16 && hd % 16 == 0 && hd <= 4 * group) {  // GFNI: backend/simd_targets.h; hd / group <= 4
+    return AttendPageVnni(qs, states, heads, nq, g, hd, group, page, kvh0, rotated_v, next);
+  }
+#endif
+  (void)group;
+  for (int h = 0; h < heads; ++h) {
+    const PrefetchSpan after = h + 1 < heads ? attention_detail::head_block_span(page, kvh0 + h + 1) : next;
+    AttendPageHead(qs[h], states[h], nq, g, hd, page, kvh0 + h, rotated_v, after, buf);
   }
 }
 
@@ -385,19 +404,6 @@ struct QueryBuffers {
   }
 };
 
-// The bytes of head kvh's K and V blocks of a page: the next block a task reads, which the page
-// kernel asks for while it computes the current one. Pages are separate allocations, and a
-// prefill task reads every n_kv_heads-th block; the hardware prefetchers follow neither.
-// Measured (BM_AttentionDecode, 1 thread, docs/benchmarks.md): int4 at depth 8192 took 372 ns per
-// 16-token tile without prefetching, 162 ns with the next block prefetched in one burst before
-// the page, and 80-109 ns (against 184-287 for the burst, same session) with the prefetches
-// spread over the page's tiles (PrefetchCursor in attention_vnni-inl.h). Since decode tasks read
-// whole pages (all heads) the next block is the next head of the same page.
-PrefetchSpan head_block_span(const KvPageRef& page, int kvh) {
-  if (page.n_tokens == 0) return {};
-  return {reinterpret_cast<const char*>(page.data + page.layout->codes(false, kvh)),
-          (page.layout->head_bytes() + 63) / 64};
-}
 
 void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_queries, const KvLayerView& cache,
                      QueryBuffers& qb) {
@@ -609,17 +615,11 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     }
     for (int64_t p = p0; p < p1; ++p) {
       if (cache.pages[p].n_tokens == 0) continue;
-      for (int hh = 0; hh < heads_per_task; ++hh) {
-        // The next head block this task reads: the next head of this page, or the first of the next.
-        PrefetchSpan next;
-        if (hh + 1 < heads_per_task) {
-          next = head_block_span(cache.pages[p], kvh0 + hh + 1);
-        } else if (p + 1 < p1) {
-          next = head_block_span(cache.pages[p + 1], kvh0);
-        }
-        HWY_DYNAMIC_DISPATCH(AttendPage)(pqs[hh], sss[hh], nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh0 + hh,
-                                         cache.rotated_v, next, buf);
-      }
+      // After its heads of this page the task reads the first of the next page (AttendPage).
+      const PrefetchSpan next =
+          p + 1 < p1 ? attention_detail::head_block_span(cache.pages[p + 1], kvh0) : PrefetchSpan{};
+      HWY_DYNAMIC_DISPATCH(AttendPage)(pqs, sss, heads_per_task, nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh0,
+                                       cache.rotated_v, next, buf);
     }
     for (int hh = 0; hh < heads_per_task; ++hh) {
       for (int k = 0; k < nq; ++k) HWY_DYNAMIC_DISPATCH(FinishPages)(sss[hh][k], g, hd, cache.rotated_v);

@@ -173,10 +173,12 @@ HWY_INLINE void ForTiles(int tiles, F&& f) {
 // The shape every kernel below works with: g query heads per KV head (a template argument > 0
 // fixes it at compile time, so that the per-head accumulators stay in registers; the kernels are
 // instantiated for the common query-head counts: AttendPageVnni), the head dim and the group size
-// of K and V rows (run time, or fixed by kHd and kGroup for SmolLM2's default shape). Everything below is inlined into one page kernel per g, so code that a
-// shape never runs still shapes GCC's register allocation: a variant with extra paths for a
-// compile-time shape (head dim 64, groups of 32) and for chains over pairs of groups made the
-// default shape (groups of 64, where neither path runs) 10-45 % slower in cache (2026-12-04).
+// of K and V rows (run time, or fixed by kHd and kGroup for SmolLM2's default shape), and for
+// full steps of a fixed shape the tiles per step (kTiles, ForTiles). Everything below is inlined
+// into one page kernel per g, so code that a shape never runs still shapes GCC's register
+// allocation: a variant with extra paths for a compile-time shape (head dim 64, groups of 32) and
+// for chains over pairs of groups made the default shape (groups of 64, where neither path runs)
+// 10-45 % slower in cache (2026-12-04).
 // A head dim and group fixed at compile time (kHd, kGroup > 0) are a separate instantiation
 // instead: no run-time alternative is left in it.
 template <int kG, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0, int kTiles = 0>
@@ -531,11 +533,11 @@ HWY_INLINE void AccumulateStepVnni(Shape sh, const HeadBlocks& b, int t0, int n,
   }
 }
 
-// The VNNI page kernel: steps of up to 4 tiles of 16 tokens, each read once for the nq queries
-// of a block.
+// The VNNI page kernel for one head: steps of up to 4 tiles of 16 tokens, each read once for the
+// nq queries of a block.
 template <class Shape>
-HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState* states, int nq, Shape sh,
-                                    const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
+HWY_INLINE void AttendHeadVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, Shape sh,
+                               const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
   const HeadBlocks b = ResolveHead(*page.layout, page.data, kvh);
   const bool v_quant = sh.v_bits(b) < 16;
   constexpr int kStep = kVnniStepTiles * kKvTile;
@@ -575,15 +577,31 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery* qs, const SoftmaxState*
   }
 }
 
+// Heads [kvh0, kvh0 + heads) of a page (AttendPage in attention.cc): the dispatch below is paid
+// once per page.
+template <class Shape>
+HWY_INLINE void AttendPageVnniShape(const PreparedQuery (*qs)[kAttentionQueryBlock],
+                                    const SoftmaxState (*states)[kAttentionQueryBlock], int heads, int nq, Shape sh,
+                                    const KvPageRef& page, int kvh0, bool rotated_v, PrefetchSpan next) {
+  for (int h = 0; h < heads; ++h) {
+    const PrefetchSpan after = h + 1 < heads ? attention_detail::head_block_span(page, kvh0 + h + 1) : next;
+    AttendHeadVnni(qs[h], states[h], nq, sh, page, kvh0 + h, rotated_v, after);
+  }
+}
+
 // Dispatch on the query heads per KV head (SmolLM2-135M: 3; 360M: 3; 1.7B: 1). Not inlined into
 // AttendPage, whose portable path's set-up (two blocks resolved, a division) GCC had scheduled
 // before the test that picks this kernel: ~100 instructions per page and head (session 35).
-HWY_NOINLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* states, int nq, int g, int hd, int group,
-                               const KvPageRef& page, int kvh, bool rotated_v, PrefetchSpan next) {
+HWY_NOINLINE void AttendPageVnni(const PreparedQuery (*qs)[kAttentionQueryBlock],
+                                  const SoftmaxState (*states)[kAttentionQueryBlock], int heads, int nq, int g, int hd,
+                                  int group, const KvPageRef& page, int kvh0, bool rotated_v, PrefetchSpan next) {
   const int groups = hd / group;
+  const auto run = [&](auto shape) KVBITS_ALWAYS_INLINE {
+    AttendPageVnniShape(qs, states, heads, nq, shape, page, kvh0, rotated_v, next);
+  };
   switch (g) {
-    case 1: return AttendPageVnniShape(qs, states, nq, KernelShape<1>{g, hd, group, groups}, page, kvh, rotated_v, next);
-    case 2: return AttendPageVnniShape(qs, states, nq, KernelShape<2>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 1: return run(KernelShape<1>{g, hd, group, groups});
+    case 2: return run(KernelShape<2>{g, hd, group, groups});
     case 3: {
       // The K and V widths of the common quantized pages as template arguments, so that the
       // per-tile width switch and the values it keeps live go. Single-stepping the kernel
@@ -597,22 +615,19 @@ HWY_NOINLINE void AttendPageVnni(const PreparedQuery* qs, const SoftmaxState* st
       const int kb = page.layout->format(false).bits, vb = page.layout->format(true).bits;
       if (hd == 64 && group == 64) {
         if (kb == 2 && vb == 2) {
-          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 2, 2, 64, 64>{g, hd, group, groups}, page, kvh,
-                                     rotated_v, next);
+          return run(KernelShape<3, 2, 2, 64, 64>{g, hd, group, groups});
         }
         if (kb == 4 && vb == 4) {
-          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 4, 64, 64>{g, hd, group, groups}, page, kvh,
-                                     rotated_v, next);
+          return run(KernelShape<3, 4, 4, 64, 64>{g, hd, group, groups});
         }
         if (kb == 4 && vb == 2) {
-          return AttendPageVnniShape(qs, states, nq, KernelShape<3, 4, 2, 64, 64>{g, hd, group, groups}, page, kvh,
-                                     rotated_v, next);
+          return run(KernelShape<3, 4, 2, 64, 64>{g, hd, group, groups});
         }
       }
-      return AttendPageVnniShape(qs, states, nq, KernelShape<3>{g, hd, group, groups}, page, kvh, rotated_v, next);
+      return run(KernelShape<3>{g, hd, group, groups});
     }
-    case 4: return AttendPageVnniShape(qs, states, nq, KernelShape<4>{g, hd, group, groups}, page, kvh, rotated_v, next);
-    case 8: return AttendPageVnniShape(qs, states, nq, KernelShape<8>{g, hd, group, groups}, page, kvh, rotated_v, next);
-    default: return AttendPageVnniShape(qs, states, nq, KernelShape<0>{g, hd, group, groups}, page, kvh, rotated_v, next);
+    case 4: return run(KernelShape<4>{g, hd, group, groups});
+    case 8: return run(KernelShape<8>{g, hd, group, groups});
+    default: return run(KernelShape<0>{g, hd, group, groups});
   }
 }
