@@ -404,7 +404,6 @@ struct QueryBuffers {
   }
 };
 
-
 void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_queries, const KvLayerView& cache,
                      QueryBuffers& qb) {
   const int hd = shape.head_dim, g = shape.n_heads / shape.n_kv_heads;
