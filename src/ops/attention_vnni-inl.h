@@ -622,8 +622,9 @@ HWY_NOINLINE void AttendPageVnni(const PreparedQuery (*qs)[kAttentionQueryBlock]
       // ones; with the widths fixed ~350 (docs/benchmarks.md, session 31). The head dim and
       // group of SmolLM2-135M / -360M with the default groups (64, 64) are fixed too, so that
       // every loop bound and query offset is a constant: 556 instructions per int2 tile against
-      // 702 (221 scalar against 343), int4 614 against 808 (session 34). Other shapes (e.g.
-      // --kv-group 32) and width pairs keep the run-time kernel.
+      // 702 (221 scalar against 343), int4 614 against 808 (session 34); 395 and 426 with
+      // session 35's changes above. Other shapes (e.g. --kv-group 32) and width pairs keep the
+      // run-time kernel.
       const int kb = page.layout->format(false).bits, vb = page.layout->format(true).bits;
       if (hd == 64 && group == 64) {
         if (kb == 2 && vb == 2) {
