@@ -104,7 +104,7 @@ struct PrefetchCursor {
   HWY_INLINE void issue() {
     // Four lines per iteration while they fit (~9 lines per int2 tile and head at the default
     // page shape), on a local copy of the position; with one cursor for all queries of a block
-    // (AttendPageVnniShape) an int2 tile took 471 instructions against 488 (session 35).
+    // (AttendHeadVnni) an int2 tile took 471 instructions against 488 (session 35).
     const char* p = at;
     const char* stop = std::min(end, p + chunk);
     for (; p + 192 < stop; p += 256) {
@@ -185,10 +185,11 @@ template <int kG, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0, i
 struct KernelShape {
   static constexpr bool kFixed = kG > 0 && kKBits > 0 && kVBits > 0 && kHd > 0 && kGroup > 0;
   static constexpr int kStepTiles = kTiles;  // tiles per step when fixed (ForTiles), else 0
-  // The same shape for a full step (kVnniStepTiles tiles), AttendPageVnniShape.
+  // The same shape for a full step (kVnniStepTiles tiles), AttendHeadVnni.
   using FullStep = KernelShape<kG, kKBits, kVBits, kHd, kGroup, kVnniStepTiles>;
   int g_rt, hd_rt, group_rt;
   int groups_rt;  // hd / group, divided once per page rather than in every tile
+  HWY_INLINE FullStep full_step() const { return {g_rt, hd_rt, group_rt, groups_rt}; }
   HWY_INLINE int g() const { return kG > 0 ? kG : g_rt; }
   HWY_INLINE int hd() const { return kHd > 0 ? kHd : hd_rt; }
   HWY_INLINE int group() const { return kGroup > 0 ? kGroup : group_rt; }
@@ -567,7 +568,7 @@ HWY_INLINE void AttendHeadVnni(const PreparedQuery* qs, const SoftmaxState* stat
     // tile: 430 -> 395 instructions, session 35).
     if (page.n_tokens == kStep) {
       for (int qi = 0; qi < nq; ++qi) {
-        step(typename Shape::FullStep{sh.g_rt, sh.hd_rt, sh.group_rt, sh.groups_rt}, qi, 0, kStep, kVnniStepTiles);
+        step(sh.full_step(), qi, 0, kStep, kVnniStepTiles);
       }
       return;
     }
@@ -580,7 +581,7 @@ HWY_INLINE void AttendHeadVnni(const PreparedQuery* qs, const SoftmaxState* stat
         // The fixed shapes' full steps with their tiles unrolled (ForTiles): an int2 tile took
         // 503 instructions against 556 (session 35).
         if (n == kStep) {
-          step(typename Shape::FullStep{sh.g_rt, sh.hd_rt, sh.group_rt, sh.groups_rt}, qi, t0, kStep, kVnniStepTiles);
+          step(sh.full_step(), qi, t0, kStep, kVnniStepTiles);
           continue;
         }
       }
