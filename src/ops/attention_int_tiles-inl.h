@@ -21,6 +21,11 @@
 //    (ws = max / 127): |w - ws wq| <= ws / 2 per token.
 // 8-bit codes stay on the fp32 path: a pair of products can reach 2 * 255 * 127 > 32767, and
 // vpmaddubsw saturates.
+//
+// Where the CPU has vpdpbusd for 256-bit vectors (backend/simd_targets.h vpdpbusd_enabled: AVX-VNNI
+// on the AVX2 target, AVX512-VNNI on the AVX3 ones) each vpmaddubsw + 16-bit add is one vpdpbusd
+// into 32-bit lanes (kDp): the same exact integer sums (no lane overflows either way), half the
+// instructions per product quad and no segments to widen.
 
 // Whether a QuantTile of `bits` goes through the integer kernels below.
 HWY_INLINE bool IntTileBits(int bits) { return bits == 2 || bits == 4; }
@@ -41,6 +46,58 @@ HWY_INLINE __m256i IntCodePlane(__m256i raw, int j) {
   return _mm256_and_si256(j == 0 ? raw : _mm256_srli_epi16(raw, j * kBits), mask);
 }
 
+// acc + the products of the unsigned codes and the signed bytes s8, four per 32-bit lane: with
+// kDp one vpdpbusd adding them to 32-bit lanes, VEX-encoded on the AVX2 target ("x": ymm0-15,
+// which VEX encodes), EVEX on the AVX3 ones (inline assembly: Highway's targets do not enable
+// "avxvnni" / "avx512vnni" for the intrinsics, and AVX3_DL's would pick the VEX form, which Zen 4
+// and Ice Lake lack: ops/matmul.cc); without, vpmaddubsw's pair sums added to 16-bit lanes
+// (IntSegmentQuads of them at most).
+template <bool kDp>
+HWY_INLINE __m256i IntMulAdd(__m256i acc, __m256i codes, __m256i s8) {
+  if constexpr (kDp) {
+#if HWY_TARGET == HWY_AVX2
+    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(codes), "x"(s8));
+#else
+    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(codes), "v"(s8));
+#endif
+    return acc;
+  } else {
+    return _mm256_add_epi16(acc, _mm256_maddubs_epi16(codes, s8));
+  }
+}
+
+// IntMulAdd's lanes as 8 int32 (kDp: already; otherwise adjacent 16-bit lanes added by vpmaddwd).
+template <bool kDp>
+HWY_INLINE __m256i IntWiden(__m256i acc) {
+  if constexpr (kDp) return acc;
+  return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+}
+
+// Accumulator chains per head: vpdpbusd has a latency of ~5 cycles where vpaddw's is 1, so with
+// one chain per head (3 heads) the VNNI tiles waited on it; two chains alternate over the planes.
+template <bool kDp>
+constexpr int IntChains() {
+  return kDp ? 2 : 1;
+}
+
+// Head h's sums over the chains as 8 int32 lanes.
+template <bool kDp, int kC, int G>
+HWY_INLINE __m256i IntLanes(const __m256i (&acc)[kC][G], int h) {
+  if constexpr (kC == 2) {
+    return _mm256_add_epi32(acc[0][h], acc[1][h]);  // kDp: 32-bit lanes already
+  } else {
+    return IntWiden<kDp>(acc[0][h]);
+  }
+}
+
+// Product quads a lane of IntMulAdd<kDp> may sum between two IntWiden. 32-bit lanes: 2^16 quads
+// of at most 4 * 15 * 128 stay below 2^31, where a group of 256 4-bit dims has 64 and a step's V
+// sums 16; so one segment per group or step.
+template <bool kDp, int kBits>
+constexpr int IntLaneQuads() {
+  return kDp ? 1 << 16 : IntSegmentQuads<kBits>();
+}
+
 // 4 signed bytes at p broadcast to every 32-bit lane.
 HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
   int32_t x;
@@ -52,12 +109,11 @@ HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
 // over groups of s * qd * (qi . c) + m * qsum. Token t of a chunk is its 32-bit lane t: tokens 0-7 in the first
 // 32 bytes (u = 0), 8-15 in the second (u = 1). Plane j of chunk c holds dims c D + 4 j + i in
 // byte i (D = 32 / kBits dims per chunk; ops/kv_page.h).
-template <int G, int kBits>
-HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride) {
+template <int G, int kBits, bool kDp>
+HWY_NOINLINE void TileDotsIntImpl(int hd, const QuantTile& k, float* p, int p_stride) {
   constexpr int kPlanes = 8 / kBits, kDims = 32 / kBits;
-  constexpr int kSegmentChunks = IntSegmentQuads<kBits>() / kPlanes;
+  constexpr int kSegmentChunks = IntLaneQuads<kDp, kBits>() / kPlanes;
   const int chunks_per_group = k.group / kDims;
-  const __m256i ones = _mm256_set1_epi16(1);
   for (int gr = 0; gr < k.groups; ++gr) {
     const int c_end = (gr + 1) * chunks_per_group;
     for (int c0 = gr * chunks_per_group; c0 < c_end; c0 += kSegmentChunks) {
@@ -68,9 +124,12 @@ HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride
       // bytes are broadcast from memory again for the second half (loads, not arithmetic).
       KVBITS_UNROLL_TILE
       for (int u = 0; u < 2; ++u) {
-        __m256i acc[G];
+        constexpr int kC = IntChains<kDp>();
+        __m256i acc[kC][G];
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
+        for (int h = 0; h < G; ++h) {
+          for (int i = 0; i < kC; ++i) acc[i][h] = _mm256_setzero_si256();
+        }
         for (int c = c0; c < std::min(c0 + kSegmentChunks, c_end); ++c) {
           const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32 * u));
           KVBITS_UNROLL_TILE
@@ -79,7 +138,7 @@ HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride
             KVBITS_UNROLL_TILE
             for (int h = 0; h < G; ++h) {
               const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
-              acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, qv));
+              acc[j % kC][h] = IntMulAdd<kDp>(acc[j % kC][h], codes, qv);
             }
           }
         }
@@ -90,7 +149,7 @@ HWY_NOINLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride
           float* out = p + h * p_stride + 8 * u;
           __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
           if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * k.groups + gr]), base);
-          const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones));
+          const __m256 dot = _mm256_cvtepi32_ps(IntLanes<kDp>(acc, h));
           _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * k.groups + gr])), dot, base));
         }
       }
@@ -112,16 +171,15 @@ HWY_INLINE void IntStore16(__m256i a, __m256i b, int8_t* out) {
 // (the minimums' share, the same for every dim of the group). Per 16-dim block of each tile:
 // plane j of chunk z holds tokens 4 (z P + j) + i in byte i of each dim's 32-bit lane (P = 8 /
 // kBits planes; dims 0-7 in the first 32 bytes).
-template <int G, int kBits>
-HWY_NOINLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
+template <int G, int kBits, bool kDp>
+HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
-  constexpr int kSegmentTiles = IntSegmentQuads<kBits>() / 4;  // tiles summed in 16-bit lanes
+  constexpr int kSegmentTiles = IntLaneQuads<kDp, kBits>() / 4;  // tiles summed between widenings
   static_assert(kSegmentTiles >= 1, "a tile's V sums fit 16-bit lanes");
   const size_t tile_bytes = static_cast<size_t>(kKvTile) * hd * kBits / 8;
   const int tiles = len / kKvTile;
   alignas(32) int8_t wq[G][kAttentionStepTokens];
   float ws[G] = {}, pm[G] = {};  // set with the weights at each group's first block
-  const __m256i ones = _mm256_set1_epi16(1);
   int current = -1;
   for (int blk = 0; blk < hd / 16; ++blk) {
     const int gr = 16 * blk / v.group;
@@ -160,9 +218,12 @@ HWY_NOINLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, con
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) sum[h] = _mm256_setzero_ps();
       for (int i0 = 0; i0 < tiles; i0 += kSegmentTiles) {
-        __m256i acc[G];
+        constexpr int kC = IntChains<kDp>();
+        __m256i acc[kC][G];
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) acc[h] = _mm256_setzero_si256();
+        for (int h = 0; h < G; ++h) {
+          for (int c = 0; c < kC; ++c) acc[c][h] = _mm256_setzero_si256();
+        }
         for (int i = i0; i < std::min(i0 + kSegmentTiles, tiles); ++i) {
           const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
           KVBITS_UNROLL_TILE
@@ -174,13 +235,13 @@ HWY_NOINLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, con
               KVBITS_UNROLL_TILE
               for (int h = 0; h < G; ++h) {
                 const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
-                acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(codes, wv));
+                acc[j % kC][h] = IntMulAdd<kDp>(acc[j % kC][h], codes, wv);
               }
             }
           }
         }
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) sum[h] = _mm256_add_ps(sum[h], _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], ones)));
+        for (int h = 0; h < G; ++h) sum[h] = _mm256_add_ps(sum[h], _mm256_cvtepi32_ps(IntLanes<kDp>(acc, h)));
       }
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
@@ -189,4 +250,19 @@ HWY_NOINLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, con
       }
     }
   }
+}
+
+// The tiles above with vpdpbusd where the CPU has it for this target (IntMulAdd).
+HWY_INLINE bool IntDpEnabled() { return vpdpbusd_enabled(HWY_TARGET == HWY_AVX2); }
+
+template <int G, int kBits>
+HWY_INLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride) {
+  if (IntDpEnabled()) return TileDotsIntImpl<G, kBits, true>(hd, k, p, p_stride);
+  TileDotsIntImpl<G, kBits, false>(hd, k, p, p_stride);
+}
+
+template <int G, int kBits>
+HWY_INLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
+  if (IntDpEnabled()) return TileSumsIntImpl<G, kBits, true>(p, p_stride, len, hd, v, target);
+  TileSumsIntImpl<G, kBits, false>(p, p_stride, len, hd, v, target);
 }
