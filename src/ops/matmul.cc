@@ -53,7 +53,11 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
-// Sum of u8 x i8 products in 8 int32 lanes.
+// Sum of u8 x i8 products in 8 int32 lanes. kDp: with vpdpbusd on the AVX2 and AVX3 targets,
+// where the CPU has it (backend/simd_targets.h vpdpbusd_enabled; MatmulRange picks the
+// instantiation once per call): one instruction for vpmaddubsw + vpmaddwd, the same exact sums
+// (vpmaddubsw cannot saturate here: nibbles or |int8| <= 127 times int8, two per 16-bit lane).
+template <bool kDp = false>
 inline __m256i dot_u8_i8(__m256i u, __m256i s) {
 #if HWY_TARGET == HWY_AVX3_DL
   // EVEX encoding forced: Highway 1.0.3 compiles AVX3_DL with "avxvnni", so the intrinsic
@@ -63,6 +67,15 @@ inline __m256i dot_u8_i8(__m256i u, __m256i s) {
   asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
   return acc;
 #else
+  if constexpr (kDp) {
+    __m256i acc = _mm256_setzero_si256();
+#if HWY_TARGET == HWY_AVX2
+    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(s));  // AVX-VNNI: ymm0-15
+#else
+    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));  // AVX512-VNNI
+#endif
+    return acc;
+  }
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 #endif
 }
@@ -86,7 +99,7 @@ inline float hsum(__m256 v) {
 // out[t] = row . a[t] for NT tokens. w: one row of nb blocks. Even and odd blocks go to two
 // accumulator chains (hiding the FMA latency when NT is small), for every NT alike so that the
 // result does not depend on the token tile.
-template <int NT>
+template <int NT, bool kDp = false>
 void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
   __m256 acc[2][NT];
@@ -100,7 +113,7 @@ void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* 
     const float dw = half_to_float(w[b].d), mw = half_to_float(w[b].m);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-      acc_p[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), _mm256_cvtepi32_ps(dot_u8_i8(qw, qa)), acc_p[t]);
+      acc_p[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), _mm256_cvtepi32_ps(dot_u8_i8<kDp>(qw, qa)), acc_p[t]);
       summ_p[t] += mw * a[t].d[b] * static_cast<float>(a[t].isum[b]);
     }
   };
@@ -127,7 +140,7 @@ void dot_q4_1(const BlockQ4_1* w, int64_t nb, const QuantizedRowView* a, float* 
 #endif
 }
 
-template <int NT>
+template <int NT, bool kDp = false>
 void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
   // x = d * (q - 8): sum (q - 8) * qa = sum q * qa - 8 * sum qa.
 #if KVBITS_X86_INT8
@@ -138,7 +151,7 @@ void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* 
     const float dw = half_to_float(w[b].d);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-      __m256i p = dot_u8_i8(qw, qa);
+      __m256i p = dot_u8_i8<kDp>(qw, qa);
       p = _mm256_sub_epi32(p, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 8 * a[t].isum[b]));
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), _mm256_cvtepi32_ps(p), acc[t]);
     }
@@ -160,7 +173,7 @@ void dot_q4_0(const BlockQ4_0* w, int64_t nb, const QuantizedRowView* a, float* 
 #endif
 }
 
-template <int NT>
+template <int NT, bool kDp = false>
 void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* out) {
 #if KVBITS_X86_INT8
   __m256 acc[2][NT];  // even / odd blocks (see dot_q4_1)
@@ -171,7 +184,7 @@ void dot_q8_0(const BlockQ8_0* w, int64_t nb, const QuantizedRowView* a, float* 
     const float dw = half_to_float(w[b].d);
     for (int t = 0; t < NT; ++t) {
       const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * 32));
-      const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qa, qw)));
+      const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8<kDp>(aw, _mm256_sign_epi8(qa, qw)));
       acc_p[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[b]), p, acc_p[t]);
     }
   };
@@ -238,13 +251,37 @@ float dot_float_row(const Raw* w_raw, const float* x, int64_t n) {
   return sum;
 }
 
-template <int NT>
+template <int NT, bool kDp>
 void dot_quantized(uint32_t type_id, const uint8_t* row, int64_t nb, const QuantizedRowView* a,
                    float* out) {
   switch (static_cast<TensorType>(type_id)) {
-    case TensorType::Q4_1: dot_q4_1<NT>(reinterpret_cast<const BlockQ4_1*>(row), nb, a, out); break;
-    case TensorType::Q4_0: dot_q4_0<NT>(reinterpret_cast<const BlockQ4_0*>(row), nb, a, out); break;
-    default: dot_q8_0<NT>(reinterpret_cast<const BlockQ8_0*>(row), nb, a, out); break;
+    case TensorType::Q4_1: dot_q4_1<NT, kDp>(reinterpret_cast<const BlockQ4_1*>(row), nb, a, out); break;
+    case TensorType::Q4_0: dot_q4_0<NT, kDp>(reinterpret_cast<const BlockQ4_0*>(row), nb, a, out); break;
+    default: dot_q8_0<NT, kDp>(reinterpret_cast<const BlockQ8_0*>(row), nb, a, out); break;
+  }
+}
+
+// Rows [r0, r1) x tokens [t0, t1) of file-layout blocks (MatmulRange).
+template <bool kDp>
+void BlockMatmulRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
+                      int64_t t1, float* y) {
+  const int64_t nb = w.cols / kBlockElems;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+    int64_t t = t0;
+    for (; t + kTokenTile <= t1; t += kTokenTile) {
+      QuantizedRowView a[kTokenTile];
+      float out[kTokenTile];
+      for (int i = 0; i < kTokenTile; ++i) a[i] = act.row(t + i);
+      dot_quantized<kTokenTile, kDp>(w.type_id, row, nb, a, out);
+      for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
+    }
+    for (; t < t1; ++t) {
+      const QuantizedRowView a = act.row(t);
+      float out;
+      dot_quantized<1, kDp>(w.type_id, row, nb, &a, &out);
+      y[t * w.rows + r] = out;
+    }
   }
 }
 
@@ -262,12 +299,12 @@ void PlanarMatmulRange(const MatrixView& w, const QuantizedActivations& act, int
       QuantizedRowView a[kTokenTile];
       float out[kTokenTile];
       for (int i = 0; i < kTokenTile; ++i) a[i] = act.row(t + i);
-      dot_quantized<kTokenTile>(w.type_id, blocks.data(), nb, a, out);
+      dot_quantized<kTokenTile, false>(w.type_id, blocks.data(), nb, a, out);
       for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
     }
     for (; t < t1; ++t) {
       const QuantizedRowView a = act.row(t);
-      dot_quantized<1>(w.type_id, blocks.data(), nb, &a, &y[t * w.rows + r]);
+      dot_quantized<1, false>(w.type_id, blocks.data(), nb, &a, &y[t * w.rows + r]);
     }
   }
 }
@@ -337,24 +374,10 @@ void MatmulRange(const MatrixView& w, const float* x, const QuantizedActivations
     PlanarMatmulRange(w, *act, r0, r1, t0, t1, y);
     return;
   }
-  const int64_t nb = w.cols / kBlockElems;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<uint64_t>(r) * w.row_bytes;
-    int64_t t = t0;
-    for (; t + kTokenTile <= t1; t += kTokenTile) {
-      QuantizedRowView a[kTokenTile];
-      float out[kTokenTile];
-      for (int i = 0; i < kTokenTile; ++i) a[i] = act->row(t + i);
-      dot_quantized<kTokenTile>(w.type_id, row, nb, a, out);
-      for (int i = 0; i < kTokenTile; ++i) y[(t + i) * w.rows + r] = out[i];
-    }
-    for (; t < t1; ++t) {
-      const QuantizedRowView a = act->row(t);
-      float out;
-      dot_quantized<1>(w.type_id, row, nb, &a, &out);
-      y[t * w.rows + r] = out;
-    }
-  }
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  if (vpdpbusd_enabled(HWY_TARGET == HWY_AVX2)) return BlockMatmulRange<true>(w, *act, r0, r1, t0, t1, y);
+#endif
+  BlockMatmulRange<false>(w, *act, r0, r1, t0, t1, y);
 }
 
 // QuantizedActivations::quantize: n_blocks consecutive blocks of 32, with exactly the operations

@@ -139,6 +139,31 @@ struct V16 {
   static F fma(F x, F y, F z) { return {_mm256_fmadd_ps(x.a, y.a, z.a), _mm256_fmadd_ps(x.b, y.b, z.b)}; }
   static F add_low8(F x, __m256 lo) { return {_mm256_add_ps(x.a, lo), _mm256_add_ps(x.b, _mm256_setzero_ps())}; }
 };
+
+// V16 with vpdpbusd for the products where the CPU has it (backend/simd_targets.h
+// vpdpbusd_enabled; PlanarMatmulRange): AVX-VNNI's VEX form on the AVX2 target ("x": ymm0-15),
+// AVX512-VNNI's EVEX form on AVX3 (inline assembly: the targets do not enable the intrinsics). One
+// instruction for vpmaddubsw + vpmaddwd + vpaddd, the same exact int32 sums.
+struct V16Dp : V16 {
+  static __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
+#if HWY_TARGET == HWY_AVX2
+    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
+#else
+    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+#endif
+    return acc;
+  }
+  static __m256i dp1(__m256i acc, __m256i u, const int8_t* s) {
+    return dpbusd(acc, u, _mm256_load_si256(reinterpret_cast<const __m256i*>(s)));
+  }
+  static __m256i dp1_q8(__m256i acc, __m256i biased, const int8_t* s) {
+    const __m256i w = _mm256_xor_si256(biased, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(s));
+    return dpbusd(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(sv, w));  // |w| <= 128 as u8
+  }
+  static I dp_q4(I acc, I u, const int8_t* s) { return {dp1(acc.a, u.a, s), dp1(acc.b, u.b, s + 32)}; }
+  static I dp_q8(I acc, I u, const int8_t* s) { return {dp1_q8(acc.a, u.a, s), dp1_q8(acc.b, u.b, s + 32)}; }
+};
 #endif
 
 // The narrow tail chunk: 8 lanes in one ymm.
@@ -158,12 +183,26 @@ struct V8 {
   static I lo_nibbles(I v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
   static I hi_nibbles(I v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
   static I hi_nibbles_alu(I v) { return hi_nibbles(v); }
+  // B: the 16-lane struct of the same kernel (V16, or V16Dp on AVX2 / AVX3), whose products
+  // these are.
 #if HWY_TARGET == HWY_AVX3_DL
-  static I dp_q4(I acc, I u, const int8_t* s) { return dpbusd256(acc, u, s); }
-  static I dp_q8(I acc, I u, const int8_t* s) { return dpbusd256(acc, u, s); }
+  template <class B>
+  static I dp_q4(I acc, I u, const int8_t* s) {
+    return dpbusd256(acc, u, s);
+  }
+  template <class B>
+  static I dp_q8(I acc, I u, const int8_t* s) {
+    return dpbusd256(acc, u, s);
+  }
 #else
-  static I dp_q4(I acc, I u, const int8_t* s) { return V16::dp1(acc, u, s); }
-  static I dp_q8(I acc, I u, const int8_t* s) { return V16::dp1_q8(acc, u, s); }
+  template <class B>
+  static I dp_q4(I acc, I u, const int8_t* s) {
+    return B::dp1(acc, u, s);
+  }
+  template <class B>
+  static I dp_q8(I acc, I u, const int8_t* s) {
+    return B::dp1_q8(acc, u, s);
+  }
 #endif
   // fp16 scales of `blocks` blocks, each repeated over its `parts` lanes (idx: lane -> block).
   static F load_scales(const uint16_t* p, int blocks, __m256i idx) {
@@ -253,7 +292,7 @@ HWY_INLINE void PlanarChunk16(const PlanarTile<R, T>& p, int64_t c, int valid, t
   }
 }
 
-template <PKind K, int R, int T>
+template <class B, PKind K, int R, int T>
 HWY_INLINE void PlanarChunk8(const PlanarTile<R, T>& p, const PlanarChunk& k, __m256 (&acc8)[R][T]) {
   using I = V8::I;
   using F = V8::F;
@@ -279,7 +318,7 @@ HWY_INLINE void PlanarChunk8(const PlanarTile<R, T>& p, const PlanarChunk& k, __
       KVBITS_UNROLL
       for (int t = 0; t < T; ++t) {
         KVBITS_UNROLL
-        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q8(idot[r][t], wv[r], p.a[t].qt + 512 * c + 32 * s);
+        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q8<B>(idot[r][t], wv[r], p.a[t].qt + 512 * c + 32 * s);
       }
     }
   } else {
@@ -296,7 +335,7 @@ HWY_INLINE void PlanarChunk8(const PlanarTile<R, T>& p, const PlanarChunk& k, __
       for (int t = 0; t < T; ++t) {
         const int8_t* s = p.a[t].qt + 512 * c;
         KVBITS_UNROLL
-        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q4(V8::dp_q4(idot[r][t], lo[r], s + 32 * i), hi[r], s + 32 * (i + half));
+        for (int r = 0; r < R; ++r) idot[r][t] = V8::dp_q4<B>(V8::dp_q4<B>(idot[r][t], lo[r], s + 32 * i), hi[r], s + 32 * (i + half));
       }
     }
   }
@@ -333,7 +372,7 @@ HWY_INLINE void PlanarTileDot(const PlanarTile<R, T>& p, const PlanarGeometry& g
   if (g.wide_tail()) PlanarChunk16<B, K, R, T, true>(p, g.n_full, g.tail, acc);
   if (g.narrow_tail()) {
     __m256 acc8[R][T];
-    PlanarChunk8<K, R, T>(p, g.chunk(g.n_full), acc8);
+    PlanarChunk8<B, K, R, T>(p, g.chunk(g.n_full), acc8);
     KVBITS_UNROLL
     for (int r = 0; r < R; ++r) {
       KVBITS_UNROLL
@@ -400,7 +439,8 @@ constexpr int kPlanarTokens = 8;
 constexpr int kPlanarPrefetchBytes = 8192;
 
 // Rows [r, r + R) (slot = r - batch start, even) for tokens [t, t + T) into pairs[token][slot / 2].
-template <PKind K, int R, int T>
+// B: V16, or V16Dp (PlanarMatmulRange).
+template <class B, PKind K, int R, int T>
 void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const QuantizedRowView* views, int64_t r,
                        RowPair (*pairs)[8], int slot) {
   PlanarTile<R, T> p;
@@ -417,8 +457,8 @@ void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const Quant
     const char* ahead = reinterpret_cast<const char*>(p.codes[0]) + kPlanarPrefetchBytes;
     for (uint64_t off = 0; off < R * w.row_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
   }
-  V16::F out[R][T];
-  PlanarTileDot<V16, K, R, T>(p, g, out);
+  typename B::F out[R][T];
+  PlanarTileDot<B, K, R, T>(p, g, out);
   for (int j = 0; j < T; ++j) {
     if constexpr (R == 1) {
       pairs[j][slot / 2] = Pairs8(out[0][j], V16::zero_f());
@@ -428,7 +468,7 @@ void PlanarTileToPairs(const MatrixView& w, const PlanarGeometry& g, const Quant
   }
 }
 
-template <PKind K, int T>
+template <class B, PKind K, int T>
 void PlanarRowsToPairs(const MatrixView& w, const PlanarGeometry& g, const QuantizedActivations& act, int64_t r,
                        int nr, int64_t t, RowPair (*pairs)[8]) {
   constexpr int kR = T == 1 ? kPlanarDecodeRows : kPlanarPrefillRows;
@@ -438,17 +478,17 @@ void PlanarRowsToPairs(const MatrixView& w, const PlanarGeometry& g, const Quant
   QuantizedRowView views[T];
   for (int j = 0; j < T; ++j) views[j] = act.row(t + j);
   int i = 0;
-  for (; i + kR <= nr; i += kR) PlanarTileToPairs<K, kR, T>(w, g, views, r + i, pairs, i);
+  for (; i + kR <= nr; i += kR) PlanarTileToPairs<B, K, kR, T>(w, g, views, r + i, pairs, i);
   if constexpr (kR > 2) {
-    for (; i + 2 <= nr; i += 2) PlanarTileToPairs<K, 2, T>(w, g, views, r + i, pairs, i);
+    for (; i + 2 <= nr; i += 2) PlanarTileToPairs<B, K, 2, T>(w, g, views, r + i, pairs, i);
   }
-  if (i < nr) PlanarTileToPairs<K, 1, T>(w, g, views, r + i, pairs, i);
+  if (i < nr) PlanarTileToPairs<B, K, 1, T>(w, g, views, r + i, pairs, i);
   for (int j = 0; j < T; ++j) {  // pairs past the batch's rows: zero (their outputs are not stored)
     for (int k = (nr + 1) / 2; k < 8; ++k) pairs[j][k] = Pairs8(V16::zero_f(), V16::zero_f());
   }
 }
 
-template <PKind K>
+template <class B, PKind K>
 void PlanarRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
                  int64_t t1, float* y) {
   const PlanarGeometry g(w.cols / kBlockElems);
@@ -459,27 +499,36 @@ void PlanarRange(const MatrixView& w, const QuantizedActivations& act, int64_t r
     const int nr = static_cast<int>(std::min<int64_t>(16, r1 - rb));
     int64_t t = t0;
     for (; t + kPlanarTokens <= t1; t += kPlanarTokens) {
-      PlanarRowsToPairs<K, kPlanarTokens>(w, g, act, rb, nr, t, pairs);
+      PlanarRowsToPairs<B, K, kPlanarTokens>(w, g, act, rb, nr, t, pairs);
       for (int j = 0; j < kPlanarTokens; ++j) ReduceRowPairs(pairs[j], nr, y + (t + j) * w.rows + rb);
     }
     if (t + kPlanarTokens / 2 <= t1) {
-      PlanarRowsToPairs<K, kPlanarTokens / 2>(w, g, act, rb, nr, t, pairs);
+      PlanarRowsToPairs<B, K, kPlanarTokens / 2>(w, g, act, rb, nr, t, pairs);
       for (int j = 0; j < kPlanarTokens / 2; ++j) ReduceRowPairs(pairs[j], nr, y + (t + j) * w.rows + rb);
       t += kPlanarTokens / 2;
     }
     for (; t < t1; ++t) {
-      PlanarRowsToPairs<K, 1>(w, g, act, rb, nr, t, pairs);
+      PlanarRowsToPairs<B, K, 1>(w, g, act, rb, nr, t, pairs);
       ReduceRowPairs(pairs[0], nr, y + t * w.rows + rb);
     }
   }
 }
 
+template <class B>
+void PlanarTypeRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
+                     int64_t t1, float* y) {
+  switch (static_cast<TensorType>(w.type_id)) {
+    case TensorType::Q4_0: PlanarRange<B, PKind::kQ4_0>(w, act, r0, r1, t0, t1, y); break;
+    case TensorType::Q4_1: PlanarRange<B, PKind::kQ4_1>(w, act, r0, r1, t0, t1, y); break;
+    default: PlanarRange<B, PKind::kQ8_0>(w, act, r0, r1, t0, t1, y); break;
+  }
+}
+
 void PlanarMatmulRange(const MatrixView& w, const QuantizedActivations& act, int64_t r0, int64_t r1, int64_t t0,
                        int64_t t1, float* y) {
-  switch (static_cast<TensorType>(w.type_id)) {
-    case TensorType::Q4_0: PlanarRange<PKind::kQ4_0>(w, act, r0, r1, t0, t1, y); break;
-    case TensorType::Q4_1: PlanarRange<PKind::kQ4_1>(w, act, r0, r1, t0, t1, y); break;
-    default: PlanarRange<PKind::kQ8_0>(w, act, r0, r1, t0, t1, y); break;
-  }
+#if HWY_TARGET != HWY_AVX3_DL
+  if (vpdpbusd_enabled(HWY_TARGET == HWY_AVX2)) return PlanarTypeRange<V16Dp>(w, act, r0, r1, t0, t1, y);
+#endif
+  PlanarTypeRange<V16>(w, act, r0, r1, t0, t1, y);
 }
 #endif  // KVBITS_X86_INT8
