@@ -38,7 +38,8 @@ scalar_at = collections.Counter()
 text_at = {}
 for _ in range(steps):
     line = gdb.execute("x/i $pc", to_string=True)
-    m = re.search(r"<([^>+]*)(\+(\d+))?>:\s+(\S+)", line)
+    # An encoding prefix ("{vex} vpdpbusd", "{evex} ...") is not the mnemonic: skip it.
+    m = re.search(r"<([^>+]*)(\+(\d+))?>:\s+(?:\{\w+\}\s+)?(\S+)", line)
     if m:
         function, offset, mnemonic = m.group(1), int(m.group(3) or 0), m.group(4)
         by_function[function] += 1
