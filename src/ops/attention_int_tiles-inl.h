@@ -46,21 +46,15 @@ HWY_INLINE __m256i IntCodePlane(__m256i raw, int j) {
   return _mm256_and_si256(j == 0 ? raw : _mm256_srli_epi16(raw, j * kBits), mask);
 }
 
+#include "ops/vpdpbusd256-inl.h"
+
 // acc + the products of the unsigned codes and the signed bytes s8, four per 32-bit lane: with
-// kDp one vpdpbusd adding them to 32-bit lanes, VEX-encoded on the AVX2 target ("x": ymm0-15,
-// which VEX encodes), EVEX on the AVX3 ones (inline assembly: Highway's targets do not enable
-// "avxvnni" / "avx512vnni" for the intrinsics, and AVX3_DL's would pick the VEX form, which Zen 4
-// and Ice Lake lack: ops/matmul.cc); without, vpmaddubsw's pair sums added to 16-bit lanes
-// (IntSegmentQuads of them at most).
+// kDp one vpdpbusd adding them to 32-bit lanes (ops/vpdpbusd256-inl.h); without, vpmaddubsw's
+// pair sums added to 16-bit lanes (IntSegmentQuads of them at most).
 template <bool kDp>
 HWY_INLINE __m256i IntMulAdd(__m256i acc, __m256i codes, __m256i s8) {
   if constexpr (kDp) {
-#if HWY_TARGET == HWY_AVX2
-    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(codes), "x"(s8));
-#else
-    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(codes), "v"(s8));
-#endif
-    return acc;
+    return Vpdpbusd256(acc, codes, s8);
   } else {
     return _mm256_add_epi16(acc, _mm256_maddubs_epi16(codes, s8));
   }

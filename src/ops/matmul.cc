@@ -46,6 +46,8 @@ constexpr int kTokenTile = 4;
 // contiguous) covers the memory latency at ~20 GB/s per core.
 constexpr int kPrefetchBytes = 1024;
 
+#include "ops/vpdpbusd256-inl.h"
+
 inline __m256i unpack_nibbles(const uint8_t* qs) {
   // 16 bytes -> 32 unsigned values in element order: low nibbles are elements 0..15.
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
@@ -67,15 +69,7 @@ inline __m256i dot_u8_i8(__m256i u, __m256i s) {
   asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
   return acc;
 #else
-  if constexpr (kDp) {
-    __m256i acc = _mm256_setzero_si256();
-#if HWY_TARGET == HWY_AVX2
-    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(s));  // AVX-VNNI: ymm0-15
-#else
-    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));  // AVX512-VNNI
-#endif
-    return acc;
-  }
+  if constexpr (kDp) return Vpdpbusd256(_mm256_setzero_si256(), u, s);
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 #endif
 }

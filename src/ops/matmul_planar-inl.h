@@ -141,25 +141,16 @@ struct V16 {
 };
 
 // V16 with vpdpbusd for the products where the CPU has it (backend/simd_targets.h
-// vpdpbusd_enabled; PlanarMatmulRange): AVX-VNNI's VEX form on the AVX2 target ("x": ymm0-15),
-// AVX512-VNNI's EVEX form on AVX3 (inline assembly: the targets do not enable the intrinsics). One
+// vpdpbusd_enabled; PlanarMatmulRange; ops/vpdpbusd256-inl.h, included by matmul.cc). One
 // instruction for vpmaddubsw + vpmaddwd + vpaddd, the same exact int32 sums.
 struct V16Dp : V16 {
-  static __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
-#if HWY_TARGET == HWY_AVX2
-    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
-#else
-    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
-#endif
-    return acc;
-  }
   static __m256i dp1(__m256i acc, __m256i u, const int8_t* s) {
-    return dpbusd(acc, u, _mm256_load_si256(reinterpret_cast<const __m256i*>(s)));
+    return Vpdpbusd256(acc, u, _mm256_load_si256(reinterpret_cast<const __m256i*>(s)));
   }
   static __m256i dp1_q8(__m256i acc, __m256i biased, const int8_t* s) {
     const __m256i w = _mm256_xor_si256(biased, _mm256_set1_epi8(static_cast<char>(0x80)));
     const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(s));
-    return dpbusd(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(sv, w));  // |w| <= 128 as u8
+    return Vpdpbusd256(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(sv, w));  // |w| <= 128 as u8
   }
   static I dp_q4(I acc, I u, const int8_t* s) { return {dp1(acc.a, u.a, s), dp1(acc.b, u.b, s + 32)}; }
   static I dp_q8(I acc, I u, const int8_t* s) { return {dp1_q8(acc.a, u.a, s), dp1_q8(acc.b, u.b, s + 32)}; }
