@@ -55,23 +55,15 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
-// Sum of u8 x i8 products in 8 int32 lanes. kDp: with vpdpbusd on the AVX2 and AVX3 targets,
-// where the CPU has it (backend/simd_targets.h vpdpbusd_enabled; MatmulRange picks the
-// instantiation once per call): one instruction for vpmaddubsw + vpmaddwd, the same exact sums
-// (vpmaddubsw cannot saturate here: nibbles or |int8| <= 127 times int8, two per 16-bit lane).
+// Sum of u8 x i8 products in 8 int32 lanes: vpdpbusd on AVX3_DL (always) and, with kDp, on the
+// AVX2 and AVX3 targets where the CPU has it (backend/simd_targets.h vpdpbusd_enabled; MatmulRange
+// picks the instantiation once per call); Vpdpbusd256 writes the EVEX form on every AVX-512 target
+// (tests/cli/no_vex_vnni.sh guards the binary). Otherwise vpmaddubsw + vpmaddwd, the same exact
+// sums (vpmaddubsw cannot saturate here: nibbles or |int8| <= 127 times int8, two per 16-bit lane).
 template <bool kDp = false>
 inline __m256i dot_u8_i8(__m256i u, __m256i s) {
-#if HWY_TARGET == HWY_AVX3_DL
-  // EVEX encoding forced: Highway 1.0.3 compiles AVX3_DL with "avxvnni", so the intrinsic
-  // _mm256_dpbusd_epi32 becomes the VEX (AVX-VNNI) form, which AVX-512 VNNI CPUs without AVX-VNNI
-  // (AMD Zen 4, Intel Ice Lake) do not have: SIGILL. tests/cli/no_vex_vnni.sh guards the binary.
-  __m256i acc = _mm256_setzero_si256();
-  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
-  return acc;
-#else
-  if constexpr (kDp) return Vpdpbusd256(_mm256_setzero_si256(), u, s);
+  if constexpr (kDp || HWY_TARGET == HWY_AVX3_DL) return Vpdpbusd256(_mm256_setzero_si256(), u, s);
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
 }
 
 // Signed i8 x i8: make the left operand unsigned via its absolute value, move its sign to the right.
