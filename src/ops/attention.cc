@@ -121,10 +121,17 @@ using attention_detail::tile_floats;
 // built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
 // ~13 instructions against ~25 for hn::Exp and the ln 2 product (perf: the softmax was a third
 // of the AVX2 decode tile, 2026-12-05).
+// n by the shifter 1.5 * 2^23: t = x + 1.5 * 2^23 rounds x to the nearest integer, ties to even
+// (as hn::Round; |x| < 2^22), and holds n in its low mantissa bits, so bits(t) << 23 is n << 23
+// (the rest shifts out) and 2^n's fp32 pattern that plus 127 << 23. No float-to-int conversion,
+// whose overflow fix-up in Highway cost 4 more instructions per vector on x86 (session 37); the
+// same n, r and result bits as with hn::Round and ConvertTo.
 template <class D>
 HWY_INLINE hn::Vec<D> Exp2(D d, hn::Vec<D> x) {
   const hn::RebindToSigned<D> di;
-  const auto n = hn::Round(x);
+  const auto shifter = hn::Set(d, 12582912.0f);
+  const auto t = hn::Add(x, shifter);
+  const auto n = hn::Sub(t, shifter);
   const auto r = hn::Sub(x, n);
   auto p = hn::Set(d, 1.535336188319500e-4f);
   p = hn::MulAdd(p, r, hn::Set(d, 1.339887440266574e-3f));
@@ -135,8 +142,7 @@ HWY_INLINE hn::Vec<D> Exp2(D d, hn::Vec<D> x) {
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
   // 2^n for n in [-126, 0]: (n + 127) << 23 is its fp32 bit pattern; other lanes are masked.
   const auto in_range = hn::Ge(x, hn::Set(d, -126.0f));
-  const auto n_int = hn::ConvertTo(di, hn::IfThenElseZero(in_range, n));
-  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n_int, hn::Set(di, 127))));
+  const auto scale = hn::BitCast(d, hn::Add(hn::ShiftLeft<23>(hn::BitCast(di, t)), hn::Set(di, 127 << 23)));
   return hn::IfThenElseZero(in_range, hn::Mul(p, scale));
 }
 
@@ -253,9 +259,21 @@ void AttendPageHead(const PreparedQuery* qs, const SoftmaxState* states, int nq,
 #if KVBITS_INT_TILES
   if (nq == 1 && IntSteps(kb, vb, g)) {  // decode over 2- and 4-bit rows: integer steps of 4 tiles
     constexpr int kStep = kAttentionStepTokens;
+    // SmolLM2-135M / -360M with the default groups (3 query heads per KV head, head dim and
+    // groups 64): full steps through the fixed-shape kernel (FoldIntStep), ~1950 -> ~N
+    // instructions per int2 tile and KV head on AVX2.
+    const int widths = g == 3 && hd == 64 && kb.group == 64 && vb.group == 64 ? kb.bits * 10 + vb.bits : 0;
     for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
       prefetch_share(kStep / kKvTile);
       const int n = std::min(kStep, page.n_tokens - t0);
+      if (n == kStep && widths != 0) {
+        switch (widths) {
+          case 22: FoldIntStep<3, 2, 2, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
+          case 24: FoldIntStep<3, 2, 4, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
+          case 42: FoldIntStep<3, 4, 2, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
+          default: FoldIntStep<3, 4, 4, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
+        }
+      }
       switch (g) {
         case 1: FoldIntStep<1>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
         case 2: FoldIntStep<2>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;

@@ -67,23 +67,6 @@ HWY_INLINE __m256i IntWiden(__m256i acc) {
   return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
 }
 
-// Accumulator chains per head: vpdpbusd has a latency of ~5 cycles where vpaddw's is 1, so with
-// one chain per head (3 heads) the VNNI tiles waited on it; two chains alternate over the planes.
-template <bool kDp>
-constexpr int IntChains() {
-  return kDp ? 2 : 1;
-}
-
-// Head h's sums over the chains as 8 int32 lanes.
-template <bool kDp, int kC, int G>
-HWY_INLINE __m256i IntLanes(const __m256i (&acc)[kC][G], int h) {
-  if constexpr (kC == 2) {
-    return _mm256_add_epi32(acc[0][h], acc[1][h]);  // kDp: 32-bit lanes already
-  } else {
-    return IntWiden<kDp>(acc[0][h]);
-  }
-}
-
 // Product quads a lane of IntMulAdd<kDp> may sum between two IntWiden. 32-bit lanes: 2^16 quads
 // of at most 4 * 15 * 128 stay below 2^31, where a group of 256 4-bit dims has 64 and a step's V
 // sums 16; so one segment per group or step.
@@ -91,6 +74,20 @@ template <bool kDp, int kBits>
 constexpr int IntLaneQuads() {
   return kDp ? 1 << 16 : IntSegmentQuads<kBits>();
 }
+
+// The head dim and group size the integer kernels work with: their run-time arguments (kHd =
+// kGroup = 0), or fixed at compile time (SmolLM2's default shape, 64 and 64: FoldIntStep), when
+// every loop over chunks, blocks and groups is unrolled (ForRange) and every offset is a
+// constant. As loops with run-time bounds they were ~45 % of the AVX2 decode step's instructions:
+// loop control and addresses, ~880 scalar instructions per int2 tile against ~1070 vector ones
+// (session 37, scripts/gdb_count_instructions.py).
+template <int kHd, int kGroup>
+struct IntShape {
+  static constexpr bool kFixed = kHd > 0 && kGroup > 0;
+  static constexpr int hd(int run_time) { return kHd > 0 ? kHd : run_time; }
+  static constexpr int group(int run_time) { return kGroup > 0 ? kGroup : run_time; }
+  static constexpr int groups(int run_time) { return kFixed ? kHd / kGroup : run_time; }
+};
 
 // 4 signed bytes at p broadcast to every 32-bit lane.
 HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
@@ -103,52 +100,58 @@ HWY_INLINE __m256i IntBroadcast4(const int8_t* p) {
 // over groups of s * qd * (qi . c) + m * qsum. Token t of a chunk is its 32-bit lane t: tokens 0-7 in the first
 // 32 bytes (u = 0), 8-15 in the second (u = 1). Plane j of chunk c holds dims c D + 4 j + i in
 // byte i (D = 32 / kBits dims per chunk; ops/kv_page.h).
-template <int G, int kBits, bool kDp>
-HWY_NOINLINE void TileDotsIntImpl(int hd, const QuantTile& k, float* p, int p_stride) {
+// Shape: the head dim and K group of the arguments, or fixed at compile time (kHd, kGroup > 0:
+// IntShape, FoldIntStep), when every loop is unrolled and every query offset a constant.
+template <int G, int kBits, bool kDp, int kHd = 0, int kGroup = 0>
+HWY_NOINLINE void TileDotsIntImpl(int hd_arg, const QuantTile& k, float* p, int p_stride) {
+  using Shape = IntShape<kHd, kGroup>;
   constexpr int kPlanes = 8 / kBits, kDims = 32 / kBits;
   constexpr int kSegmentChunks = IntLaneQuads<kDp, kBits>() / kPlanes;
-  const int chunks_per_group = k.group / kDims;
-  for (int gr = 0; gr < k.groups; ++gr) {
-    const int c_end = (gr + 1) * chunks_per_group;
-    for (int c0 = gr * chunks_per_group; c0 < c_end; c0 += kSegmentChunks) {
-      // p += s * qd * dot (+ m * qsum once per group; p starts at group 0's first segment).
-      const bool first = gr == 0 && c0 == 0, group_start = c0 == gr * chunks_per_group;
-      // One half of the tile at a time: G accumulators, so that nothing spills to the stack (both
-      // halves together kept 2 G accumulators and spilled with G = 3 on 16 registers); the query
-      // bytes are broadcast from memory again for the second half (loads, not arithmetic).
+  const int hd = Shape::hd(hd_arg), groups = Shape::groups(k.groups);
+  const int chunks_per_group = Shape::group(k.group) / kDims;
+  const int segments = (chunks_per_group + kSegmentChunks - 1) / kSegmentChunks;  // per group
+  ForRange<Shape::kFixed>(0, groups * segments, [&](int index) KVBITS_ALWAYS_INLINE {
+    const int gr = segments == 1 ? index : index / segments, c_end = (gr + 1) * chunks_per_group;
+    const int c0 = gr * chunks_per_group + (segments == 1 ? 0 : index % segments) * kSegmentChunks;
+    // p += s * qd * dot (+ m * qsum once per group; p starts at group 0's first segment).
+    const bool first = gr == 0 && c0 == 0, group_start = c0 == gr * chunks_per_group;
+    // Both halves of the tile (tokens 0-7: u = 0, 8-15: u = 1) at once, one accumulator per
+    // half and head: each broadcast of query bytes serves two products, and the halves are the
+    // two independent chains per head that vpdpbusd's latency (~5 cycles against vpaddw's 1)
+    // needs. 2 G accumulators + 2 code vectors + 2 planes + the broadcast: 12 of 16 registers
+    // with G = 3. (One half at a time broadcast every query quad twice: ~100 more instructions
+    // per int2 tile, session 37.)
+    __m256i acc[2][G];
+    KVBITS_UNROLL_TILE
+    for (int h = 0; h < G; ++h) acc[0][h] = acc[1][h] = _mm256_setzero_si256();
+    ForRange<Shape::kFixed>(c0, std::min(c0 + kSegmentChunks, c_end), [&](int c) KVBITS_ALWAYS_INLINE {
+      const __m256i raw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c));
+      const __m256i raw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32));
       KVBITS_UNROLL_TILE
-      for (int u = 0; u < 2; ++u) {
-        constexpr int kC = IntChains<kDp>();
-        __m256i acc[kC][G];
+      for (int j = 0; j < kPlanes; ++j) {
+        const __m256i codes0 = IntCodePlane<kBits>(raw0, j), codes1 = IntCodePlane<kBits>(raw1, j);
         KVBITS_UNROLL_TILE
         for (int h = 0; h < G; ++h) {
-          for (int i = 0; i < kC; ++i) acc[i][h] = _mm256_setzero_si256();
-        }
-        for (int c = c0; c < std::min(c0 + kSegmentChunks, c_end); ++c) {
-          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32 * u));
-          KVBITS_UNROLL_TILE
-          for (int j = 0; j < kPlanes; ++j) {
-            const __m256i codes = IntCodePlane<kBits>(raw, j);
-            KVBITS_UNROLL_TILE
-            for (int h = 0; h < G; ++h) {
-              const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
-              acc[j % kC][h] = IntMulAdd<kDp>(acc[j % kC][h], codes, qv);
-            }
-          }
-        }
-        const __m256 s = _mm256_loadu_ps(k.s + gr * k.stride + 8 * u);
-        const __m256 m = _mm256_loadu_ps(k.m + gr * k.stride + 8 * u);
-        KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) {
-          float* out = p + h * p_stride + 8 * u;
-          __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
-          if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * k.groups + gr]), base);
-          const __m256 dot = _mm256_cvtepi32_ps(IntLanes<kDp>(acc, h));
-          _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * k.groups + gr])), dot, base));
+          const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
+          acc[0][h] = IntMulAdd<kDp>(acc[0][h], codes0, qv);
+          acc[1][h] = IntMulAdd<kDp>(acc[1][h], codes1, qv);
         }
       }
+    });
+    KVBITS_UNROLL_TILE
+    for (int u = 0; u < 2; ++u) {
+      const __m256 s = _mm256_loadu_ps(k.s + gr * k.stride + 8 * u);
+      const __m256 m = _mm256_loadu_ps(k.m + gr * k.stride + 8 * u);
+      KVBITS_UNROLL_TILE
+      for (int h = 0; h < G; ++h) {
+        float* out = p + h * p_stride + 8 * u;
+        __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
+        if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * groups + gr]), base);
+        const __m256 dot = _mm256_cvtepi32_ps(IntWiden<kDp>(acc[u][h]));
+        _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * groups + gr])), dot, base));
+      }
     }
-  }
+  });
 }
 
 // 16 int32 lanes (a: 0-7, b: 8-15, each in [-128, 127]) to 16 int8 at out, in order.
@@ -165,28 +168,32 @@ HWY_INLINE void IntStore16(__m256i a, __m256i b, int8_t* out) {
 // (the minimums' share, the same for every dim of the group). Per 16-dim block of each tile:
 // plane j of chunk z holds tokens 4 (z P + j) + i in byte i of each dim's 32-bit lane (P = 8 /
 // kBits planes; dims 0-7 in the first 32 bytes).
-template <int G, int kBits, bool kDp>
-HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
+// Shape: as TileDotsIntImpl's; with kLen > 0 (a full step of a fixed shape) len is kLen.
+template <int G, int kBits, bool kDp, int kHd = 0, int kGroup = 0, int kLen = 0>
+HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len_arg, int hd_arg, const QuantTile& v,
+                                  float* target) {
+  using Shape = IntShape<kHd, kGroup>;
   constexpr int kPlanes = 8 / kBits, kChunks = kBits / 2;  // kChunks * kPlanes = 4 quads of tokens
   constexpr int kSegmentTiles = IntLaneQuads<kDp, kBits>() / 4;  // tiles summed between widenings
   static_assert(kSegmentTiles >= 1, "a tile's V sums fit 16-bit lanes");
+  const int hd = Shape::hd(hd_arg), group = Shape::group(v.group), len = kLen > 0 ? kLen : len_arg;
   const size_t tile_bytes = static_cast<size_t>(kKvTile) * hd * kBits / 8;
   const int tiles = len / kKvTile;
   alignas(32) int8_t wq[G][kAttentionStepTokens];
   float ws[G] = {}, pm[G] = {};  // set with the weights at each group's first block
   int current = -1;
-  for (int blk = 0; blk < hd / 16; ++blk) {
-    const int gr = 16 * blk / v.group;
+  ForRange<Shape::kFixed>(0, hd / 16, [&](int blk) KVBITS_ALWAYS_INLINE {
+    const int gr = 16 * blk / group;
     if (gr != current) {
       current = gr;
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
         __m256 mx = _mm256_setzero_ps(), sm = _mm256_setzero_ps();  // weights are >= 0
-        for (int t = 0; t < len; t += 8) {
-          const __m256 pt = _mm256_load_ps(p + h * p_stride + t);
-          mx = _mm256_max_ps(mx, _mm256_mul_ps(pt, _mm256_loadu_ps(v.s + gr * v.stride + t)));
-          sm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v.m + gr * v.stride + t), sm);
-        }
+        ForRange<kLen != 0>(0, len / 8, [&](int t8) KVBITS_ALWAYS_INLINE {
+          const __m256 pt = _mm256_load_ps(p + h * p_stride + 8 * t8);
+          mx = _mm256_max_ps(mx, _mm256_mul_ps(pt, _mm256_loadu_ps(v.s + gr * v.stride + 8 * t8)));
+          sm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v.m + gr * v.stride + 8 * t8), sm);
+        });
         // Horizontal max and sum of the 8 lanes.
         __m128 mx4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
         __m128 sm4 = _mm_add_ps(_mm256_castps256_ps128(sm), _mm256_extractf128_ps(sm, 1));
@@ -198,65 +205,75 @@ HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len, int hd,
         pm[h] = _mm_cvtss_f32(sm4);
         ws[h] = wmax / 127.0f;
         const __m256 inv = _mm256_set1_ps(wmax > 0.0f ? 127.0f / wmax : 0.0f);
-        for (int t = 0; t < len; t += 16) {
+        ForRange<kLen / 16 != 0>(0, len / 16, [&](int t16) KVBITS_ALWAYS_INLINE {
+          const int t = 16 * t16;
           const __m256 w0 = _mm256_mul_ps(_mm256_load_ps(p + h * p_stride + t), _mm256_loadu_ps(v.s + gr * v.stride + t));
           const __m256 w1 =
               _mm256_mul_ps(_mm256_load_ps(p + h * p_stride + t + 8), _mm256_loadu_ps(v.s + gr * v.stride + t + 8));
           IntStore16(_mm256_cvtps_epi32(_mm256_mul_ps(w0, inv)), _mm256_cvtps_epi32(_mm256_mul_ps(w1, inv)), wq[h] + t);
-        }
+        });
       }
     }
+    // Both halves of the block (dims 0-7: u = 0, 8-15: u = 1) at once, as in TileDotsIntImpl:
+    // each broadcast weight quad serves two products. sum: the segments' products in fp32.
+    __m256 sum[2][G];
     KVBITS_UNROLL_TILE
-    for (int u = 0; u < 2; ++u) {  // one half (8 dims) at a time, as in TileDotsInt
-      __m256 sum[G];
+    for (int h = 0; h < G; ++h) sum[0][h] = sum[1][h] = _mm256_setzero_ps();
+    ForRange<kLen != 0>(0, (tiles + kSegmentTiles - 1) / kSegmentTiles, [&](int segment) KVBITS_ALWAYS_INLINE {
+      const int i0 = segment * kSegmentTiles;
+      __m256i acc[2][G];
       KVBITS_UNROLL_TILE
-      for (int h = 0; h < G; ++h) sum[h] = _mm256_setzero_ps();
-      for (int i0 = 0; i0 < tiles; i0 += kSegmentTiles) {
-        constexpr int kC = IntChains<kDp>();
-        __m256i acc[kC][G];
+      for (int h = 0; h < G; ++h) acc[0][h] = acc[1][h] = _mm256_setzero_si256();
+      // Not unrolled: unrolled, GCC kept the weights' broadcasts of all the step's tiles (48 with 3
+      // heads) in registers across the blocks and spilled them (~120 stack moves per tile).
+      ForRange<false>(i0, std::min(i0 + kSegmentTiles, tiles), [&](int i) KVBITS_ALWAYS_INLINE {
+        const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) {
-          for (int c = 0; c < kC; ++c) acc[c][h] = _mm256_setzero_si256();
-        }
-        for (int i = i0; i < std::min(i0 + kSegmentTiles, tiles); ++i) {
-          const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
+        for (int z = 0; z < kChunks; ++z) {
+          const __m256i raw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z));
+          const __m256i raw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32));
           KVBITS_UNROLL_TILE
-          for (int z = 0; z < kChunks; ++z) {
-            const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32 * u));
+          for (int j = 0; j < kPlanes; ++j) {
+            const __m256i codes0 = IntCodePlane<kBits>(raw0, j), codes1 = IntCodePlane<kBits>(raw1, j);
             KVBITS_UNROLL_TILE
-            for (int j = 0; j < kPlanes; ++j) {
-              const __m256i codes = IntCodePlane<kBits>(raw, j);
-              KVBITS_UNROLL_TILE
-              for (int h = 0; h < G; ++h) {
-                const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
-                acc[j % kC][h] = IntMulAdd<kDp>(acc[j % kC][h], codes, wv);
-              }
+            for (int h = 0; h < G; ++h) {
+              const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
+              acc[0][h] = IntMulAdd<kDp>(acc[0][h], codes0, wv);
+              acc[1][h] = IntMulAdd<kDp>(acc[1][h], codes1, wv);
             }
           }
         }
+      });
+      KVBITS_UNROLL_TILE
+      for (int u = 0; u < 2; ++u) {
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) sum[h] = _mm256_add_ps(sum[h], _mm256_cvtepi32_ps(IntLanes<kDp>(acc, h)));
+        for (int h = 0; h < G; ++h) sum[u][h] = _mm256_add_ps(sum[u][h], _mm256_cvtepi32_ps(IntWiden<kDp>(acc[u][h])));
       }
+    });
+    KVBITS_UNROLL_TILE
+    for (int u = 0; u < 2; ++u) {
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
         float* out = target + h * hd + 16 * blk + 8 * u;
-        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum[h], _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
+        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum[u][h], _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
       }
     }
-  }
+  });
 }
 
 // The tiles above with vpdpbusd where the CPU has it for this target (IntMulAdd).
 HWY_INLINE bool IntDpEnabled() { return vpdpbusd_enabled(HWY_TARGET == HWY_AVX2); }
 
-template <int G, int kBits>
-HWY_INLINE void TileDotsInt(int hd, const QuantTile& k, float* p, int p_stride) {
-  if (IntDpEnabled()) return TileDotsIntImpl<G, kBits, true>(hd, k, p, p_stride);
-  TileDotsIntImpl<G, kBits, false>(hd, k, p, p_stride);
+// dp: IntDpEnabled(), asked once per step or tile by the caller.
+template <int G, int kBits, int kHd = 0, int kGroup = 0>
+HWY_INLINE void TileDotsInt(bool dp, int hd, const QuantTile& k, float* p, int p_stride) {
+  if (dp) return TileDotsIntImpl<G, kBits, true, kHd, kGroup>(hd, k, p, p_stride);
+  TileDotsIntImpl<G, kBits, false, kHd, kGroup>(hd, k, p, p_stride);
 }
 
-template <int G, int kBits>
-HWY_INLINE void TileSumsInt(const float* p, int p_stride, int len, int hd, const QuantTile& v, float* target) {
-  if (IntDpEnabled()) return TileSumsIntImpl<G, kBits, true>(p, p_stride, len, hd, v, target);
-  TileSumsIntImpl<G, kBits, false>(p, p_stride, len, hd, v, target);
+template <int G, int kBits, int kHd = 0, int kGroup = 0, int kLen = 0>
+HWY_INLINE void TileSumsInt(bool dp, const float* p, int p_stride, int len, int hd, const QuantTile& v,
+                            float* target) {
+  if (dp) return TileSumsIntImpl<G, kBits, true, kHd, kGroup, kLen>(p, p_stride, len, hd, v, target);
+  TileSumsIntImpl<G, kBits, false, kHd, kGroup, kLen>(p, p_stride, len, hd, v, target);
 }

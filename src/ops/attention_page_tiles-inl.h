@@ -11,19 +11,21 @@
 // Scales or minimums of tokens [t0, t0 + len) of group gr as fp32 (out[len]): one E5M2 byte each
 // (2- and 4-bit rows: the high byte of an fp16) or fp16 (8-bit rows), from a metadata block
 // [groups][page_tokens]. The sign bit (a K scale's centring flag) is kept.
-template <class DF>
+// kLen > 0: len is kLen (a full step of FoldIntStep's fixed shapes), the loop unrolled.
+template <int kLen = 0, class DF>
 HWY_INLINE void PageMetaF32(DF df, const uint8_t* base, int page_tokens, int gr, int t0, int meta_size, int len,
                             float* out) {
   const hn::Rebind<uint8_t, DF> du8;
   const hn::Rebind<uint16_t, DF> du16;
   const hn::Rebind<hwy::float16_t, DF> dh;
   const int N = static_cast<int>(hn::Lanes(df));
-  for (int u = 0; u < len; u += N) {
+  ForRange<kLen != 0>(0, (kLen > 0 ? kLen : len) / N, [&](int un) KVBITS_ALWAYS_INLINE {
+    const int u = un * N;
     const size_t at = static_cast<size_t>(gr) * page_tokens + t0 + u;
     const auto bits = meta_size == 1 ? hn::ShiftLeft<8>(hn::PromoteTo(du16, hn::LoadU(du8, base + at)))
                                      : hn::LoadU(du16, reinterpret_cast<const uint16_t*>(base) + at);
     hn::StoreU(hn::PromoteTo(df, hn::BitCast(dh, bits)), df, out + u);
-  }
+  });
 }
 
 // One head's K or V block of a page, resolved once per page: computed from the layout at every
@@ -52,36 +54,43 @@ HWY_INLINE PageBlock ResolveBlock(const KvPageLayout& layout, const uint8_t* pag
 // The metadata of tokens [t0, t0 + len) of a quantized block (len: a multiple of kKvTile within
 // the page's slots) into s and m [groups][len] (rows >= nt zero); for K (add != nullptr) also
 // add[len] = 1 for rows stored centred (the sign bit of their scales), else 0.
+// kGroups, kLen > 0: a full step of FoldIntStep's fixed shapes (groups = kGroups, nt = len = kLen,
+// one-byte metadata), its loops unrolled.
+template <int kGroups = 0, int kLen = 0>
 QuantTile TileMeta(const PageBlock& b, int t0, int nt, int len, float* s, float* m, float* add) {
+  constexpr bool kFixed = kGroups > 0 && kLen > 0;
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
   const int N = static_cast<int>(hn::Lanes(df));
-  for (int gr = 0; gr < b.groups; ++gr) {
-    PageMetaF32(df, b.scales, b.page_tokens, gr, t0, b.meta_size, len, s + gr * len);
-    PageMetaF32(df, b.minimums, b.page_tokens, gr, t0, b.meta_size, len, m + gr * len);
-  }
+  const int groups = kFixed ? kGroups : b.groups, meta_size = kFixed ? 1 : b.meta_size;
+  if constexpr (kFixed) nt = len = kLen;
+  ForRange<kFixed>(0, groups, [&](int gr) KVBITS_ALWAYS_INLINE {
+    PageMetaF32<kLen>(df, b.scales, b.page_tokens, gr, t0, meta_size, len, s + gr * len);
+    PageMetaF32<kLen>(df, b.minimums, b.page_tokens, gr, t0, meta_size, len, m + gr * len);
+  });
   const auto sign = hn::Set(du, 0x80000000u);
   if (add) {  // the centring flag: the sign bit of every scale of the row (group 0's is read)
-    for (int u = 0; u < len; u += N) {
-      const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, s + u)), sign);
-      hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + u);
-    }
+    ForRange<kFixed>(0, len / N, [&](int un) KVBITS_ALWAYS_INLINE {
+      const auto flag = hn::TestBit(hn::BitCast(du, hn::LoadU(df, s + un * N)), sign);
+      hn::StoreU(hn::IfThenElseZero(hn::RebindMask(df, flag), hn::Set(df, 1.0f)), df, add + un * N);
+    });
   }
-  for (int gr = 0; gr < b.groups; ++gr) {  // scales >= 0 apart from that flag
-    for (int u = 0; u < len; u += N) {
+  ForRange<kFixed>(0, groups, [&](int gr) KVBITS_ALWAYS_INLINE {  // scales >= 0 apart from that flag
+    ForRange<kFixed>(0, len / N, [&](int un) KVBITS_ALWAYS_INLINE {
+      const int u = un * N;
       float* sp = s + gr * len + u;
       const auto scale = hn::BitCast(df, hn::AndNot(sign, hn::BitCast(du, hn::LoadU(df, sp))));
       if (u + N <= nt) {  // every lane valid: nothing to clear
         hn::StoreU(scale, df, sp);
-        continue;
+        return;
       }
       const auto valid = WindowLanes(df, u, 0, nt);
       float* mp = m + gr * len + u;
       hn::StoreU(hn::IfThenElseZero(valid, scale), df, sp);
       hn::StoreU(hn::IfThenElseZero(valid, hn::LoadU(df, mp)), df, mp);
-    }
-  }
-  return {b.tile(t0), s, m, nullptr, nullptr, nullptr, b.bits, b.group, b.groups, len};
+    });
+  });
+  return {b.tile(t0), s, m, nullptr, nullptr, nullptr, b.bits, b.group, groups, len};
 }
 
 // The quantized K and V rows of tokens [t0, t0 + 16) of head kvh of a page as an fp32 tile: kt
@@ -190,42 +199,49 @@ HWY_INLINE bool IntSteps(const PageBlock& kb, const PageBlock& vb, int g) {
 // tiles with one softmax pass and one set of int8 V weights per head and group, as the VNNI
 // kernel does, so that the horizontal reductions, the weights' scale, the metadata conversion
 // and the calls are paid once per 64 tokens instead of once per tile.
-template <int G>
+// The widths, head dim and group fixed at compile time (all > 0: SmolLM2's default shape,
+// AttendPageHead) with kLen = kAttentionStepTokens give the full steps' kernel: every loop of the
+// step unrolled, every offset a constant (IntShape); 0: read from the blocks.
+template <int G, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0, int kLen = 0>
 void FoldIntStep(const PreparedQuery& q, const SoftmaxState& st, int hd, const PageBlock& kb, const PageBlock& vb,
                  int t0, int n, bool rotated_v) {
   constexpr int L = kAttentionStepTokens;
+  constexpr int kGroups = kHd > 0 && kGroup > 0 ? kHd / kGroup : 0;
+  static_assert(kLen == 0 || (kLen == L && kGroups > 0 && kKBits > 0 && kVBits > 0), "a full step of a fixed shape");
   HWY_ALIGN float ks[kMaxStepGroups * L], km[kMaxStepGroups * L], vs[kMaxStepGroups * L], vm[kMaxStepGroups * L];
   HWY_ALIGN float add[L], p[G * L];
-  const int len = (n + kKvTile - 1) / kKvTile * kKvTile;
-  QuantTile kq = TileMeta(kb, t0, n, len, ks, km, add);
+  const int len = kLen > 0 ? kLen : (n + kKvTile - 1) / kKvTile * kKvTile;
+  const int k_bits = kKBits > 0 ? kKBits : kb.bits, v_bits = kVBits > 0 ? kVBits : vb.bits;
+  const bool dp = IntDpEnabled();  // once per step: a call, ~20 instructions per int2 tile when asked per tile
+  QuantTile kq = TileMeta<kLen ? kGroups : 0, kLen>(kb, t0, n, len, ks, km, add);
   kq.qsum = q.qsum;
   kq.qi = q.qi;
   kq.qd = q.qd;
-  const QuantTile vq = TileMeta(vb, t0, n, len, vs, vm, nullptr);
-  for (int i = 0; i < len / kKvTile; ++i) {
+  const QuantTile vq = TileMeta<kLen ? kGroups : 0, kLen>(vb, t0, n, len, vs, vm, nullptr);
+  ForRange<kLen != 0>(0, len / kKvTile, [&](int i) KVBITS_ALWAYS_INLINE {
     QuantTile tile = kq;
-    tile.codes += i * kb.tile_bytes;
+    tile.codes += i * (kLen > 0 ? size_t{kKvTile} * kHd * kKBits / 8 : kb.tile_bytes);
     tile.s += i * kKvTile;
     tile.m += i * kKvTile;
-    if (kb.bits == 2) {
-      TileDotsInt<G, 2>(hd, tile, p + i * kKvTile, L);
+    if (k_bits == 2) {
+      TileDotsInt<G, 2, kHd, kGroup>(dp, hd, tile, p + i * kKvTile, L);
     } else {
-      TileDotsInt<G, 4>(hd, tile, p + i * kKvTile, L);
+      TileDotsInt<G, 4, kHd, kGroup>(dp, hd, tile, p + i * kKvTile, L);
     }
-  }
+  });
   bool live[16];
-  const bool all_live = SoftmaxBlock(G, hd, p, L, len, 0, n, q.qmu, add, st, live);
+  const bool all_live = SoftmaxBlock<kLen ? G : 0, kLen>(G, hd, p, L, len, 0, n, q.qmu, add, st, live);
   float* target = rotated_v ? st.acc_rot : st.acc;
   if (all_live) {
-    if (vb.bits == 2) return TileSumsInt<G, 2>(p, L, len, hd, vq, target);
-    return TileSumsInt<G, 4>(p, L, len, hd, vq, target);
+    if (v_bits == 2) return TileSumsInt<G, 2, kHd, kGroup, kLen>(dp, p, L, len, hd, vq, target);
+    return TileSumsInt<G, 4, kHd, kGroup, kLen>(dp, p, L, len, hd, vq, target);
   }
   for (int h = 0; h < G; ++h) {  // a head with nothing finite yet is left alone
     if (!live[h]) continue;
-    if (vb.bits == 2) {
-      TileSumsInt<1, 2>(p + h * L, L, len, hd, vq, target + h * hd);
+    if (v_bits == 2) {
+      TileSumsInt<1, 2>(dp, p + h * L, L, len, hd, vq, target + h * hd);
     } else {
-      TileSumsInt<1, 4>(p + h * L, L, len, hd, vq, target + h * hd);
+      TileSumsInt<1, 4>(dp, p + h * L, L, len, hd, vq, target + h * hd);
     }
   }
 }

@@ -79,10 +79,28 @@ struct QuantTile {
   int stride = kKvTile;
 };
 
-#if !HWY_HAVE_SCALABLE
 #ifndef KVBITS_UNROLL_TILE
 #define KVBITS_UNROLL_TILE _Pragma("GCC unroll 16")
 #endif
+#ifndef KVBITS_ALWAYS_INLINE
+#define KVBITS_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
+// Calls f(i) for i in [begin, end): unrolled when kUnroll (whose callers' bounds are then
+// compile-time constants: the fixed shapes of the integer decode steps, FoldIntStep), a plain
+// loop otherwise. GCC at -O2 does not unroll such loops by itself once their bodies are a few
+// dozen instructions.
+template <bool kUnroll, class F>
+HWY_INLINE void ForRange(int begin, int end, F&& f) {
+  if constexpr (kUnroll) {
+    KVBITS_UNROLL_TILE
+    for (int i = begin; i < end; ++i) f(i);
+  } else {
+    for (int i = begin; i < end; ++i) f(i);
+  }
+}
+
+#if !HWY_HAVE_SCALABLE
 // Vector registers of the target (AVX2: 16, AVX-512: 32): the head-interleaved kernels below size
 // their accumulator sets to fit.
 inline constexpr int kTileRegisters = HWY_MAX_BYTES >= 64 ? 32 : 16;
@@ -211,8 +229,8 @@ HWY_INLINE void FmaCodes(const VU (&raw)[U], int shift, VU mask, const float* w,
 template <int G>
 HWY_INLINE void TileDots(const float* qk, int hd, const QuantTile& k, float* p) {
 #if KVBITS_INT_TILES
-  if (k.qi != nullptr && k.bits == 2) return TileDotsInt<G, 2>(hd, k, p, kKvTile);
-  if (k.qi != nullptr && k.bits == 4) return TileDotsInt<G, 4>(hd, k, p, kKvTile);
+  if (k.qi != nullptr && k.bits == 2) return TileDotsInt<G, 2>(IntDpEnabled(), hd, k, p, kKvTile);
+  if (k.qi != nullptr && k.bits == 4) return TileDotsInt<G, 4>(IntDpEnabled(), hd, k, p, kKvTile);
 #endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -258,8 +276,8 @@ HWY_INLINE void TileSums(const float* p, int hd, const QuantTile& v, int lo, int
   (void)lo;
   (void)hi;  // p is 0 outside [lo, hi) (FoldFloatTile) and so are s and m past the page's rows
 #if KVBITS_INT_TILES
-  if (v.bits == 2) return TileSumsInt<G, 2>(p, kKvTile, kKvTile, hd, v, target);
-  if (v.bits == 4) return TileSumsInt<G, 4>(p, kKvTile, kKvTile, hd, v, target);
+  if (v.bits == 2) return TileSumsInt<G, 2>(IntDpEnabled(), p, kKvTile, kKvTile, hd, v, target);
+  if (v.bits == 4) return TileSumsInt<G, 4>(IntDpEnabled(), p, kKvTile, kKvTile, hd, v, target);
 #endif
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -376,25 +394,30 @@ HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
 // grows, turns the scores into p = 2^(s - m) (Exp2, attention.cc) in place and adds them to l.
 // live[h]: whether head h has anything finite yet (else its p are not weights). Returns whether
 // every head is live. A tile (FoldFloatTile) or a step of tiles (FoldIntStep).
-bool SoftmaxBlock(int g, int hd, float* p, int stride, int len, int lo, int hi, const float* qadd, const float* add,
-                  const SoftmaxState& st, bool* live) {
+// kG, kLen > 0: g and len fixed at compile time, with every row valid (lo = 0, hi = len: the full
+// steps of FoldIntStep's fixed shapes), the loops over a head's rows unrolled.
+template <int kG = 0, int kLen = 0>
+bool SoftmaxBlock(int g_arg, int hd, float* p, int stride, int len_arg, int lo, int hi, const float* qadd,
+                  const float* add, const SoftmaxState& st, bool* live) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
   const auto neg_inf = hn::Set(df, -INFINITY);
-  const bool full = lo == 0 && hi == len;  // no lane to mask
+  const int g = kG > 0 ? kG : g_arg, len = kLen > 0 ? kLen : len_arg;
+  const bool full = kLen > 0 || (lo == 0 && hi == len);  // no lane to mask
   float block_max[16];
   // Scores: the centred rows' q . key_mean, masked lanes -inf, the block's max. The horizontal
   // max only when some lane beats the running max (as in the VNNI kernel): after the first tiles
   // the max rarely grows, and a lane compare is far cheaper than the reduction.
   for (int h = 0; h < g; ++h) {
     auto vmax = neg_inf;
-    for (int u = 0; u < len; u += N) {
+    ForRange<kLen != 0>(0, len / N, [&](int un) KVBITS_ALWAYS_INLINE {
+      const int u = un * N;
       auto s = hn::Load(df, p + h * stride + u);
       if (add) s = hn::MulAdd(hn::LoadU(df, add + u), hn::Set(df, qadd[h]), s);
       if (!full) s = hn::IfThenElse(WindowLanes(df, u, lo, hi), s, neg_inf);
       if (add || !full) hn::Store(s, df, p + h * stride + u);
       vmax = hn::Max(vmax, s);
-    }
+    });
     const bool grows = !hn::AllFalse(df, hn::Gt(vmax, hn::Set(df, st.m[h])));
     block_max[h] = grows ? hn::GetLane(hn::MaxOfLanes(df, vmax)) : st.m[h];
   }
@@ -415,13 +438,13 @@ bool SoftmaxBlock(int g, int hd, float* p, int stride, int len, int lo, int hi, 
     }
     const auto vm = hn::Set(df, new_max);
     auto vsum = hn::Zero(df), vsum2 = hn::Zero(df);
-    for (int u = 0; u < len; u += N) {  // masked lanes hold -inf: 2^-inf = 0
-      float* ph = p + h * stride + u;
+    ForRange<kLen != 0>(0, len / N, [&](int un) KVBITS_ALWAYS_INLINE {  // masked lanes hold -inf: 2^-inf = 0
+      float* ph = p + h * stride + un * N;
       const auto pv = Exp2(df, hn::Sub(hn::Load(df, ph), vm));
       hn::Store(pv, df, ph);
       vsum = hn::Add(vsum, pv);
       vsum2 = hn::MulAdd(pv, pv, vsum2);
-    }
+    });
     st.l[h] = st.l[h] * correction + hn::GetLane(hn::SumOfLanes(df, vsum));
     if (st.l2) st.l2[h] = st.l2[h] * correction * correction + hn::GetLane(hn::SumOfLanes(df, vsum2));
     st.m[h] = new_max;

@@ -152,10 +152,6 @@ static_assert(kChains == 2, "the kernels below add the chains as acc[0] + acc[1]
 // per 64 tokens instead of once per tile.
 constexpr int kVnniStepTiles = kAttentionStepTokens / kKvTile;
 
-#ifndef KVBITS_ALWAYS_INLINE
-#define KVBITS_ALWAYS_INLINE __attribute__((always_inline))
-#endif
-
 // Calls f(i) for the tiles i < tiles of a step: unrolled when their number is fixed at compile
 // time (kTiles > 0: the full steps of the fixed-shape kernels, KernelShape::FullStep), a loop
 // otherwise. GCC does not unroll those loops by itself (their bodies exceed its complete-peeling

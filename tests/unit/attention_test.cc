@@ -400,6 +400,14 @@ TEST(Attention, MatchesReferenceOnMixedStores) {
   for (const KvPrecision p : std::vector<KvPrecision>{{8, 8}, {8, 16}, {16, 8}}) {
     check({9, 3, 64, 130, 0, {p}, KvRotation::kKeysAndValues, 64, false, 16.0f}, seed++, 2);
   }
+  // The fixed shapes of the integer steps (FoldIntStep on x86 targets without the VNNI kernel: 3
+  // query heads per KV head, head dim 64, groups of 64, full 64-token steps) for each pair of 2-
+  // and 4-bit widths, next to partial pages, with and without centred keys.
+  const std::vector<KvPrecision> int_pairs = {{2, 2}, {2, 4}, {4, 2}, {4, 4}};
+  for (const int64_t tokens : {64, 300, 1000}) {
+    check({9, 3, 64, tokens, 0, int_pairs, KvRotation::kKeysAndValues, 64}, seed++, 2);
+    check({9, 3, 64, tokens, 5, int_pairs, KvRotation::kKeysAndValues, 64, /*center=*/true}, seed++, 1);
+  }
   // Pages of several steps (full steps at t0 > 0 in the VNNI kernels of fixed shape, then a
   // partial one), for every class; 1 and 2 threads.
   for (int page : {128, 208}) {
