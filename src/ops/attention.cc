@@ -258,30 +258,7 @@ void AttendPageHead(const PreparedQuery* qs, const SoftmaxState* states, int nq,
   const bool k_quant = kb.bits < 16, v_quant = vb.bits < 16;
 #if KVBITS_INT_TILES
   if (nq == 1 && IntSteps(kb, vb, g)) {  // decode over 2- and 4-bit rows: integer steps of 4 tiles
-    constexpr int kStep = kAttentionStepTokens;
-    // SmolLM2-135M / -360M with the default groups (3 query heads per KV head, head dim and
-    // groups 64): full steps through the fixed-shape kernel (FoldIntStep), ~1950 -> ~N
-    // instructions per int2 tile and KV head on AVX2.
-    const int widths = g == 3 && hd == 64 && kb.group == 64 && vb.group == 64 ? kb.bits * 10 + vb.bits : 0;
-    for (int t0 = 0; t0 < page.n_tokens; t0 += kStep) {
-      prefetch_share(kStep / kKvTile);
-      const int n = std::min(kStep, page.n_tokens - t0);
-      if (n == kStep && widths != 0) {
-        switch (widths) {
-          case 22: FoldIntStep<3, 2, 2, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
-          case 24: FoldIntStep<3, 2, 4, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
-          case 42: FoldIntStep<3, 4, 2, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
-          default: FoldIntStep<3, 4, 4, 64, 64, kStep>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); continue;
-        }
-      }
-      switch (g) {
-        case 1: FoldIntStep<1>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
-        case 2: FoldIntStep<2>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
-        case 3: FoldIntStep<3>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
-        default: FoldIntStep<4>(qs[0], states[0], hd, kb, vb, t0, n, rotated_v); break;
-      }
-    }
-    return;
+    return FoldIntPage(qs[0], states[0], g, hd, page.n_tokens, kb, vb, rotated_v, prefetch_share);
   }
 #endif
   // Each tile decoded to fp32 once (attention_page_tiles-inl.h), then folded for each of the nq queries.

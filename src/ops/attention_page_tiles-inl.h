@@ -6,7 +6,8 @@
 //  * DecodePageTile: a tile decoded to fp32 once for a block of prefill queries;
 //  * FoldQuantTile: a decode query over one tile read in place (QuantTile kernels of
 //    attention_tiles-inl.h, integer ones on x86: attention_int_tiles-inl.h);
-//  * FoldIntStep: the same over a step of 4 tiles when K and V are both 2- or 4-bit (x86).
+//  * FoldIntStep: the same over a step of 4 tiles when K and V are both 2- or 4-bit (x86), and
+//    FoldIntPage: a page of such steps.
 
 // Scales or minimums of tokens [t0, t0 + len) of group gr as fp32 (out[len]): one E5M2 byte each
 // (2- and 4-bit rows: the high byte of an fp16) or fp16 (8-bit rows), from a metadata block
@@ -242,6 +243,36 @@ void FoldIntStep(const PreparedQuery& q, const SoftmaxState& st, int hd, const P
       TileSumsInt<1, 2>(dp, p + h * L, L, len, hd, vq, target + h * hd);
     } else {
       TileSumsInt<1, 4>(dp, p + h * L, L, len, hd, vq, target + h * hd);
+    }
+  }
+}
+
+// One decode query over a page of n_tokens whose K and V are both 2- or 4-bit (IntSteps), step by
+// step; prefetch(tiles) issues the next block's share for that many tiles before each step.
+// SmolLM2-135M / -360M with the default groups (3 query heads per KV head, head dim and groups
+// 64): full steps through the fixed-shape kernel (FoldIntStep), ~1950 -> ~1170 instructions per
+// int2 tile and KV head on AVX2 (docs/benchmarks.md, session 37).
+template <class Prefetch>
+void FoldIntPage(const PreparedQuery& q, const SoftmaxState& st, int g, int hd, int n_tokens, const PageBlock& kb,
+                 const PageBlock& vb, bool rotated_v, Prefetch&& prefetch) {
+  constexpr int kStep = kAttentionStepTokens;
+  const int widths = g == 3 && hd == 64 && kb.group == 64 && vb.group == 64 ? kb.bits * 10 + vb.bits : 0;
+  for (int t0 = 0; t0 < n_tokens; t0 += kStep) {
+    prefetch(kStep / kKvTile);
+    const int n = std::min(kStep, n_tokens - t0);
+    if (n == kStep && widths != 0) {
+      switch (widths) {
+        case 22: FoldIntStep<3, 2, 2, 64, 64, kStep>(q, st, hd, kb, vb, t0, n, rotated_v); continue;
+        case 24: FoldIntStep<3, 2, 4, 64, 64, kStep>(q, st, hd, kb, vb, t0, n, rotated_v); continue;
+        case 42: FoldIntStep<3, 4, 2, 64, 64, kStep>(q, st, hd, kb, vb, t0, n, rotated_v); continue;
+        default: FoldIntStep<3, 4, 4, 64, 64, kStep>(q, st, hd, kb, vb, t0, n, rotated_v); continue;
+      }
+    }
+    switch (g) {
+      case 1: FoldIntStep<1>(q, st, hd, kb, vb, t0, n, rotated_v); break;
+      case 2: FoldIntStep<2>(q, st, hd, kb, vb, t0, n, rotated_v); break;
+      case 3: FoldIntStep<3>(q, st, hd, kb, vb, t0, n, rotated_v); break;
+      default: FoldIntStep<4>(q, st, hd, kb, vb, t0, n, rotated_v); break;
     }
   }
 }
