@@ -75,6 +75,19 @@ constexpr int IntLaneQuads() {
   return kDp ? 1 << 16 : IntSegmentQuads<kBits>();
 }
 
+// Halves of a tile (8 tokens of K or 8 dims of V each) per pass over its codes, one accumulator per
+// half and head. With vpdpbusd both: each broadcast query or weight quad then serves two products,
+// and the halves are the two independent chains per head that the instruction's latency (~5
+// cycles) needs (one chain per head: int2 tile median 268 against 241 ns, session 36); 2 G
+// accumulators + 2 code vectors + 2 planes + the broadcast + the mask, 12 of 16 registers with G
+// = 3. Without it one (vpaddw's latency is 1): vpmaddubsw's product needs a register more, and
+// with both halves GCC spilled the accumulators (~110 stack moves per fixed-shape int2 tile,
+// session 37).
+template <bool kDp>
+constexpr int IntHalvesPerPass() {
+  return kDp ? 2 : 1;
+}
+
 // The head dim and group size the integer kernels work with: their run-time arguments (kHd =
 // kGroup = 0), or fixed at compile time (SmolLM2's default shape, 64 and 64: FoldIntStep), when
 // every loop over chunks, blocks and groups is unrolled (ForRange) and every offset is a
@@ -115,40 +128,47 @@ HWY_NOINLINE void TileDotsIntImpl(int hd_arg, const QuantTile& k, float* p, int 
     const int c0 = gr * chunks_per_group + (segments == 1 ? 0 : index % segments) * kSegmentChunks;
     // p += s * qd * dot (+ m * qsum once per group; p starts at group 0's first segment).
     const bool first = gr == 0 && c0 == 0, group_start = c0 == gr * chunks_per_group;
-    // Both halves of the tile (tokens 0-7: u = 0, 8-15: u = 1) at once, one accumulator per
-    // half and head: each broadcast of query bytes serves two products, and the halves are the
-    // two independent chains per head that vpdpbusd's latency (~5 cycles against vpaddw's 1)
-    // needs. 2 G accumulators + 2 code vectors + 2 planes + the broadcast: 12 of 16 registers
-    // with G = 3. (One half at a time broadcast every query quad twice: ~100 more instructions
-    // per int2 tile, session 37.)
-    __m256i acc[2][G];
+    // kHalves halves of the tile (tokens 0-7: u = 0, 8-15: u = 1) per pass over the chunks, one
+    // accumulator per half and head (IntHalvesPerPass).
+    constexpr int kH = IntHalvesPerPass<kDp>();
     KVBITS_UNROLL_TILE
-    for (int h = 0; h < G; ++h) acc[0][h] = acc[1][h] = _mm256_setzero_si256();
-    ForRange<Shape::kFixed>(c0, std::min(c0 + kSegmentChunks, c_end), [&](int c) KVBITS_ALWAYS_INLINE {
-      const __m256i raw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c));
-      const __m256i raw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32));
-      KVBITS_UNROLL_TILE
-      for (int j = 0; j < kPlanes; ++j) {
-        const __m256i codes0 = IntCodePlane<kBits>(raw0, j), codes1 = IntCodePlane<kBits>(raw1, j);
-        KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) {
-          const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
-          acc[0][h] = IntMulAdd<kDp>(acc[0][h], codes0, qv);
-          acc[1][h] = IntMulAdd<kDp>(acc[1][h], codes1, qv);
-        }
-      }
-    });
-    KVBITS_UNROLL_TILE
-    for (int u = 0; u < 2; ++u) {
-      const __m256 s = _mm256_loadu_ps(k.s + gr * k.stride + 8 * u);
-      const __m256 m = _mm256_loadu_ps(k.m + gr * k.stride + 8 * u);
+    for (int u0 = 0; u0 < 2; u0 += kH) {
+      __m256i acc[kH][G];
       KVBITS_UNROLL_TILE
       for (int h = 0; h < G; ++h) {
-        float* out = p + h * p_stride + 8 * u;
-        __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
-        if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * groups + gr]), base);
-        const __m256 dot = _mm256_cvtepi32_ps(IntWiden<kDp>(acc[u][h]));
-        _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * groups + gr])), dot, base));
+        for (int x = 0; x < kH; ++x) acc[x][h] = _mm256_setzero_si256();
+      }
+      // Unrolled with vpdpbusd only: without it GCC hoisted the unrolled chunks' broadcasts and
+      // spilled the accumulators (~150 stack moves per fixed-shape int2 tile, session 37).
+      ForRange<Shape::kFixed && kDp>(c0, std::min(c0 + kSegmentChunks, c_end), [&](int c) KVBITS_ALWAYS_INLINE {
+        __m256i raw[kH];
+        for (int x = 0; x < kH; ++x) {
+          raw[x] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.codes + 64 * c + 32 * (u0 + x)));
+        }
+        KVBITS_UNROLL_TILE
+        for (int j = 0; j < kPlanes; ++j) {
+          __m256i codes[kH];
+          for (int x = 0; x < kH; ++x) codes[x] = IntCodePlane<kBits>(raw[x], j);
+          KVBITS_UNROLL_TILE
+          for (int h = 0; h < G; ++h) {
+            const __m256i qv = IntBroadcast4(k.qi + h * hd + c * kDims + 4 * j);
+            for (int x = 0; x < kH; ++x) acc[x][h] = IntMulAdd<kDp>(acc[x][h], codes[x], qv);
+          }
+        }
+      });
+      KVBITS_UNROLL_TILE
+      for (int x = 0; x < kH; ++x) {
+        const int u = u0 + x;
+        const __m256 s = _mm256_loadu_ps(k.s + gr * k.stride + 8 * u);
+        const __m256 m = _mm256_loadu_ps(k.m + gr * k.stride + 8 * u);
+        KVBITS_UNROLL_TILE
+        for (int h = 0; h < G; ++h) {
+          float* out = p + h * p_stride + 8 * u;
+          __m256 base = first ? _mm256_setzero_ps() : _mm256_load_ps(out);
+          if (group_start) base = _mm256_fmadd_ps(m, _mm256_set1_ps(k.qsum[h * groups + gr]), base);
+          const __m256 dot = _mm256_cvtepi32_ps(IntWiden<kDp>(acc[x][h]));
+          _mm256_store_ps(out, _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(k.qd[h * groups + gr])), dot, base));
+        }
       }
     }
   });
@@ -182,7 +202,7 @@ HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len_arg, int
   alignas(32) int8_t wq[G][kAttentionStepTokens];
   float ws[G] = {}, pm[G] = {};  // set with the weights at each group's first block
   int current = -1;
-  ForRange<Shape::kFixed>(0, hd / 16, [&](int blk) KVBITS_ALWAYS_INLINE {
+  ForRange<Shape::kFixed && kDp>(0, hd / 16, [&](int blk) KVBITS_ALWAYS_INLINE {  // kDp: as in TileDotsIntImpl
     const int gr = 16 * blk / group;
     if (gr != current) {
       current = gr;
@@ -214,48 +234,58 @@ HWY_NOINLINE void TileSumsIntImpl(const float* p, int p_stride, int len_arg, int
         });
       }
     }
-    // Both halves of the block (dims 0-7: u = 0, 8-15: u = 1) at once, as in TileDotsIntImpl:
-    // each broadcast weight quad serves two products. sum: the segments' products in fp32.
-    __m256 sum[2][G];
+    // kH halves of the block (dims 0-7: u = 0, 8-15: u = 1) per pass, as in TileDotsIntImpl.
+    // sum: the segments' products in fp32.
+    constexpr int kH = IntHalvesPerPass<kDp>();
     KVBITS_UNROLL_TILE
-    for (int h = 0; h < G; ++h) sum[0][h] = sum[1][h] = _mm256_setzero_ps();
-    ForRange<kLen != 0>(0, (tiles + kSegmentTiles - 1) / kSegmentTiles, [&](int segment) KVBITS_ALWAYS_INLINE {
-      const int i0 = segment * kSegmentTiles;
-      __m256i acc[2][G];
+    for (int u0 = 0; u0 < 2; u0 += kH) {
+      __m256 sum[kH][G];
       KVBITS_UNROLL_TILE
-      for (int h = 0; h < G; ++h) acc[0][h] = acc[1][h] = _mm256_setzero_si256();
-      // Not unrolled: unrolled, GCC kept the weights' broadcasts of all the step's tiles (48 with 3
-      // heads) in registers across the blocks and spilled them (~120 stack moves per tile).
-      ForRange<false>(i0, std::min(i0 + kSegmentTiles, tiles), [&](int i) KVBITS_ALWAYS_INLINE {
-        const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
+      for (int h = 0; h < G; ++h) {
+        for (int x = 0; x < kH; ++x) sum[x][h] = _mm256_setzero_ps();
+      }
+      ForRange<kLen != 0>(0, (tiles + kSegmentTiles - 1) / kSegmentTiles, [&](int segment) KVBITS_ALWAYS_INLINE {
+        const int i0 = segment * kSegmentTiles;
+        __m256i acc[kH][G];
         KVBITS_UNROLL_TILE
-        for (int z = 0; z < kChunks; ++z) {
-          const __m256i raw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z));
-          const __m256i raw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32));
+        for (int h = 0; h < G; ++h) {
+          for (int x = 0; x < kH; ++x) acc[x][h] = _mm256_setzero_si256();
+        }
+        // Not unrolled: unrolled, GCC kept the weights' broadcasts of all the step's tiles (48 with
+        // 3 heads) in registers across the blocks and spilled them (~120 stack moves per tile).
+        ForRange<false>(i0, std::min(i0 + kSegmentTiles, tiles), [&](int i) KVBITS_ALWAYS_INLINE {
+          const uint8_t* block = v.codes + i * tile_bytes + static_cast<size_t>(blk) * 32 * kBits;
           KVBITS_UNROLL_TILE
-          for (int j = 0; j < kPlanes; ++j) {
-            const __m256i codes0 = IntCodePlane<kBits>(raw0, j), codes1 = IntCodePlane<kBits>(raw1, j);
+          for (int z = 0; z < kChunks; ++z) {
+            __m256i raw[kH];
+            for (int x = 0; x < kH; ++x) {
+              raw[x] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * z + 32 * (u0 + x)));
+            }
             KVBITS_UNROLL_TILE
-            for (int h = 0; h < G; ++h) {
-              const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
-              acc[0][h] = IntMulAdd<kDp>(acc[0][h], codes0, wv);
-              acc[1][h] = IntMulAdd<kDp>(acc[1][h], codes1, wv);
+            for (int j = 0; j < kPlanes; ++j) {
+              __m256i codes[kH];
+              for (int x = 0; x < kH; ++x) codes[x] = IntCodePlane<kBits>(raw[x], j);
+              KVBITS_UNROLL_TILE
+              for (int h = 0; h < G; ++h) {
+                const __m256i wv = IntBroadcast4(wq[h] + kKvTile * i + 4 * (z * kPlanes + j));
+                for (int x = 0; x < kH; ++x) acc[x][h] = IntMulAdd<kDp>(acc[x][h], codes[x], wv);
+              }
             }
           }
+        });
+        KVBITS_UNROLL_TILE
+        for (int x = 0; x < kH; ++x) {
+          KVBITS_UNROLL_TILE
+          for (int h = 0; h < G; ++h) sum[x][h] = _mm256_add_ps(sum[x][h], _mm256_cvtepi32_ps(IntWiden<kDp>(acc[x][h])));
         }
       });
       KVBITS_UNROLL_TILE
-      for (int u = 0; u < 2; ++u) {
+      for (int x = 0; x < kH; ++x) {
         KVBITS_UNROLL_TILE
-        for (int h = 0; h < G; ++h) sum[u][h] = _mm256_add_ps(sum[u][h], _mm256_cvtepi32_ps(IntWiden<kDp>(acc[u][h])));
-      }
-    });
-    KVBITS_UNROLL_TILE
-    for (int u = 0; u < 2; ++u) {
-      KVBITS_UNROLL_TILE
-      for (int h = 0; h < G; ++h) {
-        float* out = target + h * hd + 16 * blk + 8 * u;
-        _mm256_storeu_ps(out, _mm256_fmadd_ps(sum[u][h], _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
+        for (int h = 0; h < G; ++h) {
+          float* out = target + h * hd + 16 * blk + 8 * (u0 + x);
+          _mm256_storeu_ps(out, _mm256_fmadd_ps(sum[x][h], _mm256_set1_ps(ws[h]), _mm256_add_ps(_mm256_loadu_ps(out), _mm256_set1_ps(pm[h]))));
+        }
       }
     }
   });
