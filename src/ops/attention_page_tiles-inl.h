@@ -201,7 +201,7 @@ HWY_INLINE bool IntSteps(const PageBlock& kb, const PageBlock& vb, int g) {
 // kernel does, so that the horizontal reductions, the weights' scale, the metadata conversion
 // and the calls are paid once per 64 tokens instead of once per tile.
 // The widths, head dim and group fixed at compile time (all > 0: SmolLM2's default shape,
-// AttendPageHead) with kLen = kAttentionStepTokens give the full steps' kernel: every loop of the
+// FoldIntPage) with kLen = kAttentionStepTokens give the full steps' kernel: every loop of the
 // step unrolled, every offset a constant (IntShape); 0: read from the blocks.
 template <int G, int kKBits = 0, int kVBits = 0, int kHd = 0, int kGroup = 0, int kLen = 0>
 void FoldIntStep(const PreparedQuery& q, const SoftmaxState& st, int hd, const PageBlock& kb, const PageBlock& vb,
