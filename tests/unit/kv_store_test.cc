@@ -192,6 +192,46 @@ TEST(KvStore, OverflowAndMisuseAreErrors) {
   EXPECT_THROW(KvStore(kv_test_config(1, 2, 1, 64), bad), Error);
 }
 
+// The FP16 window is sized to at most the context: a residual R far beyond it keeps every token
+// at FP16 without reserving R rows, and a whole context still fits the window.
+TEST(KvStore, WindowNeverExceedsTheContext) {
+  ThreadPool pool(1);
+  const LlamaConfig c = kv_test_config(2, 4, 2, 64);
+  KvStore huge(c, options(100, /*residual=*/1000000, /*mixed=*/true));
+  KvStore exact(c, options(100, /*residual=*/100, /*mixed=*/true));
+  EXPECT_EQ(huge.stats().kv_bytes_allocated, exact.stats().kv_bytes_allocated);
+  // 100 rows per head and layer at fp16, K and V (2 heads, 2 layers), plus the token records.
+  const uint64_t window_bytes = 2ull * 2 * 2 * 100 * 64 * 2;
+  EXPECT_LT(huge.stats().kv_bytes_allocated, 2 * window_bytes);
+  // Fill the context in chunks of 7 that stay uncommitted, then commit them all at once.
+  int64_t pos = 0;
+  std::vector<float> k(2 * 64), v(2 * 64);
+  while (pos < 100) {
+    const int64_t n = std::min<int64_t>(7, 100 - pos);
+    huge.begin_append(n);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int l = 0; l < 2; ++l) {
+        // Small integers, exact in fp16.
+        for (size_t e = 0; e < k.size(); ++e) k[e] = v[e] = static_cast<float>((pos + i) * 8 + l * 2 + e % 2);
+        huge.write_window(l, pos + i, 1, k.data(), v.data());
+      }
+    }
+    huge.end_append(n);
+    pos += n;
+  }
+  EXPECT_THROW(huge.begin_append(1), Error);  // context overflow, not a window error
+  EXPECT_EQ(huge.window_tokens(), 100);
+  std::vector<uint16_t> kr(2 * 64), vr(2 * 64);
+  for (int64_t p : {0, 50, 99}) {
+    huge.get_window_row(1, p, kr.data(), vr.data());
+    EXPECT_EQ(fp16_to_fp32(kr[3]), static_cast<float>(p * 8 + 2 + 1));
+    EXPECT_EQ(fp16_to_fp32(vr[64]), static_cast<float>(p * 8 + 2));
+  }
+  std::vector<KvPrecision> prec(100 * 2, KvPrecision{4, 4});
+  huge.commit(100, prec, pool);
+  EXPECT_EQ(huge.committed(), 100);
+}
+
 TEST(KvStore, BudgetRefusedUpFrontOrAtCommitWithoutDemotion) {
   ThreadPool pool(1);
   const LlamaConfig c = kv_test_config(4, 4, 2, 64);
