@@ -89,7 +89,7 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
                                   {options_.floor.v_bits, head_dim_, options_.group}, options_.page_tokens, n_kv_heads_);
   // The window never holds more than the context (size_ <= capacity), so a residual R beyond it
   // (everything stays FP16) needs no larger buffer; a short context or a large R would otherwise
-  // reserve R rows per head and layer (R = 100000: 2.2 GB for SmolLM2).
+  // reserve R rows per head and layer (R = 99999: 2.15 GiB for SmolLM2).
   window_rows_ = std::min(options_.residual + options_.max_chunk + 64, options_.capacity);
   // Each layer's page arena reserves address space for its worst case: every token at 16 bits,
   // plus an open page per class. Only written bytes take memory (kv/page_arena.h).
