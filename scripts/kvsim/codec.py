@@ -59,19 +59,23 @@ def hadamard(n):
 H64 = hadamard(64)
 
 
-def roundtrip_plain(X, bits, basis=H64, group=64):
-    """Rows X [N, 64] coded in basis (orthonormal columns: y = X @ basis), decoded back."""
+def roundtrip_plain(X, bits, group=64):
+    """Rows X [N, 64] coded rotated (the store's V rows), decoded back."""
     if bits == 16:
         return X.astype(np.float16).astype(np.float32)
-    return quant_rows(X @ basis, bits, group) @ basis.T
+    return quant_rows(X @ H64, bits, group) @ H64.T
+
+
+def key_coded_forms(X, mean, weight):
+    """The two forms a K row [N, 64] may be coded in: H (w k) and H (w (k - mean))."""
+    return (X * weight) @ H64, ((X - mean) * weight) @ H64
 
 
 def roundtrip_key(X, bits, mean, weight, group=64):
     """The store's key codec: weighted, rotated, plain or centred (whichever codes better)."""
     if bits == 16:
         return X.astype(np.float16).astype(np.float32)
-    P = (X * weight) @ H64
-    C = ((X - mean) * weight) @ H64
+    P, C = key_coded_forms(X, mean, weight)
     dp, dc = quant_rows(P, bits, group), quant_rows(C, bits, group)
     ep, ec = ((dp - P) ** 2).sum(1), ((dc - C) ** 2).sum(1)
     out_p = (dp @ H64.T) / weight
@@ -82,6 +86,5 @@ def roundtrip_key(X, bits, mean, weight, group=64):
 def key_sink_like(X, mean, weight):
     """Rows of X [N, 64] whose weighted, rotated key has a range centred no smaller than plain
     (ops/kv_codec.h kv_key_row_sink_like with one group per row): [N] bool."""
-    P = (X * weight) @ H64
-    C = ((X - mean) * weight) @ H64
+    P, C = key_coded_forms(X, mean, weight)
     return (C.max(1) - C.min(1)) ** 2 >= (P.max(1) - P.min(1)) ** 2

@@ -30,6 +30,7 @@ from model import HD, N_LAYER, NKV
 CLASSES = {"int2": (2, 2), "int4/int2": (4, 2), "int4": (4, 4)}
 CLASS_BITS = {"int2": 2.25, "int4/int2": 3.25, "int4": 4.25}
 WIDTH_BITS = {2: 2.25, 4: 4.25, 8: 8.5}
+ROW_BITS = {**WIDTH_BITS, 16: 16.0}  # any width a promoted row can have or get
 WINDOW = 512
 
 
@@ -61,8 +62,8 @@ def make_hook(stats, spec, sink=False, sinklike=0, extra=None):
                 kq[promoted, g] = codec.roundtrip_key(k[promoted, g], kp, km, kw)
                 vq[promoted, g] = codec.roundtrip_plain(v[promoted, g], vp)
                 if extra is not None:
-                    bits = {**WIDTH_BITS, 16: 16.0}
-                    extra["bits"] += promoted.sum() * (bits[kp] - bits[kb] + bits[vp] - bits[vb])
+                    b = ROW_BITS
+                    extra["bits"] += promoted.sum() * (b[kp] - b[kb] + b[vp] - b[vb])
         if sink:
             kq[0], vq[0] = k[0], v[0]
         return kq, vq
