@@ -1,8 +1,11 @@
 // `kvbits bench`: prefill tokens/s and decode ms/token at several depths for one KV policy, as
 // JSON, with the memory-bandwidth roofline (protocol: docs/protocols.md, "Decode latency").
 //
-// For each depth D, `runs` times: fill the cache with D prompt tokens (fixed-seed random ids,
-// committed through the policy), decode `n_gen` greedy tokens and record the mean ms/token. The
+// For each depth D, `runs` times: fill the cache with D prompt tokens (fixed-seed random ids, or
+// with --text FILE the first D tokens of that text; committed through the policy), decode `n_gen`
+// greedy tokens and record the mean ms/token. Random ids are the default because they need no
+// data, but a policy that reads token features (learned, rule) picks its widths from them, and
+// attention over them is not attention over prose: --text measures what a real context gets. The
 // reported figure is the median run. The roofline is the bytes one decode step must read (all
 // weight matrices + one embedding row + the KV cache as the policy stores it at the run's mean
 // depth) divided by the measured read bandwidth (a 1 GiB buffer: main memory). Beside it, per
@@ -46,6 +49,7 @@ struct BenchFlags {
   int runs = 3;
   int64_t prefill_tokens = 512;
   std::string baseline;  // --baseline SPEC: a second policy decoded in alternation ("" = none)
+  std::string text_file; // --text FILE: fill the cache with this text's tokens ("" = random ids)
   std::string out;
 };
 
@@ -111,7 +115,26 @@ int bench(const BenchFlags& f) {
   }
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, c.vocab_size - 1);
-  auto random_tokens = [&](int64_t n) {
+  // --text: the file's tokens (BOS first where the model wants one), special-token text read as
+  // plain text; it must hold every depth plus the first decoded token and the prefill prompt.
+  std::vector<int32_t> text_ids;
+  if (!f.text_file.empty()) {
+    const std::string text = read_text_file(f.text_file, "text file");
+    try {
+      text_ids = m.tokenizer->encode(text, /*parse_special=*/false);
+    } catch (const Error& e) {  // invalid UTF-8: say which file
+      throw Error("--text " + f.text_file + ": " + e.what());
+    }
+    if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) text_ids.insert(text_ids.begin(), m.tokenizer->bos_id());
+    const int64_t needed = std::max(max_depth + 1, f.prefill_tokens);
+    if (static_cast<int64_t>(text_ids.size()) < needed) {
+      throw Error("--text " + f.text_file + ": " + std::to_string(text_ids.size()) + " tokens, fewer than the " +
+                  std::to_string(needed) + " the largest depth (+ 1 decoded) or --prefill needs");
+    }
+  }
+  // The first n fill tokens: the text's, or fresh random ids.
+  auto fill_tokens = [&](int64_t n) {
+    if (!text_ids.empty()) return std::vector<int32_t>(text_ids.begin(), text_ids.begin() + n);
     std::vector<int32_t> v(static_cast<size_t>(n));
     for (auto& t : v) t = tok(rng);
     return v;
@@ -126,12 +149,14 @@ int bench(const BenchFlags& f) {
                       {"group", so.kv.group}, {"rotate", f.kv.rotate}};
   out["attention_target"] = attention_target_name();
   out["beyond_trained_context"] = so.context > c.context_length;
+  out["fill"] = text_ids.empty() ? nlohmann::json{{"source", "random token ids"}}
+                             : nlohmann::json{{"source", f.text_file}, {"tokens", text_ids.size()}};
   const double bw = measure_read_bandwidth(session.pool(), {});
   out["memory_read_gbps"] = bw / 1e9;
 
   // Prefill throughput: best of `runs` passes over a fresh cache.
   if (f.prefill_tokens > 0) {
-    const std::vector<int32_t> prompt = random_tokens(f.prefill_tokens);
+    const std::vector<int32_t> prompt = fill_tokens(f.prefill_tokens);
     std::vector<double> tps;
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
@@ -156,13 +181,13 @@ int bench(const BenchFlags& f) {
     KvStats kv;
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
-      const std::vector<int32_t> prompt = random_tokens(depth);
+      const std::vector<int32_t> prompt = fill_tokens(depth);
       if (depth > 0) session.prefill(prompt);  // (re)fill: decode must start at depth
       if (base) {
         base->reset();
         if (depth > 0) base->prefill(prompt);
       }
-      int32_t next = tok(rng), base_next = next;
+      int32_t next = text_ids.empty() ? tok(rng) : text_ids[static_cast<size_t>(depth)], base_next = next;
       const double policy_s0 = session.policy_seconds();
       const double attention_s0 = session.attention_seconds();
       // One greedy decode step of `s`: feeds `token`, leaves the argmax in it; returns its seconds.
@@ -293,6 +318,9 @@ Runner add_bench_command(CLI::App& cmd) {
   cmd.add_option("--baseline", f->baseline,
                  "a second KV policy (e.g. fp16) filled with the same tokens and decoded in alternation with "
                  "--kv, step by step on the same threads; reports both and their ratio");
+  cmd.add_option("--text", f->text_file,
+                 "fill the cache (and the prefill prompt) with the first tokens of this text file instead of random "
+                 "token ids, so that feature-driven policies and attention see real text");
   cmd.add_option("-o,--out", f->out, "also write the JSON here");
   return [f] { return bench(*f); };
 }

@@ -1,7 +1,5 @@
 // `kvbits run`: one prompt in, streamed tokens out, a one-line summary on stderr.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -23,17 +21,9 @@ struct RunFlags {
   bool ignore_eos = false;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open prompt file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int run(const RunFlags& f) {
   LoadedModel m = load_model(f.model);
-  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_text_file(f.prompt_file, "prompt file");
   std::vector<int32_t> ids = m.tokenizer->encode(prompt, !f.no_special);
   if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) ids.insert(ids.begin(), m.tokenizer->bos_id());
   if (ids.empty()) throw Error("the prompt is empty (give -p TEXT or -f FILE)");

@@ -1,8 +1,13 @@
 #include "cli/common.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "policy/sink_policy.h"
 #include "tokenizer/tokenizer_data.h"
@@ -120,6 +125,17 @@ LoadedModel load_model(const ModelFlags& flags) {
                 " tokens but token_embd.weight has " + std::to_string(m.model->config().vocab_size) + " rows");
   }
   return m;
+}
+
+std::string read_text_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": cannot read " + what + " (a directory)");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open " + what + " (" + std::strerror(errno) + ")");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error(path + ": cannot read " + what);
+  return ss.str();
 }
 
 std::string format_bytes(uint64_t bytes) {

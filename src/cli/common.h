@@ -56,6 +56,10 @@ struct LoadedModel {
 };
 LoadedModel load_model(const ModelFlags& flags);
 
+// The whole file as bytes; throws Error("PATH: cannot open WHAT (reason)"). UTF-8 is checked where
+// the text is tokenized (tokenizer/tokenizer.h).
+std::string read_text_file(const std::string& path, const std::string& what);
+
 // "12.3 MiB" style.
 std::string format_bytes(uint64_t bytes);
 

@@ -158,6 +158,24 @@ if expect_ok "bench tiny --baseline" bench -m "$TINY" -c 256 --depth 0,64 --n-ge
     fail "bench tiny --baseline: no ratio_to_baseline or ratio_paired_median per depth"
   fi
 fi
+# bench --text FILE: the cache filled with the file's tokens instead of random ids (named in the
+# JSON); a file that cannot be read, is not UTF-8, or holds fewer tokens than a depth needs is refused.
+printf '%s' "$LONG_PROMPT $LONG_PROMPT" >"$TMP/text.txt"
+printf 'abc \xff\xfe def' >"$TMP/bad_utf8.txt"
+if expect_ok "bench tiny --text" bench -m "$TINY" -c 256 --depth 0,64 --n-gen 4 --runs 1 --prefill 16 --kv int4 --text "$TMP/text.txt"; then
+  if grep -q "\"source\": \"$TMP/text.txt\"" "$TMP/out" && grep -q '"tokens": [0-9]' "$TMP/out"; then
+    pass
+  else
+    fail "bench tiny --text: the fill source is not named in the JSON"
+  fi
+fi
+expect_error "bench --text missing" bench -m "$TINY" -c 256 --depth 4 --text "$TMP/no-such-text.txt"
+expect_error "bench --text directory" bench -m "$TINY" -c 256 --depth 4 --text "$TMP/dir.gguf"
+expect_error "bench --text invalid UTF-8" bench -m "$TINY" -c 256 --depth 4 --text "$TMP/bad_utf8.txt"
+printf 'hello world, a short text' >"$TMP/short.txt"
+expect_error "bench --text shorter than the depth" bench -m "$TINY" -c 256 --depth 64 --prefill 0 --text "$TMP/short.txt"
+expect_error "bench --text shorter than --prefill" bench -m "$TINY" -c 256 --depth 0 --prefill 200 --text "$TMP/short.txt"
+expect_error "run -f directory" run -m "$TINY" -c 256 -f "$TMP/dir.gguf" -n 1
 if expect_ok "run tiny --kv-page 256" run -m "$TINY" -c 256 -p "hello world" -n 4 --temp 0 --ignore-eos --kv int4 --kv-page 256; then
   pass
 fi
