@@ -125,7 +125,7 @@ int bench(const BenchFlags& f) {
     } catch (const Error& e) {  // invalid UTF-8: say which file
       throw Error("--text " + f.text_file + ": " + e.what());
     }
-    if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) text_ids.insert(text_ids.begin(), m.tokenizer->bos_id());
+    m.tokenizer->prepend_bos(text_ids);
     const int64_t needed = std::max(max_depth + 1, f.prefill_tokens);
     if (static_cast<int64_t>(text_ids.size()) < needed) {
       throw Error("--text " + f.text_file + ": " + std::to_string(text_ids.size()) + " tokens, fewer than the " +

@@ -25,7 +25,7 @@ int run(const RunFlags& f) {
   LoadedModel m = load_model(f.model);
   const std::string prompt = f.prompt_file.empty() ? f.prompt : read_text_file(f.prompt_file, "prompt file");
   std::vector<int32_t> ids = m.tokenizer->encode(prompt, !f.no_special);
-  if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) ids.insert(ids.begin(), m.tokenizer->bos_id());
+  m.tokenizer->prepend_bos(ids);
   if (ids.empty()) throw Error("the prompt is empty (give -p TEXT or -f FILE)");
   SessionOptions so;
   so.threads = f.model.threads;

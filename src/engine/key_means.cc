@@ -38,7 +38,7 @@ KeyCalibration measure_key_calibration(const LlamaModel& model, ThreadPool& pool
   const LlamaConfig& c = model.config();
   const Tokenizer tok(tokenizer_data_from_gguf(model.file()));
   std::vector<int32_t> ids = tok.encode(kPassage, /*parse_special=*/false);
-  if (tok.add_bos() && tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
+  tok.prepend_bos(ids);
   if (static_cast<int64_t>(ids.size()) > kMaxTokens) ids.resize(kMaxTokens);
   const int64_t n = std::min<int64_t>(static_cast<int64_t>(ids.size()), c.context_length);
   if (n < 2) throw Error("key centering: the calibration passage has fewer than 2 tokens for this tokenizer");

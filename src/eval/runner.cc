@@ -128,11 +128,11 @@ McTokens tokenize_item(const Tokenizer& tok, const McItem& item) {
   const std::string_view context_text = std::string_view(item.context).substr(0, n_keep);
   McTokens t;
   t.context = tok.encode(context_text, /*parse_special=*/false);
-  if (tok.add_bos() && tok.bos_id() >= 0) t.context.insert(t.context.begin(), tok.bos_id());
+  tok.prepend_bos(t.context);
   const size_t n_ctx = t.context.size();
   for (const std::string& choice : item.choices) {
     std::vector<int32_t> whole = tok.encode(item.context + " " + choice, false);
-    if (tok.add_bos() && tok.bos_id() >= 0) whole.insert(whole.begin(), tok.bos_id());
+    tok.prepend_bos(whole);
     if (whole.size() <= n_ctx) {
       throw Error("item " + item.id + ": choice '" + choice + "' adds no token after the context");
     }

@@ -33,8 +33,12 @@ class Tokenizer {
   explicit Tokenizer(TokenizerData data);
 
   // Throws Error("prompt is not valid UTF-8 (byte offset N)") on invalid UTF-8.
-  // Never adds bos; callers check add_bos().
+  // Never adds bos; callers add it with prepend_bos().
   std::vector<int32_t> encode(std::string_view text, bool parse_special) const;
+  // Inserts bos_id() at the front of ids where the model asks for it (add_bos() and a BOS id).
+  void prepend_bos(std::vector<int32_t>& ids) const {
+    if (add_bos() && bos_id() >= 0) ids.insert(ids.begin(), bos_id());
+  }
 
   // Throws Error for an id outside [0, vocab_size()). The result may be invalid UTF-8 (a token
   // can end inside a character); StreamingDecoder handles that for incremental output.
