@@ -115,8 +115,9 @@ using attention_detail::SoftmaxState;
 using attention_detail::kMaxTileGroups;
 using attention_detail::tile_floats;
 
-// 2^x for the softmax (x = s - max <= 0; scores are in base-2 units, top of this file): the VNNI
-// kernel's Exp2Ps (attention_vnni-inl.h) for every target. x = n + r, n = round(x), |r| <= 1/2;
+// 2^x for the softmax (x = s - max <= 0; scores are in base-2 units, top of this file), for every
+// path but the VNNI kernel's (Exp2Ps, attention_vnni-inl.h: a table form, for Zen 4's FMA slot;
+// both within ~1e-7 of 2^x). x = n + r, n = round(x), |r| <= 1/2;
 // 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7, like std::exp2); 2^n
 // built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
 // ~13 instructions against ~25 for hn::Exp and the ln 2 product (perf: the softmax was a third
@@ -347,6 +348,40 @@ void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
 #endif
 }
 
+// One group of a rotated query, x[0, n) (n a multiple of the lanes: groups are multiples of 16),
+// rounded to int8 against its largest magnitude: qi = round(x inv) with inv = 127 / amax (0 for an
+// all-zero group), ties to even as std::nearbyint, and when qi2 is set the residuals
+// qi2 = round((x inv - qi) 254), within +-127 because x inv - qi is exact and within +-1/2. Writes
+// amax and the sum of x (in lane order: it may differ from a sequential sum in its last bits).
+// Vectorized because decode runs it for every head of every layer: the scalar loop, a call to
+// nearbyintf per element and a max chain, was ~7 % of a one-thread decode attention call over
+// 8192 int2 tokens and sits outside the threaded part (perf, session 40).
+void QuantizeQueryGroup(const float* x, int n, int8_t* qi, int8_t* qi2, float* amax, float* sum) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const int N = static_cast<int>(hn::Lanes(df));
+  auto vmax = hn::Zero(df), vsum = hn::Zero(df);
+  for (int d = 0; d < n; d += N) {
+    const auto v = hn::LoadU(df, x + d);
+    vmax = hn::Max(vmax, hn::Abs(v));
+    vsum = hn::Add(vsum, v);
+  }
+  const float m = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  *amax = m;
+  *sum = hn::GetLane(hn::SumOfLanes(df, vsum));
+  const auto inv = hn::Set(df, m > 0.0f ? 127.0f / m : 0.0f);
+  for (int d = 0; d < n; d += N) {
+    const auto scaled = hn::Mul(hn::LoadU(df, x + d), inv);
+    const auto rounded = hn::Round(scaled);
+    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, rounded)), d8, qi + d);
+    if (qi2 != nullptr) {
+      const auto residual = hn::Round(hn::Mul(hn::Sub(scaled, rounded), hn::Set(df, 254.0f)));
+      hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, residual)), d8, qi2 + d);
+    }
+  }
+}
+
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
 const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -362,6 +397,7 @@ HWY_EXPORT(ConvertWindowTile);
 HWY_EXPORT(AttendWindowTiles);
 HWY_EXPORT(AttendPage);
 HWY_EXPORT(MergePart);
+HWY_EXPORT(QuantizeQueryGroup);
 HWY_EXPORT(FinishPages);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
@@ -426,7 +462,8 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
     int8_t* qi2 = qi + g * hd;
     for (int h = 0; h < g; ++h) {
       const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
-      for (int d = 0; d < hd; ++d) qf[h * hd + d] = qr[h * hd + d] = src[d] * scale;
+      for (int d = 0; d < hd; ++d) qf[h * hd + d] = src[d] * scale;
+      std::copy(qf + h * hd, qf + (h + 1) * hd, qr + h * hd);
       // The rotated and int8 forms serve quantized K pages only: the window and fp16 pages (an
       // fp16 cache; short contexts) need just qf.
       if (!quantized_k) continue;
@@ -439,25 +476,12 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
       }
       if (cache.rotated_k) hadamard(qr + h * hd, hd);
       for (int gr = 0; gr < qb.groups; ++gr) {
-        const float* x = qr + h * hd + gr * group;
-        float amax = 0.0f, sum = 0.0f;
-        for (int d = 0; d < group; ++d) {
-          amax = std::max(amax, std::fabs(x[d]));
-          sum += x[d];
-        }
+        const int at = h * hd + gr * group;
+        float amax = 0.0f;
+        HWY_DYNAMIC_DISPATCH(QuantizeQueryGroup)(qr + at, group, qi + at, qb.exact_8bit ? qi2 + at : nullptr, &amax,
+                                                 &qsum[h * qb.groups + gr]);
         const float d_scale = amax / 127.0f;
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int d = 0; d < group; ++d) {
-          const float scaled = x[d] * inv;
-          const float rounded = std::nearbyint(scaled);
-          qi[h * hd + gr * group + d] = static_cast<int8_t>(rounded);
-          // x inv - round(x inv) is exact and within +-1/2, so qi2 is within +-127.
-          if (qb.exact_8bit) {
-            qi2[h * hd + gr * group + d] = static_cast<int8_t>(std::nearbyint((scaled - rounded) * 254.0f));
-          }
-        }
         qd[h * qb.groups + gr] = d_scale;
-        qsum[h * qb.groups + gr] = sum;
       }
     }
   }
