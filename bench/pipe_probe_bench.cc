@@ -2,9 +2,10 @@
 // (ops/attention_vnni-inl.h) is made of: how many cycles 8 independent vpdpbusd take alone and
 // next to 4 instructions of another kind. Where the other kind shares vpdpbusd's pipes the block
 // takes ~12 cycles, where it runs beside them ~8. On Zen 4 (2026-12-05): vpdpbusd zmm 1 per
-// cycle, latency 4; vgf2p8affineqb and vfmadd231ps share its two pipes; vpandd, vpsrlw and
-// vaddps do not (docs/benchmarks.md). Not a kernel benchmark: it measures the machine, so that
-// kernel work on another host starts from its own figures.
+// cycle, latency 4; vgf2p8affineqb, vfmadd231ps and vmulps share its two pipes; vpandd, vpsrlw,
+// vaddps and vpermps do not (docs/benchmarks.md; vmulps and vpermps added 2026-12-06). Not a
+// kernel benchmark: it measures the machine, so that kernel work on another host starts from its
+// own figures.
 //
 //   ./build/bench/kvbits_kernel_bench --benchmark_filter=PipeMix
 //
@@ -39,7 +40,9 @@ double NsPerCycle() {
   return ns;
 }
 
-enum class Other { kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kMaxPs, kLatency };
+enum class Other {
+  kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kMaxPs, kMulPs, kPermPs, kLatency
+};
 
 #define KVBITS_PROBE_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni,gfni"), noinline))
 
@@ -60,7 +63,9 @@ KVBITS_PROBE_TARGET int RunBlocks() {
   if constexpr (kOther == Other::kCvtPh2Ps) asm volatile("vcvtph2ps %t1, %0" : "=v"(b) : "v"(x));               \
   if constexpr (kOther == Other::kScalef) asm volatile("vscalefps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));       \
   if constexpr (kOther == Other::kRoundscale) asm volatile("vrndscaleps $8, %1, %0" : "=v"(b) : "v"(x));         \
-  if constexpr (kOther == Other::kMaxPs) asm volatile("vmaxps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));
+  if constexpr (kOther == Other::kMaxPs) asm volatile("vmaxps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
+  if constexpr (kOther == Other::kMulPs) asm volatile("vmulps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
+  if constexpr (kOther == Other::kPermPs) asm volatile("vpermps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));
   for (int i = 0; i < kBlocks; ++i) {
     if constexpr (kOther == Other::kLatency) {
       KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0)
@@ -102,6 +107,8 @@ BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtDq2Ps)->Name("BM_PipeMix/8dpbusd+4cvtd
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtPh2Ps)->Name("BM_PipeMix/8dpbusd+4cvtph2ps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kScalef)->Name("BM_PipeMix/8dpbusd+4scalefps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kRoundscale)->Name("BM_PipeMix/8dpbusd+4rndscaleps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kMulPs)->Name("BM_PipeMix/8dpbusd+4mulps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kPermPs)->Name("BM_PipeMix/8dpbusd+4permps");
 
 }  // namespace
 }  // namespace kvbits

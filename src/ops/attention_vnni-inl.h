@@ -56,10 +56,12 @@ HWY_INLINE __m512 LoadMeta(const uint8_t* base, int at, int size) {
 // [-125, 0] (the table's fp32 rounding; Cephes' degree-6 exp2f with vscalefps before: ~7e-8).
 // x < -125 (-inf of padding lanes included) and NaN give exactly 0 (results below 2^-125 of the
 // max would be subnormal, and the exponent add needs a normal result).
-// Why the table: on Zen 4 vpdpbusd, vfmadd and vmulps share one zmm issue slot per cycle, and
-// vscalefps takes two; the softmax's FMA-class work was ~24 of the ~145 slot-cycles of an int2
-// tile (g = 3); this form takes 4 instead of 8 per vector, the rest on the other pipes
-// (vpermps, adds, the shift). Micro-benchmark, beside 4 vpdpbusd per exp: ~2.7 ns against ~3.2.
+// Why the table: on Zen 4 vpdpbusd, vfmadd and vmulps share one zmm issue slot per cycle
+// (bench/pipe_probe_bench.cc), and in an int2 tile (g = 3) they are most of its work. The degree-6
+// polynomial took 6 of those slots per vector (its vscalefps runs elsewhere, one per 2 cycles);
+// this form takes 4, the rest going to the other pipes (vpermps, adds, the shift), so ~6 fewer
+// per int2 tile out of ~160. Micro-benchmark, beside 4 vpdpbusd per exp: ~2.7 ns per vector
+// against ~3.2.
 HWY_INLINE __m512 Exp2Ps(__m512 x) {
   const __m512 table = _mm512_setr_ps(1.0f, 1.04427378f, 1.09050773f, 1.13878863f, 1.18920712f, 1.24185781f,
                                       1.29683955f, 1.35425555f, 1.41421356f, 1.47682615f, 1.54221083f, 1.61049033f,
