@@ -354,8 +354,8 @@ void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
 // qi2 = round((x inv - qi) 254), within +-127 because x inv - qi is exact and within +-1/2. Writes
 // amax and the sum of x (in lane order: it may differ from a sequential sum in its last bits).
 // Vectorized because decode runs it for every head of every layer: the scalar loop, a call to
-// nearbyintf per element and a max chain, was ~7 % of a one-thread decode attention call over
-// 8192 int2 tokens and sits outside the threaded part (perf, session 40).
+// nearbyintf per element and a max chain, was 4-7 % of a one-thread decode attention call over
+// 8192 int2 tokens, outside the threaded part (perf, session 40; docs/benchmarks.md).
 void QuantizeQueryGroup(const float* x, int n, int8_t* qi, int8_t* qi2, float* amax, float* sum) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
