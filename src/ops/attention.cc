@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "backend/simd_targets.h"
+#include "ops/query_int8.h"
 #include "ops/attention.h"
 #include "ops/kv_codec.h"
 #include "util/half.h"
@@ -348,40 +349,6 @@ void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
 #endif
 }
 
-// One group of a rotated query, x[0, n) (n a multiple of the lanes: groups are multiples of 16),
-// rounded to int8 against its largest magnitude: qi = round(x inv) with inv = 127 / amax (0 for an
-// all-zero group), ties to even as std::nearbyint, and when qi2 is set the residuals
-// qi2 = round((x inv - qi) 254), within +-127 because x inv - qi is exact and within +-1/2. Writes
-// amax and the sum of x (in lane order: it may differ from a sequential sum in its last bits).
-// Vectorized because decode runs it for every head of every layer: the scalar loop, a call to
-// nearbyintf per element and a max chain, was 4-7 % of a one-thread decode attention call over
-// 8192 int2 tokens, outside the threaded part (perf, session 40; docs/benchmarks.md).
-void QuantizeQueryGroup(const float* x, int n, int8_t* qi, int8_t* qi2, float* amax, float* sum) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(df)> d8;
-  const int N = static_cast<int>(hn::Lanes(df));
-  auto vmax = hn::Zero(df), vsum = hn::Zero(df);
-  for (int d = 0; d < n; d += N) {
-    const auto v = hn::LoadU(df, x + d);
-    vmax = hn::Max(vmax, hn::Abs(v));
-    vsum = hn::Add(vsum, v);
-  }
-  const float m = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  *amax = m;
-  *sum = hn::GetLane(hn::SumOfLanes(df, vsum));
-  const auto inv = hn::Set(df, m > 0.0f ? 127.0f / m : 0.0f);
-  for (int d = 0; d < n; d += N) {
-    const auto scaled = hn::Mul(hn::LoadU(df, x + d), inv);
-    const auto rounded = hn::Round(scaled);
-    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, rounded)), d8, qi + d);
-    if (qi2 != nullptr) {
-      const auto residual = hn::Round(hn::Mul(hn::Sub(scaled, rounded), hn::Set(df, 254.0f)));
-      hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, residual)), d8, qi2 + d);
-    }
-  }
-}
-
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
 const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -397,7 +364,6 @@ HWY_EXPORT(ConvertWindowTile);
 HWY_EXPORT(AttendWindowTiles);
 HWY_EXPORT(AttendPage);
 HWY_EXPORT(MergePart);
-HWY_EXPORT(QuantizeQueryGroup);
 HWY_EXPORT(FinishPages);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
@@ -478,8 +444,8 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
       for (int gr = 0; gr < qb.groups; ++gr) {
         const int at = h * hd + gr * group;
         float amax = 0.0f;
-        HWY_DYNAMIC_DISPATCH(QuantizeQueryGroup)(qr + at, group, qi + at, qb.exact_8bit ? qi2 + at : nullptr, &amax,
-                                                 &qsum[h * qb.groups + gr]);
+        quantize_query_group(qr + at, group, qi + at, qb.exact_8bit ? qi2 + at : nullptr, &amax,
+                             &qsum[h * qb.groups + gr]);
         const float d_scale = amax / 127.0f;
         qd[h * qb.groups + gr] = d_scale;
       }
