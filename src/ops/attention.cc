@@ -238,6 +238,7 @@ void AttendWindow(const PreparedQuery& q, int g, int hd, const uint16_t* k, cons
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include "ops/attention_vnni-inl.h"
+#include "ops/attention_vnni_page-inl.h"
 #endif
 
 // One head of a page for a block of nq queries, on the portable path: a single (decode) query
