@@ -108,7 +108,8 @@ HWY_INLINE void AttendPageVnniShape(const PreparedQuery (*qs)[kAttentionQueryBlo
                                     const SoftmaxState (*states)[kAttentionQueryBlock], int heads, int nq, Shape sh,
                                     const KvPageRef& page, int kvh0, bool rotated_v, PrefetchSpan next) {
   // int2 pages only: the in-cache int4 tile was slower this way (66.0 -> 70.1 ns, minimum of 14
-  // alternated rounds, session 41; the int4 scores need more registers while a head's scores wait).
+  // alternated rounds, session 41; why was not analysed) and it is not the width short of its
+  // bandwidth target (docs/benchmarks.md).
   if constexpr (Shape::kFixed && Shape::kInt2) {
     if (nq == 1 && page.n_tokens == kVnniStepTiles * kKvTile && heads == 3) {
       return AttendHeadsPipelined<3>(qs, states, sh, page, kvh0, rotated_v, next);
