@@ -3,7 +3,9 @@
 // next to 4 instructions of another kind. Where the other kind shares vpdpbusd's pipes the block
 // takes ~12 cycles, where it runs beside them ~8. On Zen 4 (2026-12-05): vpdpbusd zmm 1 per
 // cycle, latency 4; vgf2p8affineqb, vfmadd231ps and vmulps share its two pipes; vpandd, vpsrlw,
-// vaddps and vpermps do not (docs/benchmarks.md; vmulps and vpermps added 2026-12-06). Not a
+// vaddps and vpermps do not (docs/benchmarks.md; vmulps and vpermps added 2026-12-06). On the
+// Emerald Rapids host (2026-12-07) the 8 vpdpbusd alone take ~5 cycles, their latency: two pipes,
+// so there the block is latency-bound and the others' cost reads low. Not a
 // kernel benchmark: it measures the machine, so that kernel work on another host starts from its
 // own figures.
 //
@@ -23,19 +25,22 @@ namespace {
 
 constexpr int kBlocks = 1000;  // blocks per timed call
 
-// Nanoseconds per cycle: a chain of dependent 64-bit adds (latency 1 on every x86 core).
+// Nanoseconds per cycle: a chain of dependent 64-bit multiplies (imul r64: latency 3 cycles on
+// the x86 cores of the last decade, Intel and AMD alike). Until 2026-12-07 the clock was a chain
+// of `add $1`, which the Emerald Rapids host (Xeon model 207) ran at ~4 per cycle, dependent as they
+// are (the probe read 10.2 GHz there), so its cycle counts were off by that factor.
 double NsPerCycle() {
   static const double ns = [] {
-    constexpr long kAdds = 8L * 20'000'000;
-    long x = 0;
+    constexpr long kMuls = 8L * 10'000'000;
+    long x = 1;
     const auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < kAdds / 8; ++i) {
-      asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-                   "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+    for (long i = 0; i < kMuls / 8; ++i) {
+      asm volatile("imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0\n\t"
+                   "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0"
                    : "+r"(x));
     }
     const auto t1 = std::chrono::steady_clock::now();
-    return std::chrono::duration<double, std::nano>(t1 - t0).count() / kAdds;
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / (3.0 * kMuls);
   }();
   return ns;
 }
@@ -91,7 +96,7 @@ void BM_PipeMix(benchmark::State& state) {
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) benchmark::DoNotOptimize(RunBlocks<kOther>());
   const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-  // Cycles per block of 8 vpdpbusd (+ 4 others), at the clock of the add chain.
+  // Cycles per block of 8 vpdpbusd (+ 4 others), at the clock of the multiply chain.
   state.counters["cycles_per_block"] = ns / (static_cast<double>(state.iterations()) * kBlocks) / ns_per_cycle;
   state.counters["ghz"] = 1.0 / ns_per_cycle;
 }
