@@ -1,6 +1,6 @@
 // The scalar reference attention (ops/attention.h attention_ref): every page row dequantized by
 // kv_page_read_row and brought back to the model's basis, scores and sums in double. The kernels
-// of ops/attention.cc are tested against it.
+// of ops/attention_kernels.cc, run by ops/attention.cc, are tested against it.
 #include <cmath>
 #include <utility>
 #include <vector>

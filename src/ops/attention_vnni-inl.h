@@ -1,4 +1,4 @@
-// AVX-512 VNNI attention over one KV page, included by ops/attention.cc inside the AVX3_DL target
+// AVX-512 VNNI attention over one KV page, included by ops/attention_kernels.cc inside the AVX3_DL target
 // namespace (per-target code; no include guard on purpose): the steps of a page's tiles (scores,
 // softmax, V sums) and their helpers; the per-page drivers that run them and the dispatch on the
 // page's shape are in attention_vnni_page-inl.h.
@@ -18,7 +18,7 @@
 // (KvLayerView::exact_8bit: PreparedQuery qi2 set) 8-bit rows add a second int8 product with the
 // residuals (qi2, wq2), so there both are 254 times smaller.
 //
-// Everything else (window rows, other targets) uses the portable path in attention.cc.
+// Everything else (window rows, other targets) uses the portable path in attention_kernels.cc.
 
 // The loops over the g heads of a group are unrolled so that the per-head accumulators live in
 // registers: at -O2 GCC keeps them in a stack array and every vpdpbusd becomes a load, the
@@ -108,7 +108,7 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
 
 // Spreads the prefetches of the next block over a page's tiles, a few lines before each tile
 // (scores) and each tile or 16-dim block (V sums). The same prefetches issued in one burst before
-// the page (70-260 lines) left the kernel ~2x slower out of cache (attention.cc); our reading is
+// the page (70-260 lines) left the kernel ~2x slower out of cache (attention_detail.h); our reading is
 // that the burst fills the core's miss buffers and the current tile's loads queue behind it.
 // The lines go to L2 (T1): with T0 the FP16 cache at depth 8192 read 15-18 GB/s on Zen 4 against
 // a 31-35 GB/s probe, with T1 26-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2
@@ -482,7 +482,7 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
         }
       });
       // sum_t p_t vm_t, the minimums' share (the same for every dim of the group), stays in lanes
-      // until the end of the task (FinishPages in attention.cc).
+      // until the end of the task (FinishPages in attention_kernels.cc).
       _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
     }
   }

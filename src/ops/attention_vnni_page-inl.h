@@ -1,4 +1,4 @@
-// The VNNI page drivers, included by ops/attention.cc after attention_vnni-inl.h inside the
+// The VNNI page drivers, included by ops/attention_kernels.cc after attention_vnni-inl.h inside the
 // AVX3_DL target namespace (per-target code; no include guard on purpose): per page and KV head,
 // the steps of attention_vnni-inl.h's kernels (scores, softmax, V sums) in order, with the
 // prefetches of the next block spread over them, and the dispatch on the page's shape and widths.
@@ -101,7 +101,7 @@ HWY_INLINE void AttendHeadsPipelined(const PreparedQuery (*qs)[kAttentionQueryBl
   (std::make_integer_sequence<int, kHeads>{});
 }
 
-// Heads [kvh0, kvh0 + heads) of a page (AttendPage in attention.cc): the dispatch below is paid
+// Heads [kvh0, kvh0 + heads) of a page (AttendPage in attention_kernels.cc): the dispatch below is paid
 // once per page.
 template <class Shape>
 HWY_INLINE void AttendPageVnniShape(const PreparedQuery (*qs)[kAttentionQueryBlock],

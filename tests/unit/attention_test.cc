@@ -1,6 +1,6 @@
-// Attention over the mixed-precision store (ops/attention.cc, dispatched to every SIMD target
-// compiled in) against the scalar double-precision reference attention_ref, over random stores:
-// mixed widths per token and layer, odd lengths (tile and page boundaries), empty pages, R = 0
+// Attention over the mixed-precision store (ops/attention.cc; its kernels dispatched to every
+// SIMD target compiled in) against the scalar double-precision reference attention_ref, over
+// random stores: mixed widths per token and layer, odd lengths (tile and page boundaries), empty pages, R = 0
 // and R > 0 (window rows), every rotation setting and group size, decode (one query, pages split
 // across threads) and prefill blocks (causal windows, side-by-side continuations), 1 and 2
 // threads. An all-FP16 store is also checked against plain attention over the fp16-rounded rows
@@ -326,7 +326,7 @@ void check(const Setup& s, uint32_t seed, int threads) {
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
       hwy::SetSupportedTargetsForTest(target);
       ASSERT_STREQ(attention_target_name(), hwy::TargetName(target));
-      // The kernels' conditions (ops/attention.cc AttendPage; IntSteps in attention_page_tiles-inl.h).
+      // The kernels' conditions (ops/attention_kernels.cc AttendPage; IntSteps in attention_page_tiles-inl.h).
       const bool vnni = target == HWY_AVX3_DL && hd / std::min(s.group, hd) <= 4;
 #if HWY_ARCH_X86
       const bool int_tiles = !vnni && target <= HWY_AVX2;
