@@ -20,7 +20,8 @@ inline constexpr int kMaxTileGroups = 16;
 // Floats of one fp32 tile of kKvTile rows (attention_tiles-inl.h): K transposed, then V.
 inline size_t tile_floats(int hd) { return 2 * static_cast<size_t>(kKvTile) * static_cast<size_t>(hd); }
 
-// Scale of q . k that gives scores in base-2 units (ops/attention_kernels.cc, top): log2(e) / sqrt(hd).
+// Scale of q . k that gives scores in base-2 units (ops/attention_kernels.cc, top):
+// log2(e) / sqrt(hd).
 inline float score_scale(int hd) { return 1.4426950408889634f / std::sqrt(static_cast<float>(hd)); }
 
 // One query's inputs for one KV head group, prepared once by the driver.

@@ -1,6 +1,6 @@
 // Reading page tiles on the targets without the VNNI kernel (and the page block pointers every
-// target uses), included by ops/attention_kernels.cc after attention_tiles-inl.h inside each Highway
-// target's namespace (no include guard on purpose: one copy per target):
+// target uses), included by ops/attention_kernels.cc after attention_tiles-inl.h inside each
+// Highway target's namespace (no include guard on purpose: one copy per target):
 //  * PageBlock: one head's K or V block of a page, resolved once per page;
 //  * TileMeta: a tile's (or a step's) scales and minimums as fp32;
 //  * DecodePageTile: a tile decoded to fp32 once for a block of prefill queries;

@@ -1,5 +1,5 @@
-// fp32 tile kernels of attention, included by ops/attention_kernels.cc inside each Highway target's
-// namespace (no include guard on purpose: one copy per target).
+// fp32 tile kernels of attention, included by ops/attention_kernels.cc inside each Highway
+// target's namespace (no include guard on purpose: one copy per target).
 //
 // A tile is kKvTile rows in fp32:
 //   Kt [hd][kKvTile]: K transposed, so one vector of scores is hd products with a broadcast query
@@ -391,7 +391,8 @@ HWY_INLINE QuantTile HeadSource(const QuantTile& k, int h) {
 // The softmax passes of one block of scores p [g][stride], rows [0, len) (a multiple of the
 // lanes) of which [lo, hi) are valid: adds qadd[h] on the rows whose add[j] is 1 (centred keys:
 // q . key_mean; add == nullptr: none), masks the others to -inf, rescales the sums when the max
-// grows, turns the scores into p = 2^(s - m) (Exp2, attention_kernels.cc) in place and adds them to l.
+// grows, turns the scores into p = 2^(s - m) (Exp2, attention_kernels.cc) in place and adds them
+// to l.
 // live[h]: whether head h has anything finite yet (else its p are not weights). Returns whether
 // every head is live. A tile (FoldFloatTile) or a step of tiles (FoldIntStep).
 // kG, kLen > 0: g and len fixed at compile time, with every row valid (lo = 0, hi = len: the full

@@ -1,7 +1,7 @@
-// AVX-512 VNNI attention over one KV page, included by ops/attention_kernels.cc inside the AVX3_DL target
-// namespace (per-target code; no include guard on purpose): the steps of a page's tiles (scores,
-// softmax, V sums) and their helpers; the per-page drivers that run them and the dispatch on the
-// page's shape are in attention_vnni_page-inl.h.
+// AVX-512 VNNI attention over one KV page, included by ops/attention_kernels.cc inside the AVX3_DL
+// target namespace (per-target code; no include guard on purpose): the steps of a page's tiles
+// (scores, softmax, V sums) and their helpers; the per-page drivers that run them and the dispatch
+// on the page's shape are in attention_vnni_page-inl.h.
 //
 // The page layout (ops/kv_page.h) puts 16 tokens in the 16 lanes of a vector:
 //  * K scores: one vpdpbusd multiplies a 64-byte chunk of codes (4 dims of 16 tokens per 32-bit
@@ -108,12 +108,12 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
 
 // Spreads the prefetches of the next block over a page's tiles, a few lines before each tile
 // (scores) and each tile or 16-dim block (V sums). The same prefetches issued in one burst before
-// the page (70-260 lines) left the kernel ~2x slower out of cache (attention_detail.h); our reading is
-// that the burst fills the core's miss buffers and the current tile's loads queue behind it.
-// The lines go to L2 (T1): with T0 the FP16 cache at depth 8192 read 15-18 GB/s on Zen 4 against
-// a 31-35 GB/s probe, with T1 26-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2
-// ms for 245760 tokens, alternated, 2026-12-04); the quantized pages, which are bound by the
-// kernels' arithmetic, stayed within the host's noise.
+// the page (70-260 lines) left the kernel ~2x slower out of cache (attention_detail.h); our reading
+// is that the burst fills the core's miss buffers and the current tile's loads queue behind it. The
+// lines go to L2 (T1): with T0 the FP16 cache at depth 8192 read 15-18 GB/s on Zen 4 against a
+// 31-35 GB/s probe, with T1 26-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2 ms
+// for 245760 tokens, alternated, 2026-12-04); the quantized pages, which are bound by the kernels'
+// arithmetic, stayed within the host's noise.
 struct PrefetchCursor {
   const char* at = nullptr;
   const char* end = nullptr;

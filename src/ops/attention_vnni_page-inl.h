@@ -101,8 +101,8 @@ HWY_INLINE void AttendHeadsPipelined(const PreparedQuery (*qs)[kAttentionQueryBl
   (std::make_integer_sequence<int, kHeads>{});
 }
 
-// Heads [kvh0, kvh0 + heads) of a page (AttendPage in attention_kernels.cc): the dispatch below is paid
-// once per page.
+// Heads [kvh0, kvh0 + heads) of a page (AttendPage in attention_kernels.cc): the dispatch below
+// is paid once per page.
 template <class Shape>
 HWY_INLINE void AttendPageVnniShape(const PreparedQuery (*qs)[kAttentionQueryBlock],
                                     const SoftmaxState (*states)[kAttentionQueryBlock], int heads, int nq, Shape sh,

@@ -1,8 +1,8 @@
-// Attention over the mixed-precision store (ops/attention.cc; its kernels dispatched to every
-// SIMD target compiled in) against the scalar double-precision reference attention_ref, over
-// random stores: mixed widths per token and layer, odd lengths (tile and page boundaries), empty pages, R = 0
-// and R > 0 (window rows), every rotation setting and group size, decode (one query, pages split
-// across threads) and prefill blocks (causal windows, side-by-side continuations), 1 and 2
+// Attention over the mixed-precision store (ops/attention.cc; its kernels dispatched to every SIMD
+// target compiled in) against the scalar double-precision reference attention_ref, over random
+// stores: mixed widths per token and layer, odd lengths (tile and page boundaries), empty pages,
+// R = 0 and R > 0 (window rows), every rotation setting and group size, decode (one query, pages
+// split across threads) and prefill blocks (causal windows, side-by-side continuations), 1 and 2
 // threads. An all-FP16 store is also checked against plain attention over the fp16-rounded rows
 // written (what an FP16-cache engine computes).
 //
