@@ -206,8 +206,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     const int64_t r0 = task % window_tiles * kKvTile;
     const size_t at = static_cast<size_t>((kvh * cache.window_stride + r0) * hd);
     attention_detail::convert_window_tile(cache.window_k + at, cache.window_v + at, hd,
-                                            static_cast<int>(std::min<int64_t>(kKvTile, window_rows - r0)),
-                                            window_f32 + static_cast<size_t>(task) * tile_size);
+                                          static_cast<int>(std::min<int64_t>(kKvTile, window_rows - r0)),
+                                          window_f32 + static_cast<size_t>(task) * tile_size);
   };
   const int64_t convert_tasks = shape.n_kv_heads * window_tiles;
   if (convert_tasks <= pool.size()) {  // a few rows: not worth a hand-off
@@ -243,7 +243,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
             if (j0 >= j1) continue;
             if (n_queries == 1) {
               attention_detail::attend_window(pqs[hh][k], g, hd, cache.window_k + off, cache.window_v + off, j0,
-                                                 j1, buf, sss[hh][k]);
+                                              j1, buf, sss[hh][k]);
             } else {
               attention_detail::attend_window_tiles(pqs[hh][k], g, hd, tiles, j0, j1, sss[hh][k]);
             }
@@ -258,7 +258,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
       const PrefetchSpan next =
           p + 1 < p1 ? attention_detail::head_block_span(cache.pages[p + 1], kvh0) : PrefetchSpan{};
       attention_detail::attend_page(pqs, sss, heads_per_task, nq, g, hd, qb.hd / qb.groups, cache.pages[p], kvh0,
-                                       cache.rotated_v, next, buf);
+                                    cache.rotated_v, next, buf);
     }
     for (int hh = 0; hh < heads_per_task; ++hh) {
       for (int k = 0; k < nq; ++k) attention_detail::finish_pages(sss[hh][k], g, hd, cache.rotated_v);
