@@ -93,6 +93,10 @@ void attend_window_tiles(const PreparedQuery& q, int g, int hd, const float* til
 void attend_page(const PreparedQuery (*qs)[kAttentionQueryBlock], const SoftmaxState (*states)[kAttentionQueryBlock],
                  int heads, int nq, int g, int hd, int group, const KvPageRef& page, int kvh0, bool rotated_v,
                  PrefetchSpan next, float* buf);
+// The softmax's 2^x forms of the dispatched target on x[0, n) (n a multiple of 16), for tests:
+// form 0 the portable one, 1 and 2 the VNNI kernel's accurate and coarse ones (AVX3_DL only).
+// Returns false where that form is not compiled for the target.
+bool softmax_exp2(int form, const float* x, size_t n, float* out);
 // Folds a task's lane-wise sums (the VNNI kernel's) into l and acc / acc_rot, at the end of a task.
 void finish_pages(const SoftmaxState& st, int g, int hd, bool rotated_v);
 // One part's share in the merge of a (query, head): o += w acc, rot += w acc_rot (hd floats

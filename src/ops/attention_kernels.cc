@@ -43,7 +43,8 @@ using attention_detail::tile_floats;
 
 // 2^x for the softmax (x = s - max <= 0; scores are in base-2 units, top of this file), for every
 // path but the VNNI kernel's (Exp2Ps, attention_vnni-inl.h: a table form, for Zen 4's FMA slot;
-// both within ~1e-7 of 2^x). x = n + r, n = round(x), |r| <= 1/2;
+// both within ~1e-7 of 2^x; its fixed shapes with 2- and 4-bit V rows use Exp2PsCoarse, 7.5e-5;
+// tests/unit/attention_exp2_test.cc checks all three). x = n + r, n = round(x), |r| <= 1/2;
 // 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7, like std::exp2); 2^n
 // built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
 // ~13 instructions against ~25 for hn::Exp and the ln 2 product (perf: the softmax was a third
@@ -275,6 +276,29 @@ void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
 #endif
 }
 
+// The softmax's 2^x forms on x[0, n), n a multiple of 16, for their tests against std::exp2:
+// 0 Exp2 (every path but the VNNI kernel's), 1 Exp2Ps and 2 Exp2PsCoarse (the VNNI kernel's, on
+// AVX3_DL only). Returns false where the form is not compiled for this target.
+bool SoftmaxExp2(int form, const float* x, size_t n, float* out) {
+  if (form == 0) {
+    const hn::ScalableTag<float> df;
+    const size_t lanes = hn::Lanes(df);
+    for (size_t i = 0; i + lanes <= n; i += lanes) hn::StoreU(Exp2(df, hn::LoadU(df, x + i)), df, out + i);
+    return n % lanes == 0;
+  }
+#if HWY_TARGET == HWY_AVX3_DL
+  if (form == 1 || form == 2) {
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(x + i);
+      _mm512_storeu_ps(out + i, form == 1 ? Exp2Ps(v) : Exp2PsCoarse(v));
+    }
+    return n % 16 == 0;
+  }
+#endif
+  (void)x, (void)n, (void)out;
+  return false;
+}
+
 int Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
 const char* AttentionTargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -291,12 +315,17 @@ HWY_EXPORT(AttendWindowTiles);
 HWY_EXPORT(AttendPage);
 HWY_EXPORT(MergePart);
 HWY_EXPORT(FinishPages);
+HWY_EXPORT(SoftmaxExp2);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(AttentionTargetName);
 
 namespace attention_detail {
 
 int kernel_lanes() { return HWY_DYNAMIC_DISPATCH(Lanes)(); }
+
+bool softmax_exp2(int form, const float* x, size_t n, float* out) {
+  return HWY_DYNAMIC_DISPATCH(SoftmaxExp2)(form, x, n, out);
+}
 
 void attend_window(const PreparedQuery& q, int g, int hd, const uint16_t* k, const uint16_t* v, int64_t j0,
                    int64_t j1, float* buf, const SoftmaxState& st) {

@@ -85,6 +85,25 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
   return _mm512_castsi512_ps(_mm512_maskz_add_epi32(in_range, _mm512_castps_si512(y), e));
 }
 
+// A coarser 2^x for the steps whose weights are then rounded to int8 (V rows of 2 and 4 bits,
+// KernelShape::kCoarseExp): x = n + r, n = round(x), |r| <= 1/2; 2^r by a degree-3 polynomial
+// fitted to minimise the relative error on [-1/2, 1/2] (Remez; maximum 7.5e-5, from 2^r
+// itself, so 2^x keeps it at every n); 2^n by vscalefps. The weights' int8 rounding that follows
+// (AccumulateStepQuant) errs by up to 1/254 of the step's largest weight, ~50x more; the softmax
+// denominator sums the same values, so they stay normalised. 7 instructions against Exp2Ps' 12:
+// in an int2 tile with g = 3 that is 15 of ~230 vector instructions.
+// x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (-inf makes r NaN:
+// masked away).
+HWY_INLINE __m512 Exp2PsCoarse(__m512 x) {
+  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-125.0f), _CMP_GE_OQ);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(5.51716691e-2f), r, _mm512_set1_ps(2.42611122e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.93260985e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99928074e-1f));
+  return _mm512_maskz_scalef_ps(in_range, p, n);
+}
+
 // Bits [j * kBits, (j + 1) * kBits) of every byte of raw, moved to the bottom of the byte: plane
 // j of a chunk of codes. Plane 0 is one vpandd; the others of 4-bit codes a 16-bit shift and an
 // and, those of 2-bit codes one vgf2p8affineqb (GFNI: a per-byte bit matrix). On Zen 4
@@ -199,6 +218,9 @@ struct KernelShape {
   static constexpr bool kFixed = kG > 0 && kKBits > 0 && kVBits > 0 && kHd > 0 && kGroup > 0;
   static constexpr int kStepTiles = kTiles;  // tiles per step when fixed (ForTiles), else 0
   static constexpr bool kInt2 = kKBits == 2 && kVBits == 2;  // K and V widths fixed at 2 bits
+  // V widths of 2 and 4 bits fixed: the softmax may use Exp2PsCoarse, its weights being rounded
+  // to int8 anyway (AccumulateStepQuant).
+  static constexpr bool kCoarseExp = kVBits == 2 || kVBits == 4;
   // The same shape for a full step (kVnniStepTiles tiles), AttendHeadVnni.
   using FullStep = KernelShape<kG, kKBits, kVBits, kHd, kGroup, kVnniStepTiles>;
   int g_rt, hd_rt, group_rt;
@@ -387,7 +409,8 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxS
     const __m512 m = _mm512_set1_ps(st.m[h]);
     __m512 sum = _mm512_setzero_ps();
     ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
-      s[i][h] = Exp2Ps(_mm512_sub_ps(s[i][h], m));  // 2^-inf = 0 for padding
+      const __m512 x = _mm512_sub_ps(s[i][h], m);
+      s[i][h] = Shape::kCoarseExp ? Exp2PsCoarse(x) : Exp2Ps(x);  // 2^-inf = 0 for padding
       sum = _mm512_add_ps(sum, s[i][h]);
     });
     _mm512_storeu_ps(st.lane_l + 16 * h, _mm512_add_ps(_mm512_loadu_ps(st.lane_l + 16 * h), sum));
@@ -433,6 +456,18 @@ HWY_INLINE void AccumulateStepFp16(Shape sh, const HeadBlocks& b, int t0, int n,
   }
 }
 
+// The int8 bytes of four tiles' int32 weights a..d (each in [0, 127]), tile after tile: two
+// vpackssdw and a vpacksswb leave, in 128-bit lane L, elements 4L..4L+3 of a, b, c and d (one
+// dword each); the vpermd puts dword 4L + j at 4j + L: 4 instructions and one store, where a
+// vpmovdb and a store per tile took 8 (12 uops: vpmovdb is 2 on Intel cores). Packs saturate
+// where vpmovdb truncates: the same bytes for values in [-128, 127] (w >= 0 here; NaN weights,
+// from NaN activations, give -128 instead of 0, garbage either way).
+HWY_INLINE __m512i PackStepWeights(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_epi32(order, bytes);
+}
+
 // The same for V codes of kBits (2, 4, 8) bits, read in place with vpdpbusd. With kResidual (8-bit
 // rows, KvLayerView::exact_8bit) the weights' int8 rounding error is rounded again (wq2, in 1/254
 // steps) and multiplied too, as the query is for 8-bit K rows (ScoreTileQuant).
@@ -471,6 +506,15 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
       const float mx = _mm512_reduce_max_ps(wmax[h]);
       ws[h][gr] = mx / 127.0f;
       const __m512 inv = _mm512_set1_ps(mx > 0.0f ? 127.0f / mx : 0.0f);
+      if constexpr (Shape::kStepTiles == 4 && !kResidual) {
+        // A full step's four tiles packed at once (PackStepWeights).
+        _mm512_store_si512(wq[h][gr], PackStepWeights(_mm512_cvtps_epi32(_mm512_mul_ps(w[0][h], inv)),
+                                                      _mm512_cvtps_epi32(_mm512_mul_ps(w[1][h], inv)),
+                                                      _mm512_cvtps_epi32(_mm512_mul_ps(w[2][h], inv)),
+                                                      _mm512_cvtps_epi32(_mm512_mul_ps(w[3][h], inv))));
+        _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
+        continue;
+      }
       ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
         const __m512 scaled = _mm512_mul_ps(w[i][h], inv);
         const __m512i rounded = _mm512_cvtps_epi32(scaled);
