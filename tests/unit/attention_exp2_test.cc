@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
@@ -51,7 +52,6 @@ std::vector<float> inputs() {
   for (float v : {0.0f, -0.0f, -1e-30f, -1e-7f, -125.0f, -126.0f, -127.0f, -1e30f}) x.push_back(v);
   x.push_back(-std::numeric_limits<float>::infinity());
   x.push_back(std::numeric_limits<float>::quiet_NaN());
-  x.push_back(std::numeric_limits<float>::denorm_min());
   while (x.size() % 16 != 0) x.push_back(-3.0f);
   return x;
 }
@@ -81,7 +81,6 @@ TEST(AttentionExp2, EveryFormWithinItsBoundOfExp2) {
           ASSERT_EQ(out[i], 0.0f);
           continue;
         }
-        if (x[i] > 0.0f) continue;  // denorm_min: above the softmax's range, no claim
         const double ref = std::exp2(static_cast<double>(x[i]));
         const double rel = std::fabs(out[i] / ref - 1.0);
         if (rel > worst) worst = rel, worst_x = x[i];
