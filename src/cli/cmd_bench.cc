@@ -14,7 +14,10 @@
 // cache holds the weights (480 MiB of L3 on some of our CI machines, against a 97 MB model) the
 // main-memory roofline is no bound at all and this one is. Attention alone is timed too: every
 // layer's attention for one query over the cache at depth D + n_gen, repeated; its bytes
-// (kv_bytes) over that time is the achieved attention bandwidth.
+// (kv_bytes) over that time is the achieved attention bandwidth. Each depth also reports the
+// share of the CPUs' time the hypervisor stole during its decode runs and during attention alone
+// (host_steal_fraction; backend/cpu_steal.h): on a shared VM a figure with much steal is the
+// host's, not the code's.
 //
 // With --baseline SPEC (e.g. fp16) a second cache under that policy is filled to the same depth
 // with the same tokens, and the decode steps alternate between the two caches on one thread
@@ -24,11 +27,13 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu_steal.h"
 #include "backend/memory_bandwidth.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -179,6 +184,7 @@ int bench(const BenchFlags& f) {
     // the ratio of means.
     std::vector<double> step_ratios;
     KvStats kv;
+    const std::optional<CpuTimes> decode_t0 = read_cpu_times();
     for (int r = 0; r < f.runs; ++r) {
       session.reset();
       const std::vector<int32_t> prompt = fill_tokens(depth);
@@ -221,6 +227,7 @@ int bench(const BenchFlags& f) {
     // enough to stay in the last-level cache across repetitions (int2 at depth 8192: 26 MB) reads
     // faster here than inside a decode step, so `attention_step_ms` (timed inside the steps
     // above, at the runs' mean depth) is the figure to set against the step time.
+    const std::optional<CpuTimes> decode_t1 = read_cpu_times();
     const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
     const WindowRange window{session.kv().window_tokens(), 0, 0};
     const int reps = 20;
@@ -234,7 +241,16 @@ int bench(const BenchFlags& f) {
       }
       attn_ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - a0).count() / reps);
     }
+    const std::optional<CpuTimes> attention_t1 = read_cpu_times();
     const double attention_ms = median(attn_ms);
+    // The host's steal over the decode runs (prefills included) and over attention alone: a
+    // figure taken while another tenant held the physical CPUs is not the code's (cpu_steal.h).
+    nlohmann::json steal = nullptr;
+    double decode_steal = 0.0;
+    if (decode_t0 && decode_t1 && attention_t1) {
+      decode_steal = steal_fraction(*decode_t0, *decode_t1);
+      steal = {{"decode", decode_steal}, {"attention_alone", steal_fraction(*decode_t1, *attention_t1)}};
+    }
     // KV bytes at the run's mean depth, scaled from the final cache.
     const double mean_depth = static_cast<double>(depth) + 0.5 * static_cast<double>(f.n_gen);
     const double kv_bytes_mean = kv.tokens > 0 ? static_cast<double>(kv.kv_bytes) * mean_depth / kv.tokens : 0.0;
@@ -262,15 +278,16 @@ int bench(const BenchFlags& f) {
                       {"attention_gbps", attention_gbps},
                       {"attention_step_ms", step_attention},
                       {"attention_step_gbps", step_attention > 0 ? kv_bytes_mean / step_attention / 1e6 : 0.0},
-                      {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction}});
+                      {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction},
+                      {"host_steal_fraction", steal}});
     std::fprintf(stderr,
                  "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms from memory, %.2f ms at the working set's "
                  "%.1f GB/s), %.2f effective bits, attention %.2f ms "
-                 "in the step, %.2f ms alone (%.1f GB/s), features + policy %.3f ms (%.1f%%)\n",
+                 "in the step, %.2f ms alone (%.1f GB/s), features + policy %.3f ms (%.1f%%), host steal %.1f%%\n",
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, ws_roofline_ms,
                  ws_bw / 1e9, kv.effective_bits,
                  step_attention, attention_ms, attention_gbps,
-                 median(policy_ms), 100.0 * policy_fraction);
+                 median(policy_ms), 100.0 * policy_fraction, 100.0 * decode_steal);
     if (const auto mix = kv_class_mix(kv); mix.size() > 1) {  // a mixed cache: which widths its rows got
       std::fprintf(stderr, "bench: %s depth %lld: rows %s\n", session.policy().spec().c_str(),
                    static_cast<long long>(depth), format_class_mix(mix).c_str());
