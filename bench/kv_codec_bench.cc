@@ -3,7 +3,9 @@
 // group loop against the SIMD one the store runs (ops/kv_group_codes.h). A decode step stores 90
 // K and 90 V rows (30 layers x 3 KV heads); a prefill of n tokens 180 n.
 //
-//   ./build/bench/kvbits_kernel_bench --benchmark_filter=KvQuantize
+// BM_Hadamard: the rotation those rows (and the queries and outputs of attention) go through.
+//
+//   ./build/bench/kvbits_kernel_bench --benchmark_filter='KvQuantize|Hadamard'
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -50,6 +52,25 @@ void BM_KvQuantizeKeyRow(benchmark::State& state) {
 }
 BENCHMARK(BM_KvQuantizeKeyRow<true>)->Name("BM_KvQuantizeKeyRowRef")->Arg(2)->Arg(4)->Arg(8);
 BENCHMARK(BM_KvQuantizeKeyRow<false>)->Name("BM_KvQuantizeKeyRow")->Arg(2)->Arg(4)->Arg(8);
+
+// The Walsh-Hadamard transform of one row of n floats (ops/hadamard.cc against the scalar
+// butterflies): every quantized K and V row the store writes, every query over rotated K rows and
+// every attention output over rotated V rows takes one (n = head_dim: 64 for SmolLM2).
+template <bool kRef>
+void BM_Hadamard(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::vector<float> x(static_cast<size_t>(n));
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng);
+  for (auto _ : state) {
+    if (kRef) hadamard_ref(x.data(), n);
+    else hadamard(x.data(), n);  // H H = I: the values stay bounded over the iterations
+    benchmark::DoNotOptimize(x.data());
+  }
+}
+BENCHMARK(BM_Hadamard<true>)->Name("BM_HadamardRef")->Arg(64)->Arg(128);
+BENCHMARK(BM_Hadamard<false>)->Name("BM_Hadamard")->Arg(16)->Arg(64)->Arg(128);
 
 }  // namespace
 }  // namespace kvbits

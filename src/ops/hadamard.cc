@@ -1,6 +1,7 @@
 // SIMD Walsh-Hadamard transform (ops/kv_codec.h), bit-identical to hadamard_ref.
 //
-// hadamard_ref's stage h replaces each pair (x[j], x[j + h]) by (a + b, a - b). On 4-lane vectors:
+// hadamard_ref's stage h replaces each pair (x[j], x[j + h]) by (a + b, a - b). Hadamard works on
+// the target's full vectors (below); Hadamard4, for rows shorter than one, on 4-lane vectors:
 //  * h >= 4: the pairs are whole vectors apart: the same Add and Sub lane by lane;
 //  * h = 2: b = the vector with its 64-bit halves swapped; lanes 0-1 take a + b, lanes 2-3 take
 //    b - a (there b holds x[j] and a holds x[j + 2]);
@@ -21,11 +22,10 @@ namespace kvbits {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_TARGET != HWY_SCALAR
+// The 4-lane form (shuffles within 128-bit blocks), for rows shorter than a full vector.
 // n: a power of two >= 4.
-void Hadamard(float* x, int n) {
-#if HWY_TARGET == HWY_SCALAR  // one lane: no shuffles to use
-  hadamard_ref(x, n);
-#else
+void Hadamard4(float* x, int n) {
   const hn::CappedTag<float, 4> d;
   const auto low_half = hn::FirstN(d, 2);
   for (int i = 0; i < n; i += 4) {
@@ -47,6 +47,60 @@ void Hadamard(float* x, int n) {
   }
   const auto norm = hn::Set(d, 1.0f / std::sqrt(static_cast<float>(n)));
   for (int i = 0; i < n; i += 4) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), norm), d, x + i);
+}
+#endif
+
+// n: a power of two >= 4. Rows of at least a full vector (N lanes): the stages h < N within each
+// vector, partner lanes fetched with one permute (lane i's partner is lane i ^ h); the stages
+// h >= N between whole vectors; the last stage scaled on the way out (the reference's (a + b) *
+// norm, the same two roundings). With 16 lanes a 64-float row takes ~140 instructions against
+// ~370 for the 4-lane form: the decode step rotates every new K and V row and every query, and
+// un-rotates every attention output (18 transforms per layer call at SmolLM2-135M's shape: a
+// quarter of a short call's time, perf, docs/benchmarks.md session 44).
+void Hadamard(float* x, int n) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: no shuffles to use
+  hadamard_ref(x, n);
+#else
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const int N = static_cast<int>(hn::Lanes(d));
+  if (n < N || N < 4) {
+    Hadamard4(x, n);
+    return;
+  }
+  const auto iota = hn::Iota(di, 0);
+  for (int h = 1; h < N; h *= 2) {
+    const auto hv = hn::Set(di, h);
+    const auto partner = hn::IndicesFromVec(d, hn::Xor(iota, hv));
+    const auto low = hn::RebindMask(d, hn::Eq(hn::And(iota, hv), hn::Zero(di)));
+    for (int i = 0; i < n; i += N) {
+      const auto v = hn::LoadU(d, x + i);
+      const auto b = hn::TableLookupLanes(v, partner);
+      // Lane j (low) holds a = x[j], b = x[j + h]: a + b. Lane j + h holds v = x[j + h], b = x[j]:
+      // x[j] - x[j + h] = b - v, the reference's operands in its order.
+      hn::StoreU(hn::IfThenElse(low, hn::Add(v, b), hn::Sub(b, v)), d, x + i);
+    }
+  }
+  const auto norm = hn::Set(d, 1.0f / std::sqrt(static_cast<float>(n)));
+  if (n == N) {
+    for (int i = 0; i < n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), norm), d, x + i);
+    return;
+  }
+  for (int h = N; h < n; h *= 2) {
+    const bool last = 2 * h == n;
+    for (int i = 0; i < n; i += 2 * h) {
+      for (int j = i; j < i + h; j += N) {
+        const auto a = hn::LoadU(d, x + j), b = hn::LoadU(d, x + j + h);
+        auto sum = hn::Add(a, b), diff = hn::Sub(a, b);
+        if (last) {
+          sum = hn::Mul(sum, norm);
+          diff = hn::Mul(diff, norm);
+        }
+        hn::StoreU(sum, d, x + j);
+        hn::StoreU(diff, d, x + j + h);
+      }
+    }
+  }
 #endif
 }
 

@@ -19,6 +19,7 @@
 #include <random>
 #include <vector>
 
+#include "hwy/targets.h"
 #include "ops/kv_codec.h"
 #include "ops/kv_group_codes.h"
 #include "ops/kv_page.h"
@@ -347,9 +348,6 @@ TEST(KvCodec, DequantizeIgnoresTheCentringFlag) {
   }
 }
 
-// The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
-// order; ops/hadamard.cc), for every supported size, random rows at several scales and rows
-// with zeros, signed zeros, huge values and infinities.
 // The SIMD group loop against its scalar reference. Codes must be equal byte for byte. The
 // errors are sums of the same n double terms (each decoded value is an fp32 fma in both: a true
 // FMA on the x86 targets these tests run on) in different orders; a sum of n >= 0 terms in double
@@ -428,23 +426,34 @@ TEST(KvCodec, StoreQuantizerEqualsReference) {
   EXPECT_GT(centred, 50);  // both branches of the centring choice were exercised
 }
 
+// The SIMD transform against the scalar butterflies: bit-identical (same additions in the same
+// order; ops/hadamard.cc), on every compiled target (16-, 8- and 4-lane vectors, and rows shorter
+// than a vector), for every supported size, random rows at several scales and rows with zeros,
+// signed zeros, huge values and infinities.
 TEST(Hadamard, SimdEqualsReferenceBitForBit) {
-  uint32_t seed = 900;
-  for (int n = 1; n <= 1024; n *= 2) {
-    for (const float scale : {1e-3f, 1.0f, 1e4f}) {
-      std::vector<float> x = testing::random_vector(static_cast<size_t>(n), seed++, -scale, scale);
-      if (n >= 8) {
-        x[1] = 0.0f;
-        x[2] = -0.0f;
-        x[3] = 3e38f;
-        x[5] = -3e38f;
-        if (scale > 1.0f) x[7] = INFINITY;
-      }
-      std::vector<float> a = x, b = x;
-      hadamard(a.data(), n);
-      hadamard_ref(b.data(), n);
-      for (int i = 0; i < n; ++i) {
-        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << "n " << n << " i " << i;
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    uint32_t seed = 900;
+    for (int n = 1; n <= 1024; n *= 2) {
+      for (const float scale : {1e-3f, 1.0f, 1e4f}) {
+        std::vector<float> x = testing::random_vector(static_cast<size_t>(n), seed++, -scale, scale);
+        if (n >= 8) {
+          x[1] = 0.0f;
+          x[2] = -0.0f;
+          x[3] = 3e38f;
+          x[5] = -3e38f;
+          if (scale > 1.0f) x[7] = INFINITY;
+        }
+        std::vector<float> a = x, b = x;
+        hadamard(a.data(), n);
+        hadamard_ref(b.data(), n);
+        for (int i = 0; i < n; ++i) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i]))
+              << hwy::TargetName(target) << " n " << n << " i " << i;
+        }
       }
     }
   }
