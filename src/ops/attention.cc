@@ -275,34 +275,15 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   auto merge_head = [&](int64_t qh, float* rot) {  // rot: hd floats of the thread's scratch
     const int64_t idx = qh / g;                     // (query, kv head)
     const int h = static_cast<int>(qh % g);
-    float m = -INFINITY;
-    for (int64_t c = 0; c < n_parts; ++c) m = std::max(m, partial[(idx * n_parts + c) * state + h]);
-    float* o = out + qh * hd;
-    std::fill(o, o + hd, 0.0f);
-    std::fill(rot, rot + hd, 0.0f);
-    float total = 0.0f, total2 = 0.0f;
-    bool any_rot = false;
-    for (int64_t c = 0; c < n_parts; ++c) {
-      const float* st = partial + (idx * n_parts + c) * state;
-      const float cm = st[h];
-      if (cm == -INFINITY) continue;
-      const float w = std::exp2(cm - m);
-      total += w * st[g + h];
-      if (tap) total2 += w * w * st[2 * g + 2 * g * hd + h];
-      const float* acc = st + 2 * g + h * hd;
-      const float* acc_rot = st + 2 * g + g * hd + h * hd;
-      any_rot |= attention_detail::merge_part(w, acc, acc_rot, hd, o, rot);
-    }
-    if (any_rot) {
-      hadamard(rot, hd);
-      for (int d = 0; d < hd; ++d) o[d] += rot[d];
-    }
-    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-    for (int d = 0; d < hd; ++d) o[d] *= inv;
+    const attention_detail::MergeParts parts{partial + idx * n_parts * state, state, n_parts, h, g + h,
+                                             2 * g + h * hd, 2 * g + g * hd + h * hd,
+                                             tap ? 2 * g + 2 * g * hd + h : -1};
+    const attention_detail::MergeResult r = attention_detail::merge_head(parts, hd, out + qh * hd, rot);
     if (tap) {
-      tap->concentration[qh] = total2 * inv * inv;
-      final_m[qh] = m;
-      final_l[qh] = total;
+      const float inv = r.l > 0.0f ? 1.0f / r.l : 0.0f;
+      tap->concentration[qh] = r.l2 * inv * inv;
+      final_m[qh] = r.m;
+      final_l[qh] = r.l;
     }
   };
   pool.parallel_for(n_queries, [&](int64_t i, int thread) {

@@ -99,8 +99,21 @@ void attend_page(const PreparedQuery (*qs)[kAttentionQueryBlock], const SoftmaxS
 bool softmax_exp2(int form, const float* x, size_t n, float* out);
 // Folds a task's lane-wise sums (the VNNI kernel's) into l and acc / acc_rot, at the end of a task.
 void finish_pages(const SoftmaxState& st, int g, int hd, bool rotated_v);
-// One part's share in the merge of a (query, head): o += w acc, rot += w acc_rot (hd floats
-// each); returns whether acc_rot holds anything (NaN counts).
-bool merge_part(float w, const float* acc, const float* acc_rot, int hd, float* o, float* rot);
+// The parts of one (query, head) for the merge: part c's state starts at first + c * stride
+// floats; in it m, l (and l2 where l2_at >= 0) at those offsets, acc and acc_rot (hd floats each).
+struct MergeParts {
+  const float* first;
+  int64_t stride, count;
+  int64_t m_at, l_at, acc_at, acc_rot_at, l2_at;
+};
+// The merged softmax's max and sums (base 2, as SoftmaxState's): l = sum_c 2^(m_c - m) l_c,
+// l2 likewise with the weights squared (0 without l2_at).
+struct MergeResult {
+  float m, l, l2;
+};
+// Merges the parts into out [hd] = (sum_c w_c acc_c + H sum_c w_c acc_rot_c) / l, w_c =
+// 2^(m_c - m), H the Hadamard transform (acc_rot holds V rows kept rotated), out = 0 where l = 0;
+// rot: hd floats of scratch.
+MergeResult merge_head(const MergeParts& parts, int hd, float* out, float* rot);
 
 }  // namespace kvbits::attention_detail

@@ -240,20 +240,54 @@ void AttendPage(const PreparedQuery (*qs)[kAttentionQueryBlock], const SoftmaxSt
   }
 }
 
-// One part's share in the merge of a (query, head): o += w acc, rot += w acc_rot (hd floats each,
-// hd a multiple of the lanes); returns whether acc_rot holds anything (NaN counts).
-bool MergePart(float w, const float* acc, const float* acc_rot, int hd, float* o, float* rot) {
+// The merge of one (query, head)'s parts (attention_detail::merge_head): part c's weight w_c =
+// 2^(m_c - m) with m their largest m; o = (sum_c w_c acc_c + H sum_c w_c acc_rot_c) / sum_c w_c
+// l_c, H applied only when some acc_rot holds anything (NaN counts). hd: a multiple of the lanes;
+// rot: hd floats of scratch. One call per head: it was a dispatched call per part and scalar loops
+// around them (3.5 us of a 55 us decode call at depth 8192, docs/benchmarks.md session 44).
+attention_detail::MergeResult MergeHead(const attention_detail::MergeParts& parts, int hd, float* o, float* rot) {
   const hn::ScalableTag<float> df;
   const int N = static_cast<int>(hn::Lanes(df));
-  const auto vw = hn::Set(df, w), zero = hn::Zero(df);
-  bool any_rot = false;
+  float m = -INFINITY;
+  for (int64_t c = 0; c < parts.count; ++c) m = std::max(m, parts.first[c * parts.stride + parts.m_at]);
+  const auto zero = hn::Zero(df);
   for (int d = 0; d < hd; d += N) {
-    const auto r = hn::LoadU(df, acc_rot + d);
-    hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, acc + d), hn::LoadU(df, o + d)), df, o + d);
-    hn::StoreU(hn::MulAdd(vw, r, hn::LoadU(df, rot + d)), df, rot + d);
-    any_rot |= !hn::AllTrue(df, hn::Eq(r, zero));  // NaN compares unequal: counts
+    hn::StoreU(zero, df, o + d);
+    hn::StoreU(zero, df, rot + d);
   }
-  return any_rot;
+  attention_detail::MergeResult r{m, 0.0f, 0.0f};
+  bool any_rot = false;
+  for (int64_t c = 0; c < parts.count; ++c) {
+    const float* st = parts.first + c * parts.stride;
+    const float cm = st[parts.m_at];
+    if (cm == -INFINITY) continue;  // a part that saw no key
+    const float w = std::exp2(cm - m);
+    // Products rounded before they are added, as the driver's scalar loop did (built without FMA
+    // there; here GCC would fuse them): the same sums to the last bit. volatile keeps them apart.
+    const volatile float wl = w * st[parts.l_at];
+    r.l += wl;
+    if (parts.l2_at >= 0) {
+      const volatile float wl2 = w * w * st[parts.l2_at];
+      r.l2 += wl2;
+    }
+    const float* acc = st + parts.acc_at;
+    const float* acc_rot = st + parts.acc_rot_at;
+    const auto vw = hn::Set(df, w);
+    for (int d = 0; d < hd; d += N) {
+      const auto v = hn::LoadU(df, acc_rot + d);
+      hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, acc + d), hn::LoadU(df, o + d)), df, o + d);
+      hn::StoreU(hn::MulAdd(vw, v, hn::LoadU(df, rot + d)), df, rot + d);
+      any_rot |= !hn::AllTrue(df, hn::Eq(v, zero));
+    }
+  }
+  if (any_rot) hadamard(rot, hd);  // H = H^-1 (ops/kv_codec.h)
+  const auto inv = hn::Set(df, r.l > 0.0f ? 1.0f / r.l : 0.0f);
+  for (int d = 0; d < hd; d += N) {
+    auto v = hn::LoadU(df, o + d);
+    if (any_rot) v = hn::Add(v, hn::LoadU(df, rot + d));
+    hn::StoreU(hn::Mul(v, inv), df, o + d);
+  }
+  return r;
 }
 
 // Folds the VNNI kernel's lane-wise sums into l and acc (V in the model basis) or acc_rot
@@ -313,7 +347,7 @@ HWY_EXPORT(AttendWindow);
 HWY_EXPORT(ConvertWindowTile);
 HWY_EXPORT(AttendWindowTiles);
 HWY_EXPORT(AttendPage);
-HWY_EXPORT(MergePart);
+HWY_EXPORT(MergeHead);
 HWY_EXPORT(FinishPages);
 HWY_EXPORT(SoftmaxExp2);
 HWY_EXPORT(Lanes);
@@ -351,8 +385,8 @@ void finish_pages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
   HWY_DYNAMIC_DISPATCH(FinishPages)(st, g, hd, rotated_v);
 }
 
-bool merge_part(float w, const float* acc, const float* acc_rot, int hd, float* o, float* rot) {
-  return HWY_DYNAMIC_DISPATCH(MergePart)(w, acc, acc_rot, hd, o, rot);
+MergeResult merge_head(const MergeParts& parts, int hd, float* out, float* rot) {
+  return HWY_DYNAMIC_DISPATCH(MergeHead)(parts, hd, out, rot);
 }
 
 }  // namespace attention_detail

@@ -512,19 +512,18 @@ HWY_INLINE void AccumulateStepQuant(Shape sh, const HeadBlocks& b, int t0, int t
                                                       _mm512_cvtps_epi32(_mm512_mul_ps(w[1][h], inv)),
                                                       _mm512_cvtps_epi32(_mm512_mul_ps(w[2][h], inv)),
                                                       _mm512_cvtps_epi32(_mm512_mul_ps(w[3][h], inv))));
-        _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
-        continue;
+      } else {
+        ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
+          const __m512 scaled = _mm512_mul_ps(w[i][h], inv);
+          const __m512i rounded = _mm512_cvtps_epi32(scaled);
+          _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile), _mm512_cvtepi32_epi8(rounded));
+          if constexpr (kResidual) {  // scaled - rounded: exact, within +-1/2
+            const __m512 error = _mm512_sub_ps(scaled, _mm512_cvtepi32_ps(rounded));
+            _mm_store_si128(reinterpret_cast<__m128i*>(wq2[h][gr] + i * kKvTile),
+                            _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(error, _mm512_set1_ps(254.0f)))));
+          }
+        });
       }
-      ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
-        const __m512 scaled = _mm512_mul_ps(w[i][h], inv);
-        const __m512i rounded = _mm512_cvtps_epi32(scaled);
-        _mm_store_si128(reinterpret_cast<__m128i*>(wq[h][gr] + i * kKvTile), _mm512_cvtepi32_epi8(rounded));
-        if constexpr (kResidual) {  // scaled - rounded: exact, within +-1/2
-          const __m512 error = _mm512_sub_ps(scaled, _mm512_cvtepi32_ps(rounded));
-          _mm_store_si128(reinterpret_cast<__m128i*>(wq2[h][gr] + i * kKvTile),
-                          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(error, _mm512_set1_ps(254.0f)))));
-        }
-      });
       // sum_t p_t vm_t, the minimums' share (the same for every dim of the group), stays in lanes
       // until the end of the task (FinishPages in attention_kernels.cc).
       _mm512_storeu_ps(lane_vmin + 16 * (h * groups + gr), pmin[h]);
