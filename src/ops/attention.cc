@@ -83,17 +83,14 @@ void prepare_queries(const AttentionShape& shape, const float* q, int64_t n_quer
     int8_t* qi2 = qi + g * hd;
     for (int h = 0; h < g; ++h) {
       const float* src = q + i * shape.n_heads * hd + (kvh * g + h) * hd;
-      for (int d = 0; d < hd; ++d) qf[h * hd + d] = src[d] * scale;
-      std::copy(qf + h * hd, qf + (h + 1) * hd, qr + h * hd);
       // The rotated and int8 forms serve quantized K pages only: the window and fp16 pages (an
-      // fp16 cache; short contexts) need just qf.
+      // fp16 cache; short contexts) need just qf (qr = qf).
+      const float* weight = quantized_k && cache.key_weight ? cache.key_weight + kvh * hd : nullptr;
+      scale_query(src, hd, scale, weight, qf + h * hd, qr + h * hd);
       if (!quantized_k) continue;
       qmu[h] = 0.0f;
-      if (cache.key_mean) {
+      if (cache.key_mean) {  // sequential: a vectorised sum would move the scores' last bits
         for (int d = 0; d < hd; ++d) qmu[h] += qf[h * hd + d] * cache.key_mean[kvh * hd + d];
-      }
-      if (cache.key_weight) {
-        for (int d = 0; d < hd; ++d) qr[h * hd + d] /= cache.key_weight[kvh * hd + d];
       }
       if (cache.rotated_k) hadamard(qr + h * hd, hd);
       for (int gr = 0; gr < qb.groups; ++gr) {

@@ -2,7 +2,9 @@
 // for every head of every layer, outside attention's threaded part: the scalar loop it replaced (a
 // call to nearbyintf per element and a max chain) was 4-7 % of a one-thread decode attention call
 // over 8192 int2 tokens (perf, session 40; docs/benchmarks.md). Checked through the attention
-// tests (tests/unit/attention_test.cc emulates the kernels with the scalar rounding).
+// tests (tests/unit/attention_test.cc emulates the kernels with the scalar rounding). The scaling
+// and the division by the key channel weights before it (scale_query) likewise: 64 scalar
+// divisions per head were ~1 us of a decode call at SmolLM2's shape.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/query_int8.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -41,6 +43,22 @@ void QuantizeQueryGroup(const float* x, int n, int8_t* qi, int8_t* qi2, float* a
   }
 }
 
+void ScaleQuery(const float* x, int n, float scale, const float* weight, float* qf, float* qr) {
+  const hn::ScalableTag<float> df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const auto vs = hn::Set(df, scale);
+  int d = 0;
+  for (; d + N <= n; d += N) {
+    const auto v = hn::Mul(hn::LoadU(df, x + d), vs);
+    hn::StoreU(v, df, qf + d);
+    hn::StoreU(weight ? hn::Div(v, hn::LoadU(df, weight + d)) : v, df, qr + d);
+  }
+  for (; d < n; ++d) {
+    qf[d] = x[d] * scale;
+    qr[d] = weight ? qf[d] / weight[d] : qf[d];
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace kvbits
 HWY_AFTER_NAMESPACE();
@@ -48,9 +66,14 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace kvbits {
 HWY_EXPORT(QuantizeQueryGroup);
+HWY_EXPORT(ScaleQuery);
 
 void quantize_query_group(const float* x, int n, int8_t* qi, int8_t* qi2, float* amax, float* sum) {
   HWY_DYNAMIC_DISPATCH(QuantizeQueryGroup)(x, n, qi, qi2, amax, sum);
+}
+
+void scale_query(const float* x, int n, float scale, const float* weight, float* qf, float* qr) {
+  HWY_DYNAMIC_DISPATCH(ScaleQuery)(x, n, scale, weight, qf, qr);
 }
 
 }  // namespace kvbits

@@ -12,4 +12,9 @@ namespace kvbits {
 // amax and the sum of x (in lane order: it may differ from a sequential sum in its last bits).
 void quantize_query_group(const float* x, int n, int8_t* qi, int8_t* qi2, float* amax, float* sum);
 
+// One query head's float forms: qf[i] = x[i] * scale, qr[i] = qf[i] / weight[i] (weight nullptr:
+// qr = qf), each exactly the scalar expression's value (IEEE products and quotients are
+// correctly rounded, in any vector width).
+void scale_query(const float* x, int n, float scale, const float* weight, float* qf, float* qr);
+
 }  // namespace kvbits
