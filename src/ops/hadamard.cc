@@ -53,10 +53,9 @@ void Hadamard4(float* x, int n) {
 // n: a power of two >= 4. Rows of at least a full vector (N lanes): the stages h < N within each
 // vector, partner lanes fetched with one permute (lane i's partner is lane i ^ h); the stages
 // h >= N between whole vectors; the last stage scaled on the way out (the reference's (a + b) *
-// norm, the same two roundings). With 16 lanes a 64-float row takes ~140 instructions against
-// ~370 for the 4-lane form: the decode step rotates every new K and V row and every query, and
-// un-rotates every attention output (18 transforms per layer call at SmolLM2-135M's shape: a
-// quarter of a short call's time, perf, docs/benchmarks.md session 44).
+// norm, the same two roundings). The decode step rotates every new K and V row and every query,
+// and un-rotates every attention output: 18 transforms per layer call at SmolLM2-135M's shape,
+// a quarter of a short call's time with the 4-lane form (perf, docs/benchmarks.md session 44).
 void Hadamard(float* x, int n) {
 #if HWY_TARGET == HWY_SCALAR  // one lane: no shuffles to use
   hadamard_ref(x, n);
@@ -69,19 +68,43 @@ void Hadamard(float* x, int n) {
     return;
   }
   const auto iota = hn::Iota(di, 0);
-  for (int h = 1; h < N; h *= 2) {
-    const auto hv = hn::Set(di, h);
-    const auto partner = hn::IndicesFromVec(d, hn::Xor(iota, hv));
-    const auto low = hn::RebindMask(d, hn::Eq(hn::And(iota, hv), hn::Zero(di)));
-    for (int i = 0; i < n; i += N) {
-      const auto v = hn::LoadU(d, x + i);
-      const auto b = hn::TableLookupLanes(v, partner);
-      // Lane j (low) holds a = x[j], b = x[j + h]: a + b. Lane j + h holds v = x[j + h], b = x[j]:
-      // x[j] - x[j + h] = b - v, the reference's operands in its order.
-      hn::StoreU(hn::IfThenElse(low, hn::Add(v, b), hn::Sub(b, v)), d, x + i);
-    }
-  }
   const auto norm = hn::Set(d, 1.0f / std::sqrt(static_cast<float>(n)));
+  // A stage h < N within vectors: lane i's partner is lane i ^ h (`partner`), and lanes with
+  // bit h clear (`low`) take the sum.
+  const auto partner_of = [&](int h) HWY_ATTR { return hn::IndicesFromVec(d, hn::Xor(iota, hn::Set(di, h))); };
+  const auto low_of = [&](int h) HWY_ATTR {
+    return hn::RebindMask(d, hn::Eq(hn::And(iota, hn::Set(di, h)), hn::Zero(di)));
+  };
+  const auto in_vector = [](auto v, auto partner, auto low) HWY_ATTR {
+    const auto b = hn::TableLookupLanes(v, partner);
+    // Lane j (low) holds v = x[j], b = x[j + h]: a + b. Lane j + h holds v = x[j + h], b = x[j]:
+    // x[j] - x[j + h] = b - v, the reference's operands in its order.
+    return hn::IfThenElse(low, hn::Add(v, b), hn::Sub(b, v));
+  };
+  if (n == 4 * N) {
+    // Four vectors (SmolLM2's 64 dims on 16 lanes) kept in registers through all the stages:
+    // ~25 ns against ~55 with a store and a reload per stage (BM_Hadamard/64).
+    auto v0 = hn::LoadU(d, x), v1 = hn::LoadU(d, x + N), v2 = hn::LoadU(d, x + 2 * N), v3 = hn::LoadU(d, x + 3 * N);
+    for (int h = 1; h < N; h *= 2) {
+      const auto partner = partner_of(h);
+      const auto low = low_of(h);
+      v0 = in_vector(v0, partner, low);
+      v1 = in_vector(v1, partner, low);
+      v2 = in_vector(v2, partner, low);
+      v3 = in_vector(v3, partner, low);
+    }
+    const auto s0 = hn::Add(v0, v1), d0 = hn::Sub(v0, v1), s1 = hn::Add(v2, v3), d1 = hn::Sub(v2, v3);  // h = N
+    hn::StoreU(hn::Mul(hn::Add(s0, s1), norm), d, x);                                                  // h = 2N
+    hn::StoreU(hn::Mul(hn::Add(d0, d1), norm), d, x + N);
+    hn::StoreU(hn::Mul(hn::Sub(s0, s1), norm), d, x + 2 * N);
+    hn::StoreU(hn::Mul(hn::Sub(d0, d1), norm), d, x + 3 * N);
+    return;
+  }
+  for (int h = 1; h < N; h *= 2) {
+    const auto partner = partner_of(h);
+    const auto low = low_of(h);
+    for (int i = 0; i < n; i += N) hn::StoreU(in_vector(hn::LoadU(d, x + i), partner, low), d, x + i);
+  }
   if (n == N) {
     for (int i = 0; i < n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), norm), d, x + i);
     return;
