@@ -146,6 +146,11 @@ BENCHMARK(BM_AttentionDecode)
     ->Args({16, 245760, 2})
     ->Args({4, 245760, 2})
     ->Args({2, 245760, 2})
+    // One layer at depth 8192 on 2 threads (the 30-layer benchmark's call), and one page: the
+    // call's fixed cost (queries prepared, tasks set up, states merged) beside 12 tiles of work.
+    ->Args({2, 8192, 2})
+    ->Args({2, 64, 1})
+    ->Args({2, 64, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
