@@ -1,6 +1,5 @@
 #include "backend/cpu_steal.h"
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>

@@ -1,6 +1,7 @@
 #pragma once
-// The int8 form of a decode / prefill query group for the integer attention kernels
-// (ops/attention.cc prepare_queries): Highway code, dispatched per target.
+// A decode / prefill query's forms for the attention kernels (ops/attention.cc prepare_queries):
+// each head scaled and divided by the key channel weights, each group rounded to int8 for the
+// integer kernels. Highway code, dispatched per target.
 #include <cstdint>
 
 namespace kvbits {
