@@ -3,8 +3,9 @@
 // call to nearbyintf per element and a max chain) was 4-7 % of a one-thread decode attention call
 // over 8192 int2 tokens (perf, session 40; docs/benchmarks.md). Checked through the attention
 // tests (tests/unit/attention_test.cc emulates the kernels with the scalar rounding). The scaling
-// and the division by the key channel weights before it (scale_query) likewise: 64 scalar
-// divisions per head were ~1 us of a decode call at SmolLM2's shape.
+// and the division by the key channel weights before it (scale_query) likewise: 576 scalar
+// divisions per layer at SmolLM2-135M's shape (9 heads x 64) take ~2,000 cycles at the divider's
+// throughput (an estimate; the kernel benchmarks run without key weights).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/query_int8.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
