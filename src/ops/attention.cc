@@ -4,7 +4,9 @@
 //
 // Work split: a task is (query, KV head, range of pages) or (query, KV head, window rows). Each
 // task runs an online softmax for the g query heads of its group and leaves a partial state
-// (running max m, sum l, weighted V sums) that the driver merges. Weighted V sums are kept twice:
+// (running max m, sum l, weighted V sums) that the driver merges in task order, so the result does
+// not depend on which thread ran which task. Decode deals its tasks to the threads in lanes of
+// consecutive page ranges (backend/chunk_lanes.h); prefill through the pool's shared counter. Weighted V sums are kept twice:
 // `acc` for rows in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
 // Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising. Scores, m and every
 // exponential of a difference of m's are in base-2 units (ops/attention_kernels.cc).
@@ -15,8 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include "backend/chunk_lanes.h"
 #include "backend/simd_targets.h"
 #include "ops/attention_detail.h"
+#include "ops/decode_split.h"
 #include "ops/kv_codec.h"
 #include "ops/query_int8.h"
 #include "util/half.h"
@@ -29,13 +33,6 @@ using attention_detail::SoftmaxState;
 
 namespace {
 
-// Page tokens per decode task: <= kDecodeTaskTokens, about kDecodeTasksPerThread tasks per thread,
-// >= kDecodeMinTaskTokens. A task's first block is read cold (it prefetches only its own next
-// block): 4 tasks of <= 512 tokens per thread were 10-15 % slower on quantized pages at depth
-// 8192 (docs/benchmarks.md, session 32); a task's merge state is ~2 KB per head.
-constexpr int64_t kDecodeTaskTokens = 2048;
-constexpr int64_t kDecodeMinTaskTokens = 128;
-constexpr int64_t kDecodeTasksPerThread = 2;
 // Prefill queries per task (attention.h): they share each page tile while it is in L1.
 constexpr int kQueryBlock = kAttentionQueryBlock;
 // Most KV heads a decode task handles at once (its per-head query and state arrays).
@@ -128,19 +125,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   parts.clear();
   const int64_t n_pages = static_cast<int64_t>(cache.pages.size());
   if (n_queries == 1) {
-    int64_t total = 0;
-    for (const KvPageRef& page : cache.pages) total += page.n_tokens;
-    const int64_t per_task = std::clamp<int64_t>(total / (kDecodeTasksPerThread * pool.size()), kDecodeMinTaskTokens,
-                                                 kDecodeTaskTokens);
-    int64_t p0 = 0, tokens = 0;
-    for (int64_t p = 0; p < n_pages; ++p) {
-      tokens += cache.pages[p].n_tokens;
-      if (tokens >= per_task || p + 1 == n_pages) {
-        if (tokens > 0) parts.insert(parts.end(), {p0, p + 1});
-        p0 = p + 1;
-        tokens = 0;
-      }
-    }
+    split_decode_pages(cache.pages, pool.size(), parts);
   } else if (n_pages > 0) {
     parts.insert(parts.end(), {0, n_pages});
   }
@@ -213,7 +198,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     pool.parallel_for(convert_tasks, [&](int64_t task, int) { convert_tile(task); });
   }
 
-  pool.parallel_for(n_blocks * head_tasks * n_parts, [&](int64_t task, int thread) {
+  // One task: (query block, head task, part).
+  auto run_task = [&](int64_t task, int thread) {
     const int64_t c = task % n_parts;
     const int kvh0 = static_cast<int>((task / n_parts) % head_tasks) * heads_per_task;
     const int64_t i0 = task / (n_parts * head_tasks) * kQueryBlock;
@@ -260,7 +246,17 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
     for (int hh = 0; hh < heads_per_task; ++hh) {
       for (int k = 0; k < nq; ++k) attention_detail::finish_pages(sss[hh][k], g, hd, cache.rotated_v);
     }
-  });
+  };
+  const int64_t n_tasks = n_blocks * head_tasks * n_parts;
+  if (n_queries == 1) {
+    // Decode: the tasks in one lane per thread, consecutive page ranges in each (ChunkLanes).
+    ChunkLanes lanes(n_tasks, pool.size());
+    pool.parallel_for(pool.size(), [&](int64_t lane, int thread) {
+      for (int64_t task; (task = lanes.claim(static_cast<int>(lane))) >= 0;) run_task(task, thread);
+    });
+  } else {
+    pool.parallel_for(n_tasks, run_task);
+  }
 
   // Merge the parts of each (query, kv head) and normalise: head qh = i * n_heads + kvh * g + h
   // of query i. A prefill block's queries are merged across the threads (on the calling thread

@@ -455,6 +455,36 @@ TEST(Attention, AllFp16StoreMatchesPlainAttention) {
   }
 }
 
+// Decode's tasks are dealt to the threads in lanes with stealing (backend/chunk_lanes.h), so
+// which thread runs which page range changes from call to call; each range keeps its own softmax
+// state, merged in a fixed order, so the output must not change by a single bit. 3 threads on a
+// 2-core machine make the schedules differ widely.
+TEST(Attention, DecodeIsBitIdenticalWhateverTheSchedule) {
+  const LlamaConfig c = kv_test_config(1, 9, 3, 64);
+  for (const int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    KvStoreOptions o;
+    o.capacity = 2200;
+    o.max_chunk = 64;
+    o.per_token_record = true;
+    KvStore store(c, o);
+    fill_store(store, c, 2100, 61, 0, {{2, 2}, {4, 4}, {4, 2}, {16, 16}}, 11, pool);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> q(9 * 64);
+    for (float& x : q) x = u(rng);
+    const WindowRange win{0, 0, 0};
+    AttentionScratch scratch;
+    std::vector<float> first(q.size()), out(q.size());
+    attention({9, 3, 64}, q.data(), 1, &win, store.layer_view(0), first.data(), pool, scratch);
+    for (int run = 0; run < 200; ++run) {
+      attention({9, 3, 64}, q.data(), 1, &win, store.layer_view(0), out.data(), pool, scratch);
+      ASSERT_EQ(std::memcmp(out.data(), first.data(), out.size() * sizeof(float)), 0)
+          << threads << " threads, run " << run;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvbits
 
