@@ -226,13 +226,19 @@ int bench(const BenchFlags& f) {
     // in a row: the kernels' speed without the weight matmuls in between. A quantized cache small
     // enough to stay in the last-level cache across repetitions (int2 at depth 8192: 26 MB) reads
     // faster here than inside a decode step, so `attention_step_ms` (timed inside the steps
-    // above, at the runs' mean depth) is the figure to set against the step time.
+    // above, at the runs' mean depth) is the figure to set against the step time. Each of the
+    // rounds follows one pass of the main-memory probe, and the share of the bandwidth is taken
+    // round by round: a shared host's memory and cores change speed from one minute to the next,
+    // and a share of a probe taken a minute earlier measured the host as much as the kernels.
     const std::optional<CpuTimes> decode_t1 = read_cpu_times();
     const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
     const WindowRange window{session.kv().window_tokens(), 0, 0};
-    const int reps = 20;
-    std::vector<double> attn_ms;
-    for (int r = 0; r < 3; ++r) {
+    const int reps = 20, rounds = 5;
+    std::vector<double> attn_ms, probe_gbps, shares;
+    for (int r = 0; r < rounds; ++r) {
+      BandwidthOptions one_pass;
+      one_pass.repeats = 1;
+      probe_gbps.push_back(measure_read_bandwidth(session.pool(), one_pass) / 1e9);
       const auto a0 = clock::now();
       for (int rep = 0; rep < reps; ++rep) {
         for (int l = 0; l < c.n_layers; ++l) {
@@ -240,6 +246,7 @@ int bench(const BenchFlags& f) {
         }
       }
       attn_ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - a0).count() / reps);
+      shares.push_back(static_cast<double>(kv.kv_bytes) / attn_ms.back() / 1e6 / probe_gbps.back());
     }
     const std::optional<CpuTimes> attention_t1 = read_cpu_times();
     const double attention_ms = median(attn_ms);
@@ -276,6 +283,9 @@ int bench(const BenchFlags& f) {
                       {"kv_classes", kv_class_json(kv)},
                       {"attention_ms", attention_ms},
                       {"attention_gbps", attention_gbps},
+                      {"attention_probe_gbps", median(probe_gbps)},
+                      {"attention_bandwidth_share", median(shares)},
+                      {"attention_rounds", {{"ms", attn_ms}, {"probe_gbps", probe_gbps}}},
                       {"attention_step_ms", step_attention},
                       {"attention_step_gbps", step_attention > 0 ? kv_bytes_mean / step_attention / 1e6 : 0.0},
                       {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction},
@@ -283,10 +293,11 @@ int bench(const BenchFlags& f) {
     std::fprintf(stderr,
                  "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms from memory, %.2f ms at the working set's "
                  "%.1f GB/s), %.2f effective bits, attention %.2f ms "
-                 "in the step, %.2f ms alone (%.1f GB/s), features + policy %.3f ms (%.1f%%), host steal %.1f%%\n",
+                 "in the step, %.2f ms alone (%.1f GB/s, %.0f%% of the probe beside it), features + policy %.3f ms "
+                 "(%.1f%%), host steal %.1f%%\n",
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, ws_roofline_ms,
                  ws_bw / 1e9, kv.effective_bits,
-                 step_attention, attention_ms, attention_gbps,
+                 step_attention, attention_ms, attention_gbps, 100.0 * median(shares),
                  median(policy_ms), 100.0 * policy_fraction, 100.0 * decode_steal);
     if (const auto mix = kv_class_mix(kv); mix.size() > 1) {  // a mixed cache: which widths its rows got
       std::fprintf(stderr, "bench: %s depth %lld: rows %s\n", session.policy().spec().c_str(),
