@@ -7,7 +7,7 @@
 // 64-95, ...), so each chunk a thread took started on memory its prefetchers had not followed;
 // in a lane a thread's next chunk is the pages right after its last (each layer's pages lie back
 // to back, kv/page_arena.h). 30 layers at depth 8192, 2 threads, the two schedules alternated
-// pass by pass in one process: 4-8 % less time (docs/benchmarks.md, session 45). Stealing keeps
+// pass by pass in one process: 3-9 % less time (docs/benchmarks.md, session 45). Stealing keeps
 // a slower thread (a shared host's vCPUs differ by up to ~50 % for minutes) from holding the
 // others up by more than a chunk.
 //
