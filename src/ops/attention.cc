@@ -6,10 +6,11 @@
 // task runs an online softmax for the g query heads of its group and leaves a partial state
 // (running max m, sum l, weighted V sums) that the driver merges in task order, so the result does
 // not depend on which thread ran which task. Decode deals its tasks to the threads in lanes of
-// consecutive page ranges (backend/chunk_lanes.h); prefill through the pool's shared counter. Weighted V sums are kept twice:
-// `acc` for rows in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
-// Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising. Scores, m and every
-// exponential of a difference of m's are in base-2 units (ops/attention_kernels.cc).
+// consecutive page ranges (backend/chunk_lanes.h; the split: ops/decode_split.h), prefill through
+// the pool's shared counter. Weighted V sums are kept twice: `acc` for rows in the model's basis
+// (fp16 pages, window) and `acc_rot` for quantized rows stored Hadamard-rotated; the merge adds
+// H acc_rot (H = H^-1) before normalising. Scores, m and every exponential of a difference of m's
+// are in base-2 units (ops/attention_kernels.cc).
 #include "ops/attention.h"
 
 #include <algorithm>
