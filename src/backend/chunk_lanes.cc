@@ -20,28 +20,19 @@ ChunkLanes::ChunkLanes(int64_t n_chunks, int n_lanes) : lanes_(inline_), n_lanes
   }
 }
 
-int64_t ChunkLanes::take_front(int lane) {
+int64_t ChunkLanes::take(int lane, bool from_back) {
   std::atomic<uint64_t>& r = lanes_[lane].range;
   uint64_t cur = r.load(std::memory_order_relaxed);
   for (;;) {
     const auto front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
     if (front >= back) return -1;
-    if (r.compare_exchange_weak(cur, pack(front + 1, back), std::memory_order_relaxed)) return front;
-  }
-}
-
-int64_t ChunkLanes::take_back(int lane) {
-  std::atomic<uint64_t>& r = lanes_[lane].range;
-  uint64_t cur = r.load(std::memory_order_relaxed);
-  for (;;) {
-    const auto front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
-    if (front >= back) return -1;
-    if (r.compare_exchange_weak(cur, pack(front, back - 1), std::memory_order_relaxed)) return back - 1;
+    const uint64_t rest = from_back ? pack(front, back - 1) : pack(front + 1, back);
+    if (r.compare_exchange_weak(cur, rest, std::memory_order_relaxed)) return from_back ? back - 1 : front;
   }
 }
 
 int64_t ChunkLanes::claim(int lane) {
-  if (const int64_t own = take_front(lane); own >= 0) return own;
+  if (const int64_t own = take(lane, false); own >= 0) return own;
   // Steal from the lane with the most chunks left; retry while any lane has one (a thief can
   // lose the race for a lane's last chunk and must then look again).
   for (;;) {
@@ -56,7 +47,7 @@ int64_t ChunkLanes::claim(int lane) {
       }
     }
     if (victim < 0) return -1;
-    if (const int64_t stolen = take_back(victim); stolen >= 0) return stolen;
+    if (const int64_t stolen = take(victim, true); stolen >= 0) return stolen;
   }
 }
 

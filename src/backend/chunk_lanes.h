@@ -46,8 +46,8 @@ class ChunkLanes {
     std::atomic<uint64_t> range{0};
   };
   static uint64_t pack(uint32_t front, uint32_t back) { return uint64_t{back} << 32 | front; }
-  int64_t take_front(int lane);
-  int64_t take_back(int lane);
+  // Takes the front (or back) chunk of `lane`'s run; -1 when the run is empty.
+  int64_t take(int lane, bool from_back);
 
   Lane inline_[kInlineLanes];
   std::unique_ptr<Lane[]> heap_;  // more lanes than kInlineLanes
