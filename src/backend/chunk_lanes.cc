@@ -1,5 +1,7 @@
 #include "backend/chunk_lanes.h"
 
+#include <string>
+
 #include "util/error.h"
 
 namespace kvbits {

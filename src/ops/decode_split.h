@@ -15,7 +15,7 @@
 namespace kvbits {
 
 // A task costs its state's set-up and its share of the merge (~2 KB per query head): at depth 8192
-// on 2 threads, tasks of 1,024 and 512 tokens were 5-8 % and 15-18 % slower than 2,048
+// on 2 threads, tasks of 1,024 and 512 tokens were 6-8 % and 17-20 % slower than 2,048
 // (docs/benchmarks.md, sessions 32 and 45).
 inline constexpr int64_t kDecodeTaskTokens = 2048;
 inline constexpr int64_t kDecodeMinTaskTokens = 128;
