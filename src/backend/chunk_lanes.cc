@@ -26,7 +26,7 @@ int64_t ChunkLanes::take(int lane, bool from_back) {
   std::atomic<uint64_t>& r = lanes_[lane].range;
   uint64_t cur = r.load(std::memory_order_relaxed);
   for (;;) {
-    const auto front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
+    const auto [front, back] = unpack(cur);
     if (front >= back) return -1;
     const uint64_t rest = from_back ? pack(front, back - 1) : pack(front + 1, back);
     if (r.compare_exchange_weak(cur, rest, std::memory_order_relaxed)) return from_back ? back - 1 : front;
@@ -41,8 +41,7 @@ int64_t ChunkLanes::claim(int lane) {
     int victim = -1;
     uint32_t most = 0;
     for (int l = 0; l < n_lanes_; ++l) {
-      const uint64_t cur = lanes_[l].range.load(std::memory_order_relaxed);
-      const auto front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
+      const auto [front, back] = unpack(lanes_[l].range.load(std::memory_order_relaxed));
       if (back > front && back - front > most) {
         most = back - front;
         victim = l;

@@ -46,6 +46,10 @@ class ChunkLanes {
     std::atomic<uint64_t> range{0};
   };
   static uint64_t pack(uint32_t front, uint32_t back) { return uint64_t{back} << 32 | front; }
+  struct Run {
+    uint32_t front, back;
+  };
+  static Run unpack(uint64_t range) { return {static_cast<uint32_t>(range), static_cast<uint32_t>(range >> 32)}; }
   // Takes the front (or back) chunk of `lane`'s run; -1 when the run is empty.
   int64_t take(int lane, bool from_back);
 

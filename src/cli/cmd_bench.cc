@@ -254,6 +254,7 @@ int bench(const BenchFlags& f) {
     }
     const std::optional<CpuTimes> attention_t1 = read_cpu_times();
     const double attention_ms = median(attn_ms);
+    const double attention_share = median(shares);
     // The host's steal over the decode runs (prefills included) and over attention alone: a
     // figure taken while another tenant held the physical CPUs is not the code's (cpu_steal.h).
     nlohmann::json steal = nullptr;
@@ -288,7 +289,7 @@ int bench(const BenchFlags& f) {
                       {"attention_ms", attention_ms},
                       {"attention_gbps", attention_gbps},
                       {"attention_probe_gbps", median(probe_gbps)},
-                      {"attention_bandwidth_share", median(shares)},
+                      {"attention_bandwidth_share", attention_share},
                       {"attention_rounds", {{"ms", attn_ms}, {"probe_gbps", probe_gbps}}},
                       {"attention_step_ms", step_attention},
                       {"attention_step_gbps", step_attention > 0 ? kv_bytes_mean / step_attention / 1e6 : 0.0},
@@ -301,7 +302,7 @@ int bench(const BenchFlags& f) {
                  "(%.1f%%), host steal %.1f%%\n",
                  session.policy().spec().c_str(), static_cast<long long>(depth), med, roofline_ms, ws_roofline_ms,
                  ws_bw / 1e9, kv.effective_bits,
-                 step_attention, attention_ms, attention_gbps, 100.0 * median(shares),
+                 step_attention, attention_ms, attention_gbps, 100.0 * attention_share,
                  median(policy_ms), 100.0 * policy_fraction, 100.0 * decode_steal);
     if (const auto mix = kv_class_mix(kv); mix.size() > 1) {  // a mixed cache: which widths its rows got
       std::fprintf(stderr, "bench: %s depth %lld: rows %s\n", session.policy().spec().c_str(),

@@ -48,7 +48,7 @@ TEST(DecodeSplit, DepthNotAMultipleOfTheTaskSizeStaysEven) {
   for (const int64_t x : tokens) EXPECT_NEAR(static_cast<double>(x), 8224.0 / 4, 64.0);
 }
 
-TEST(DecodeSplit, TaskCountIsAMultipleOfTheThreadsAndTasksDifferByLessThanAPage) {
+TEST(DecodeSplit, TaskCountIsAMultipleOfTheThreadsAndEachTaskIsWithinAPageOfItsShare) {
   std::mt19937 rng(7);
   for (const int threads : {1, 2, 3, 4, 8, 16}) {
     for (const int n_pages : {1, 2, 5, 17, 64, 129, 300, 1000}) {
