@@ -5,7 +5,10 @@
 // cycle, latency 4; vgf2p8affineqb, vfmadd231ps and vmulps share its two pipes; vpandd, vpsrlw,
 // vaddps and vpermps do not (docs/benchmarks.md; vmulps and vpermps added 2026-12-06). On the
 // Emerald Rapids host (2026-12-07) the 8 vpdpbusd alone take ~5 cycles, their latency: two pipes,
-// so there the block is latency-bound and the others' cost reads low. Not a
+// so there the block is latency-bound and the others' cost reads low; the BM_PipeMix12 blocks (12
+// accumulators, session 46) keep both pipes busy: 12 vpdpbusd ~6.3 cycles, and each further
+// instruction that shares their pipes adds ~0.5 cycle (vgf2p8affineqb, vpandd, vpsrlw, vmaxps,
+// vaddps, vfmadd231ps, vpermps, vreduceps), a 2-uop one ~1 (vcvtph2ps, vrndscaleps). Not a
 // kernel benchmark: it measures the machine, so that kernel work on another host starts from its
 // own figures.
 //
@@ -46,15 +49,19 @@ double NsPerCycle() {
 }
 
 enum class Other {
-  kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kMaxPs, kMulPs, kPermPs, kLatency
+  kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kReduce, kMaxPs, kMulPs, kPermPs,
+  kLatency
 };
 
 #define KVBITS_PROBE_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni,gfni"), noinline))
 
-// One call: kBlocks blocks of 8 vpdpbusd zmm (8 accumulators; kLatency: one) and 4 of `other`.
-template <Other kOther>
+// One call: kBlocks blocks of kDp (8 or 12) vpdpbusd zmm (as many accumulators; kLatency: one)
+// and 4 of `other`.
+template <Other kOther, int kDp = 8>
 KVBITS_PROBE_TARGET int RunBlocks() {
+  static_assert(kDp == 8 || kDp == 12);
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
   __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
 #define KVBITS_DP(a) asm volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(x), "v"(y));
@@ -68,6 +75,7 @@ KVBITS_PROBE_TARGET int RunBlocks() {
   if constexpr (kOther == Other::kCvtPh2Ps) asm volatile("vcvtph2ps %t1, %0" : "=v"(b) : "v"(x));               \
   if constexpr (kOther == Other::kScalef) asm volatile("vscalefps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));       \
   if constexpr (kOther == Other::kRoundscale) asm volatile("vrndscaleps $8, %1, %0" : "=v"(b) : "v"(x));         \
+  if constexpr (kOther == Other::kReduce) asm volatile("vreduceps $9, %1, %0" : "=v"(b) : "v"(x));              \
   if constexpr (kOther == Other::kMaxPs) asm volatile("vmaxps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
   if constexpr (kOther == Other::kMulPs) asm volatile("vmulps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
   if constexpr (kOther == Other::kPermPs) asm volatile("vpermps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));
@@ -76,17 +84,21 @@ KVBITS_PROBE_TARGET int RunBlocks() {
       KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0)
     } else {
       KVBITS_DP(a0) KVBITS_DP(a1) KVBITS_DP(a2) KVBITS_DP(a3) KVBITS_DP(a4) KVBITS_DP(a5) KVBITS_DP(a6) KVBITS_DP(a7)
+      if constexpr (kDp == 12) {
+        KVBITS_DP(a8) KVBITS_DP(a9) KVBITS_DP(a10) KVBITS_DP(a11)
+      }
       KVBITS_OTHER(b0) KVBITS_OTHER(b1) KVBITS_OTHER(b2) KVBITS_OTHER(b3)
     }
   }
 #undef KVBITS_DP
 #undef KVBITS_OTHER
-  const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                                     _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                               _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
   return _mm512_reduce_add_epi32(_mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(b0, b1), _mm512_add_epi32(b2, b3))));
 }
 
-template <Other kOther>
+template <Other kOther, int kDp = 8>
 void BM_PipeMix(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("gfni")) {
     state.SkipWithError("needs AVX-512 VNNI and GFNI");
@@ -94,9 +106,9 @@ void BM_PipeMix(benchmark::State& state) {
   }
   const double ns_per_cycle = NsPerCycle();
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) benchmark::DoNotOptimize(RunBlocks<kOther>());
+  for (auto _ : state) benchmark::DoNotOptimize(RunBlocks<kOther, kDp>());
   const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-  // Cycles per block of 8 vpdpbusd (+ 4 others), at the clock of the multiply chain.
+  // Cycles per block of kDp vpdpbusd (+ 4 others), at the clock of the multiply chain.
   state.counters["cycles_per_block"] = ns / (static_cast<double>(state.iterations()) * kBlocks) / ns_per_cycle;
   state.counters["ghz"] = 1.0 / ns_per_cycle;
 }
@@ -114,6 +126,15 @@ BENCHMARK_TEMPLATE(BM_PipeMix, Other::kScalef)->Name("BM_PipeMix/8dpbusd+4scalef
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kRoundscale)->Name("BM_PipeMix/8dpbusd+4rndscaleps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kMulPs)->Name("BM_PipeMix/8dpbusd+4mulps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kPermPs)->Name("BM_PipeMix/8dpbusd+4permps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kNone, 12)->Name("BM_PipeMix12/12dpbusd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kGf2p8, 12)->Name("BM_PipeMix12/12dpbusd+4gf2p8affineqb");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kAnd, 12)->Name("BM_PipeMix12/12dpbusd+4pandd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kFma, 12)->Name("BM_PipeMix12/12dpbusd+4fmadd");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kMaxPs, 12)->Name("BM_PipeMix12/12dpbusd+4maxps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtPh2Ps, 12)->Name("BM_PipeMix12/12dpbusd+4cvtph2ps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kRoundscale, 12)->Name("BM_PipeMix12/12dpbusd+4rndscaleps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kReduce, 12)->Name("BM_PipeMix12/12dpbusd+4reduceps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kScalef, 12)->Name("BM_PipeMix12/12dpbusd+4scalefps");
 
 }  // namespace
 }  // namespace kvbits

@@ -86,22 +86,26 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
 }
 
 // A coarser 2^x for the steps whose weights are then rounded to int8 (V rows of 2 and 4 bits,
-// KernelShape::kCoarseExp): x = n + r, n = round(x), |r| <= 1/2; 2^r by a degree-3 polynomial
-// fitted to minimise the relative error on [-1/2, 1/2] (Remez; maximum 7.5e-5, from 2^r
-// itself, so 2^x keeps it at every n); 2^n by vscalefps. The weights' int8 rounding that follows
-// (AccumulateStepQuant) errs by up to 1/254 of the step's largest weight, ~50x more; the softmax
-// denominator sums the same values, so they stay normalised. 7 instructions against Exp2Ps' 12:
-// in an int2 tile with g = 3 that is 15 of ~230 vector instructions.
-// x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (-inf makes r NaN:
-// masked away).
+// KernelShape::kCoarseExp): x = n + r, n = floor(x), 0 <= r < 1 (vreduceps: x - floor(x) in one
+// instruction, exact); 2^r by a degree-3 polynomial with the least maximum relative error on
+// [0, 1] (7.48e-5, from 2^r itself, so 2^x keeps it at every n: the Remez fit on [-1/2, 1/2] of
+// sessions 34-45 moved to [0, 1], q(r) = sqrt(2) p(r - 1/2)); 2^n by vscalefps, which takes
+// floor(x) itself. The weights' int8 rounding that follows (AccumulateStepQuant) errs by up to
+// 1/254 of the step's largest weight, ~50x more; the softmax denominator sums the same values, so
+// they stay normalised.
+// 6 vector uops (cmp, vreduceps, 3 FMAs, vscalefps) against Exp2Ps' 12 and the round-to-nearest
+// form's 8 before session 46 (vrndscaleps is 2 uops on Intel cores, vreduceps 1: measured beside
+// a stream of vpdpbusd, bench/pipe_probe_bench.cc's method): 24 fewer uops per 64-token int2 page
+// and KV head (g = 3) of ~1,050; the kernel benchmark 2.2-2.3 % faster in cache (session 46).
+// x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (masked away; an
+// unmasked vscalefps with a subnormal result took ~200 cycles, a microcode assist).
 HWY_INLINE __m512 Exp2PsCoarse(__m512 x) {
   const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-125.0f), _CMP_GE_OQ);
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(5.51716691e-2f), r, _mm512_set1_ps(2.42611122e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.93260985e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99928074e-1f));
-  return _mm512_maskz_scalef_ps(in_range, p, n);
+  const __m512 r = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(7.80245215e-2f), r, _mm512_set1_ps(2.26067156e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.95833504e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99925196e-1f));
+  return _mm512_maskz_scalef_ps(in_range, p, x);
 }
 
 // Bits [j * kBits, (j + 1) * kBits) of every byte of raw, moved to the bottom of the byte: plane
