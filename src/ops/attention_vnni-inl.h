@@ -136,17 +136,26 @@ HWY_INLINE __m512i CodePlane(__m512i raw, int j, __m512i mask) {
 // lines go to L2 (T1): with T0 the FP16 cache at depth 8192 read 15-18 GB/s on Zen 4 against a
 // 31-35 GB/s probe, with T1 26-32 GB/s (BM_AttentionDecode, 2 threads: 10.5-11.9 ms -> 5.9-7.2 ms
 // for 245760 tokens, alternated, 2026-12-04); the quantized pages, which are bound by the kernels'
-// arithmetic, stayed within the host's noise.
+// arithmetic, stayed within the host's noise. On the Emerald Rapids host (session 46) the int2
+// page kernel (AttendHeadsPipelined) gained from T0, its next page (~6.9 KB, three KV heads) then
+// waiting in L1: 30 layers out of cache, 1 thread, 1.6-3 % faster (pass-by-pass A/B, medians); T1
+// in the same one-line loop was 0.6 % slower than the four-line one, so the gain is the hint's.
 struct PrefetchCursor {
   const char* at = nullptr;
   const char* end = nullptr;
-  size_t chunk = 0;  // bytes per issue()
+  size_t chunk = 0;     // bytes per issue()
+  bool to_l1 = false;   // T0 instead of T1: the int2 page kernel only (above)
   HWY_INLINE void issue() {
+    const char* p = at;
+    const char* stop = std::min(end, p + chunk);
+    if (to_l1) {
+      for (; p < stop; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+      at = p;
+      return;
+    }
     // Four lines per iteration while they fit (~9 lines per int2 tile and head at the default
     // page shape), on a local copy of the position; with one cursor for all queries of a block
     // (AttendHeadVnni) an int2 tile took 471 instructions against 488 (session 35).
-    const char* p = at;
-    const char* stop = std::min(end, p + chunk);
     for (; p + 192 < stop; p += 256) {
       _mm_prefetch(p, _MM_HINT_T1);
       _mm_prefetch(p + 64, _MM_HINT_T1);

@@ -76,7 +76,7 @@ HWY_INLINE void AttendHeadsPipelined(const PreparedQuery (*qs)[kAttentionQueryBl
   constexpr int kStep = kVnniStepTiles * kKvTile;
   const size_t lines = next.lines * kHeads;
   constexpr size_t kIssues = kHeads * kVnniStepTiles;  // one per score tile
-  PrefetchCursor pf{next.begin, next.begin + 64 * lines, (lines + kIssues - 1) / kIssues * 64};
+  PrefetchCursor pf{next.begin, next.begin + 64 * lines, (lines + kIssues - 1) / kIssues * 64, /*to_l1=*/true};
   // Per head: its blocks and its scores, indexed by compile-time constants only, so that GCC may
   // keep them in registers.
   HeadBlocks b[kHeads];
