@@ -89,13 +89,13 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
 // KernelShape::kCoarseExp): x = n + r, n = floor(x), 0 <= r < 1 (vreduceps: x - floor(x) in one
 // instruction, exact); 2^r by a degree-3 polynomial with the least maximum relative error on
 // [0, 1] (7.48e-5, from 2^r itself, so 2^x keeps it at every n: the Remez fit on [-1/2, 1/2] of
-// sessions 34-45 moved to [0, 1], q(r) = sqrt(2) p(r - 1/2)); 2^n by vscalefps, which takes
+// sessions 43-45 moved to [0, 1], q(r) = sqrt(2) p(r - 1/2)); 2^n by vscalefps, which takes
 // floor(x) itself. The weights' int8 rounding that follows (AccumulateStepQuant) errs by up to
 // 1/254 of the step's largest weight, ~50x more; the softmax denominator sums the same values, so
 // they stay normalised.
 // 6 vector uops (cmp, vreduceps, 3 FMAs, vscalefps) against Exp2Ps' 12 and the round-to-nearest
-// form's 8 before session 46 (vrndscaleps is 2 uops on Intel cores, vreduceps 1: measured beside
-// a stream of vpdpbusd, bench/pipe_probe_bench.cc's method): 24 fewer uops per 64-token int2 page
+// form's 8 before session 46 (vrndscaleps is 2 uops on the Emerald Rapids host, vreduceps 1:
+// bench/pipe_probe_bench.cc's BM_PipeMix12): 24 fewer uops per 64-token int2 page
 // and KV head (g = 3) of ~1,050; the kernel benchmark 2.2-2.3 % faster in cache (session 46).
 // x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (masked away; an
 // unmasked vscalefps with a subnormal result took ~200 cycles, a microcode assist).
