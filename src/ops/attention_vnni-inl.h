@@ -95,8 +95,8 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
 // they stay normalised.
 // 6 vector uops (cmp, vreduceps, 3 FMAs, vscalefps) against Exp2Ps' 12 and the round-to-nearest
 // form's 8 before session 46 (vrndscaleps is 2 uops on the Emerald Rapids host, vreduceps 1:
-// bench/pipe_probe_bench.cc's BM_PipeMix12): 24 fewer uops per 64-token int2 page
-// and KV head (g = 3) of ~1,050; the kernel benchmark 2.2-2.3 % faster in cache (session 46).
+// bench/pipe_probe_bench.cc's BM_PipeMix12): 24 fewer uops per 64-token int2 page and KV head
+// (g = 3) of ~1,050; the kernel benchmark 2.2-2.3 % faster in cache (session 46).
 // x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (masked away; an
 // unmasked vscalefps with a subnormal result took ~200 cycles, a microcode assist).
 HWY_INLINE __m512 Exp2PsCoarse(__m512 x) {
