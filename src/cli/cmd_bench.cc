@@ -234,6 +234,11 @@ int bench(const BenchFlags& f) {
     const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
     const WindowRange window{session.kv().window_tokens(), 0, 0};
     const int reps = 20, rounds = 5, warm_up = 5;
+    const auto attention_step = [&] {  // every layer's attention of one decode step
+      for (int l = 0; l < c.n_layers; ++l) {
+        attention(shape, q.data(), 1, &window, session.kv().layer_view(l), attn_out.data(), session.pool(), attn_scratch);
+      }
+    };
     std::vector<double> attn_ms, probe_gbps, shares;
     for (int r = 0; r < rounds; ++r) {
       BandwidthOptions probe;
@@ -242,14 +247,10 @@ int bench(const BenchFlags& f) {
       // Repetitions untimed first: the probe's 1 GiB has just evicted the cache from the last
       // level, and the first repetitions after it were slower (int2 at depth 8192, session 45:
       // 3.0, 2.8, 2.5, 2.4 ms, then 2.1-2.3).
-      auto clock_starts_at = clock::now();
-      for (int rep = -warm_up; rep < reps; ++rep) {
-        if (rep == 0) clock_starts_at = clock::now();
-        for (int l = 0; l < c.n_layers; ++l) {
-          attention(shape, q.data(), 1, &window, session.kv().layer_view(l), attn_out.data(), session.pool(), attn_scratch);
-        }
-      }
-      attn_ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - clock_starts_at).count() / reps);
+      for (int rep = 0; rep < warm_up; ++rep) attention_step();
+      const auto a0 = clock::now();
+      for (int rep = 0; rep < reps; ++rep) attention_step();
+      attn_ms.push_back(1000.0 * std::chrono::duration<double>(clock::now() - a0).count() / reps);
       shares.push_back(static_cast<double>(kv.kv_bytes) / attn_ms.back() / 1e6 / probe_gbps.back());
     }
     const std::optional<CpuTimes> attention_t1 = read_cpu_times();
