@@ -5,11 +5,12 @@
 // Work split: a task is (query, KV head, range of pages) or (query, KV head, window rows). Each
 // task runs an online softmax for the g query heads of its group and leaves a partial state
 // (running max m, sum l, weighted V sums) that the driver merges in task order, so the result does
-// not depend on which thread ran which task. Decode deals its tasks to the threads in lanes of
-// consecutive page ranges (backend/chunk_lanes.h; the split: ops/decode_split.h), prefill through
-// the pool's shared counter. Weighted V sums are kept twice: `acc` for rows in the model's basis
-// (fp16 pages, window) and `acc_rot` for quantized rows stored Hadamard-rotated; the merge adds
-// H acc_rot (H = H^-1) before normalising. Scores, m and every exponential of a difference of m's
+// not depend on which thread ran which task. Decode splits the pages into one range per thread
+// (ops/decode_split.h) and deals the tasks in lanes (backend/chunk_lanes.h), so that each thread
+// walks its own stretch of the layer's pages and the window task goes to the thread free first;
+// prefill runs through the pool's shared counter. Weighted V sums are kept twice: `acc` for rows
+// in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
+// Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising. Scores, m and every exponential of a difference of m's
 // are in base-2 units (ops/attention_kernels.cc).
 #include "ops/attention.h"
 
@@ -250,7 +251,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   };
   const int64_t n_tasks = n_blocks * head_tasks * n_parts;
   if (n_queries == 1) {
-    // Decode: the tasks in one lane per thread, consecutive page ranges in each (ChunkLanes).
+    // Decode: one lane per thread, its page range first (ChunkLanes); the window task last.
     ChunkLanes lanes(n_tasks, pool.size());
     pool.parallel_for(pool.size(), [&](int64_t lane, int thread) {
       for (int64_t task; (task = lanes.claim(static_cast<int>(lane))) >= 0;) run_task(task, thread);

@@ -4,16 +4,14 @@
 
 namespace kvbits {
 
-// (Until session 45 a task was cut at every kDecodeTaskTokens tokens: at depth 8192 + 32 that left
-// a last task of one page, and with lanes one thread a third of the work until it stole.)
+// (Until session 45 a task was cut at every 2,048 tokens: at depth 8192 + 32 that left a last task
+// of one page, and with lanes one thread a third of the work until it stole. Until session 47 a
+// thread had two tasks of about 2,048 tokens or more: decode_split.h.)
 void split_decode_pages(std::span<const KvPageRef> pages, int threads, std::vector<int64_t>& parts) {
   int64_t total = 0;
   for (const KvPageRef& page : pages) total += page.n_tokens;
   if (total == 0) return;
-  const int64_t per_task =
-      std::clamp<int64_t>(total / (kDecodeTasksPerThread * threads), kDecodeMinTaskTokens, kDecodeTaskTokens);
-  const int64_t per_thread = (total + threads * per_task / 2) / (threads * per_task);  // rounded
-  const int64_t n = threads * std::max<int64_t>(1, per_thread);
+  const int64_t n = threads;
   int64_t before = 0, run_task = -1, run_start = 0;
   for (int64_t p = 0; p < static_cast<int64_t>(pages.size()); ++p) {
     const int64_t task = std::min(n - 1, (2 * before + pages[p].n_tokens) * n / (2 * total));
