@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -71,6 +72,41 @@ TEST(DecodeSplit, OneTaskAThreadEachWithinAPageOfItsShare) {
         // Fewer pages than threads: at most one task a page.
         EXPECT_LE(tokens.size(), static_cast<size_t>(n_pages));
       }
+    }
+  }
+}
+
+TEST(DecodeSplit, EveryPageIsInTheTaskOfItsMidpoint) {
+  // The rule of decode_split.h: page p in task min(n - 1, floor((tokens before p + half of p's
+  // own) * n / total)), n = threads; checked page by page on random caches (empty pages, partial
+  // pages, more threads than pages).
+  std::mt19937 rng(11);
+  for (int it = 0; it < 2000; ++it) {
+    const int threads = 1 + static_cast<int>(rng() % 20);
+    std::vector<int> t(rng() % 300);
+    for (int& x : t) x = rng() % 5 == 0 ? 0 : 1 + static_cast<int>(rng() % 64);
+    const std::vector<KvPageRef> pages = pages_of(t);
+    std::vector<int64_t> parts;
+    split_decode_pages(pages, threads, parts);
+    int64_t total = 0;
+    for (const int x : t) total += x;
+    if (total == 0) {
+      EXPECT_TRUE(parts.empty());
+      continue;
+    }
+    // Tasks as numbered by the rule; each part must hold one task number's pages, in order.
+    std::vector<int64_t> task_of(t.size());
+    int64_t before = 0;
+    for (size_t p = 0; p < t.size(); ++p) {
+      task_of[p] = std::min<int64_t>(threads - 1, (2 * before + t[p]) * threads / (2 * total));
+      before += t[p];
+    }
+    ASSERT_FALSE(parts.empty());
+    for (size_t i = 0; i + 1 < parts.size(); i += 2) {
+      for (int64_t p = parts[i]; p < parts[i + 1]; ++p) {
+        EXPECT_EQ(task_of[static_cast<size_t>(p)], task_of[static_cast<size_t>(parts[i])]) << "page " << p;
+      }
+      if (i > 0) EXPECT_GT(task_of[static_cast<size_t>(parts[i])], task_of[static_cast<size_t>(parts[i - 2])]);
     }
   }
 }
