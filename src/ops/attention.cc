@@ -10,8 +10,8 @@
 // walks its own stretch of the layer's pages and the window task goes to the thread free first;
 // prefill runs through the pool's shared counter. Weighted V sums are kept twice: `acc` for rows
 // in the model's basis (fp16 pages, window) and `acc_rot` for quantized rows stored
-// Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising. Scores, m and every exponential of a difference of m's
-// are in base-2 units (ops/attention_kernels.cc).
+// Hadamard-rotated; the merge adds H acc_rot (H = H^-1) before normalising. Scores, m and every
+// exponential of a difference of m's are in base-2 units (ops/attention_kernels.cc).
 #include "ops/attention.h"
 
 #include <algorithm>
