@@ -159,8 +159,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_queries, c
   };
   // Decode tasks take every KV head of their page range, so a task streams whole pages (all heads'
   // blocks are contiguous in a page); prefill tasks take one head (more tasks, queries share tiles).
-  // A short decode cache (fewer page parts than threads: up to a few hundred tokens) takes one
-  // head per task too, so that the threads share its few tasks instead of one thread doing all
+  // A short decode cache (fewer pages than threads, so fewer page parts: ops/decode_split.h) takes
+  // one head per task too, so that the threads share its few tasks instead of one thread doing all
   // of attention while the others wait (~9 % of a step at depth 0, perf 2026-12-03).
   int heads_per_task = 1;
   if (n_queries == 1 && n_parts - 1 >= pool.size()) {
