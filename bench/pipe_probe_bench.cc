@@ -8,7 +8,10 @@
 // so there the block is latency-bound and the others' cost reads low; the BM_PipeMix12 blocks (12
 // accumulators, session 46) keep both pipes busy: 12 vpdpbusd ~6.3 cycles, and each further
 // instruction that shares their pipes adds ~0.5 cycle (vgf2p8affineqb, vpandd, vpsrlw, vmaxps,
-// vaddps, vfmadd231ps, vpermps, vreduceps), a 2-uop one ~1 (vcvtph2ps, vrndscaleps). Not a
+// vaddps, vfmadd231ps, vpermps, vreduceps), a 2-uop one ~1 (vcvtph2ps, vrndscaleps). Register
+// moves (vmovdqa64 zmm, zmm) and zeroing idioms (vpxord) add nothing: renaming removes them, so
+// the kernel's ~50 moves per int2 page and KV head cost no pipe slot; vgf2p8affineqb with its bit
+// matrix as a 64-byte memory operand ~0.1 cycle more than the register form (session 48). Not a
 // kernel benchmark: it measures the machine, so that kernel work on another host starts from its
 // own figures.
 //
@@ -22,6 +25,7 @@
 #include <immintrin.h>
 
 #include <chrono>
+#include <cstdint>
 
 namespace kvbits {
 namespace {
@@ -50,7 +54,7 @@ double NsPerCycle() {
 
 enum class Other {
   kNone, kGf2p8, kFma, kAnd, kShift, kAddPs, kCvtDq2Ps, kCvtPh2Ps, kScalef, kRoundscale, kReduce, kMaxPs, kMulPs, kPermPs,
-  kLatency
+  kLatency, kMov, kZero, kGf2p8Mem
 };
 
 #define KVBITS_PROBE_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni,gfni"), noinline))
@@ -64,6 +68,10 @@ KVBITS_PROBE_TARGET int RunBlocks() {
   __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
   __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
+  // kGf2p8Mem's bit matrix as a full 64-byte memory operand (the kernel's come from registers).
+  alignas(64) static const uint64_t kMatrix[8] = {0x0408000000000000ull, 0x0408000000000000ull, 0x0408000000000000ull,
+                                                  0x0408000000000000ull, 0x0408000000000000ull, 0x0408000000000000ull,
+                                                  0x0408000000000000ull, 0x0408000000000000ull};
 #define KVBITS_DP(a) asm volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(x), "v"(y));
 #define KVBITS_OTHER(b)                                                                          \
   if constexpr (kOther == Other::kGf2p8) asm volatile("vgf2p8affineqb $0, %1, %2, %0" : "=v"(b) : "v"(x), "v"(y)); \
@@ -78,7 +86,11 @@ KVBITS_PROBE_TARGET int RunBlocks() {
   if constexpr (kOther == Other::kReduce) asm volatile("vreduceps $9, %1, %0" : "=v"(b) : "v"(x));              \
   if constexpr (kOther == Other::kMaxPs) asm volatile("vmaxps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
   if constexpr (kOther == Other::kMulPs) asm volatile("vmulps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));          \
-  if constexpr (kOther == Other::kPermPs) asm volatile("vpermps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));
+  if constexpr (kOther == Other::kPermPs) asm volatile("vpermps %1, %2, %0" : "=v"(b) : "v"(x), "v"(y));        \
+  if constexpr (kOther == Other::kMov) asm volatile("vmovdqa64 %1, %0" : "=v"(b) : "v"(x));                     \
+  if constexpr (kOther == Other::kZero) asm volatile("vpxord %0, %0, %0" : "=v"(b));                            \
+  if constexpr (kOther == Other::kGf2p8Mem)                                                                     \
+    asm volatile("vgf2p8affineqb $0, %1, %2, %0" : "=v"(b) : "m"(*reinterpret_cast<const __m512i*>(kMatrix)), "v"(y));
   for (int i = 0; i < kBlocks; ++i) {
     if constexpr (kOther == Other::kLatency) {
       KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0) KVBITS_DP(a0)
@@ -135,6 +147,9 @@ BENCHMARK_TEMPLATE(BM_PipeMix, Other::kCvtPh2Ps, 12)->Name("BM_PipeMix12/12dpbus
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kRoundscale, 12)->Name("BM_PipeMix12/12dpbusd+4rndscaleps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kReduce, 12)->Name("BM_PipeMix12/12dpbusd+4reduceps");
 BENCHMARK_TEMPLATE(BM_PipeMix, Other::kScalef, 12)->Name("BM_PipeMix12/12dpbusd+4scalefps");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kGf2p8Mem, 12)->Name("BM_PipeMix12/12dpbusd+4gf2p8affineqb_mem");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kMov, 12)->Name("BM_PipeMix12/12dpbusd+4movdqa64");
+BENCHMARK_TEMPLATE(BM_PipeMix, Other::kZero, 12)->Name("BM_PipeMix12/12dpbusd+4pxord_zero");
 
 }  // namespace
 }  // namespace kvbits
