@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -90,15 +91,34 @@ HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
   return HugePageBuffer(reinterpret_cast<uint8_t*>(aligned), MunmapDeleter{size});
 }
 
-ReservedRegion reserve_memory_region(size_t bytes) noexcept {
+ReservedRegion reserve_memory_region(size_t bytes, bool huge_pages) noexcept {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t size = (std::max<size_t>(bytes, 1) + page - 1) / page * page;
-  void* raw = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  const size_t align = huge_pages ? std::max<size_t>(page, size_t{2} << 20) : page;
+  const size_t size = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+  const size_t extra = align > page ? align : 0;  // mapped in excess, to start on an aligned boundary
+  void* raw = ::mmap(nullptr, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return ReservedRegion(nullptr, MunmapDeleter{0});
-#ifdef MADV_NOHUGEPAGE
-  madvise(raw, size, MADV_NOHUGEPAGE);  // a hint; failure is harmless
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + align - 1) / align * align;
+  if (extra > 0) {  // the unaligned head and the tail go back
+    if (aligned > begin) ::munmap(raw, aligned - begin);
+    if (begin + extra > aligned) ::munmap(reinterpret_cast<void*>(aligned + size), begin + extra - aligned);
+  }
+  void* region = reinterpret_cast<void*>(aligned);
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(region, size, huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // a hint; failure is harmless
 #endif
-  return ReservedRegion(static_cast<uint8_t*>(raw), MunmapDeleter{size});
+  return ReservedRegion(static_cast<uint8_t*>(region), MunmapDeleter{size});
+}
+
+bool transparent_huge_pages_available() noexcept {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == nullptr) return false;
+  char line[128] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  // The mode in use is the bracketed one: "always [madvise] never".
+  return read && (std::strstr(line, "[always]") != nullptr || std::strstr(line, "[madvise]") != nullptr);
 }
 
 }  // namespace kvbits

@@ -55,11 +55,17 @@ using ReservedRegion = std::unique_ptr<uint8_t[], MunmapDeleter>;
 HugePageBuffer allocate_huge_page_buffer(size_t bytes);
 
 // Anonymous, zero-filled address space of `bytes` (rounded up to 4 KiB pages), reserved but not
-// committed: MAP_NORESERVE, so bytes never written take no memory, and MADV_NOHUGEPAGE, so that
-// memory follows the bytes written 4 KiB at a time (a huge page would make up to 2 MiB resident
-// at the first write). For stores that grow into a region sized for their worst case (the KV
-// page arena, kv/page_arena.h). Returns nullptr when the address space cannot be mapped (a
-// 32-bit process, or strict overcommit accounting): callers fall back to ordinary allocations.
-ReservedRegion reserve_memory_region(size_t bytes) noexcept;
+// committed: MAP_NORESERVE, so bytes never written take no memory. Without huge_pages it is
+// advised MADV_NOHUGEPAGE, so that memory follows the bytes written 4 KiB at a time; with them
+// it starts on a 2 MiB boundary and is advised MADV_HUGEPAGE, so that each 2 MiB range becomes
+// one TLB entry, and resident whole at its first write. For stores that grow into a region sized
+// for their worst case (the KV pages, kv/page_arena.h). Returns nullptr when the address space
+// cannot be mapped (a 32-bit process, or strict overcommit accounting): callers fall back to
+// ordinary allocations.
+ReservedRegion reserve_memory_region(size_t bytes, bool huge_pages = false) noexcept;
+
+// Whether the kernel gives transparent huge pages to memory advised MADV_HUGEPAGE: its THP mode
+// (/sys/kernel/mm/transparent_hugepage/enabled) is "always" or "madvise". False when unknown.
+bool transparent_huge_pages_available() noexcept;
 
 }  // namespace kvbits
