@@ -59,6 +59,7 @@ struct KvStore::Layer {
   const float* key_mean = nullptr;     // [n_kv_heads, head_dim] or nullptr (options.key_mean)
   const float* key_weight = nullptr;   // [n_kv_heads, head_dim] or nullptr (options.key_weight)
   explicit Layer(size_t arena_bytes) : arena(arena_bytes) { open.fill(-1); }
+  explicit Layer(PageRegion& region) : arena(region) { open.fill(-1); }
 };
 
 KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
@@ -91,15 +92,23 @@ KvStore::KvStore(const LlamaConfig& config, const KvStoreOptions& options)
   // (everything stays FP16) needs no larger buffer; a short context or a large R would otherwise
   // reserve R rows per head and layer (R = 99999: 2.15 GiB for SmolLM2).
   window_rows_ = std::min(options_.residual + options_.max_chunk + 64, options_.capacity);
-  // Each layer's page arena reserves address space for its worst case: every token at 16 bits,
-  // plus an open page per class. Only written bytes take memory (kv/page_arena.h).
+  // Address space for each layer's worst case: every token at 16 bits, plus an open page per class.
+  // Only written bytes take memory (kv/page_arena.h). Where the kernel gives transparent huge
+  // pages, one region on them for all layers, each layer taking chunks of it (and the address
+  // space for one more chunk of the widest pages per layer); otherwise a region per layer.
   const KvPageLayout widest({16, head_dim_, options_.group}, {16, head_dim_, options_.group}, options_.page_tokens,
                             n_kv_heads_);
   const size_t arena_bytes =
       static_cast<size_t>((options_.capacity + options_.page_tokens - 1) / options_.page_tokens + 16) *
       widest.page_bytes();
+  if (transparent_huge_pages_available()) {
+    region_ = std::make_unique<PageRegion>(
+        static_cast<size_t>(n_layers_) * (arena_bytes + PageArena::chunk_bytes(widest.page_bytes())),
+        /*huge_pages=*/true);
+    if (region_->size() == 0) region_.reset();  // not reserved (or AddressSanitizer): per layer
+  }
   for (int l = 0; l < n_layers_; ++l) {
-    auto layer = std::make_unique<Layer>(arena_bytes);
+    auto layer = region_ ? std::make_unique<Layer>(*region_) : std::make_unique<Layer>(arena_bytes);
     const size_t n = static_cast<size_t>(n_kv_heads_) * window_rows_ * head_dim_;
     layer->wk.reset(new uint16_t[n]);  // untouched until written: the OS maps pages on first use
     layer->wv.reset(new uint16_t[n]);
@@ -473,6 +482,7 @@ void KvStore::clear() {
     L.rows.fill(0);
     L.page_of.clear();
   }
+  if (region_) region_->reset();  // after every layer's arena (kv/page_arena.h)
   size_ = window_first_ = window_base_ = 0;
   demoted_pages_ = 0;
 }

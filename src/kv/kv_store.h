@@ -31,6 +31,8 @@
 
 namespace kvbits {
 
+class PageRegion;
+
 // The widths of one token's K and V rows in one layer.
 struct KvPrecision {
   uint8_t k_bits = 16;
@@ -163,6 +165,9 @@ class KvStore {
   // Layouts of the classes in use, index = kv_class_index (nullptr until first used). Stable
   // addresses: views point at them.
   std::array<std::unique_ptr<KvPageLayout>, 16> layouts_;
+  // The layers' page memory when shared (kv/page_arena.h; nullptr: a region per layer). Declared
+  // before layers_, whose arenas use it, so that it is destroyed after them.
+  std::unique_ptr<PageRegion> region_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t size_ = 0;
   int64_t window_first_ = 0;  // first uncommitted position

@@ -14,15 +14,50 @@ namespace kvbits {
 #endif
 #endif
 
-PageArena::PageArena(size_t reserve_bytes) {
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+}  // namespace
+
+PageRegion::PageRegion(size_t reserve_bytes, bool huge_pages) {
 #ifdef KVBITS_ASAN
   // Under AddressSanitizer every page is a heap allocation of its own, with redzones: in one
   // region a write past a page's end would land in the next page unseen.
   reserve_bytes = 0;
 #endif
   if (reserve_bytes == 0) return;
-  region_ = reserve_memory_region(reserve_bytes);
-  if (region_) region_size_ = reserve_bytes;  // mmap's start is page-aligned, so 64-byte aligned
+  // Whole huge pages, as mapped: reset() then never returns part of one.
+  if (huge_pages) reserve_bytes = (reserve_bytes + kHugePage - 1) / kHugePage * kHugePage;
+  region_ = reserve_memory_region(reserve_bytes, huge_pages);
+  if (region_) {
+    size_ = reserve_bytes;  // the mapping's start is page-aligned, so 64-byte aligned
+    huge_pages_ = huge_pages;
+  }
+}
+
+uint8_t* PageRegion::take(size_t bytes) noexcept {
+  if (!region_ || bytes > size_) return nullptr;
+  const size_t at = used_.fetch_add(bytes, std::memory_order_relaxed);
+  if (at > size_ - bytes) return nullptr;  // past the end: nothing taken (used_ is capped)
+  return region_.get() + at;
+}
+
+void PageRegion::reset() noexcept {
+  const size_t used = this->used();
+  if (used > 0) {  // back to zero pages, memory returned
+    // Whole huge pages (size_ is a whole number of them too).
+    const size_t whole = huge_pages_ ? std::min((used + kHugePage - 1) / kHugePage * kHugePage, size_) : used;
+    release_mapped_pages(region_.get(), whole);
+  }
+  used_.store(0, std::memory_order_relaxed);
+}
+
+PageArena::PageArena(size_t reserve_bytes) {
+  own_ = std::make_unique<PageRegion>(reserve_bytes, /*huge_pages=*/false);
+  if (own_->size() > 0) region_ = own_.get();
+}
+
+PageArena::PageArena(PageRegion& shared) {
+  if (shared.size() > 0) region_ = &shared;
 }
 
 PageArena::~PageArena() { reset(); }
@@ -34,12 +69,35 @@ uint8_t* PageArena::allocate(size_t bytes) {
     page = it->second;
     *it = free_.back();
     free_.pop_back();
-  } else if (region_ && region_size_ - used_ >= bytes) {
-    page = region_.get() + used_;
-    used_ += bytes;
   } else {
-    page = static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{kAlign}));
-    outside_.push_back(page);
+    if (chunk_left_ < bytes && region_) {
+      // A region of the arena's own is one chunk; a shared one gives chunk_bytes(bytes) at a time,
+      // or one page from what is left. (The current chunk's rest, too small, stays unused until
+      // reset.)
+      uint8_t* chunk = nullptr;
+      size_t size = 0;
+      if (own_) {
+        size = region_->size() - region_->used();
+        chunk = size >= bytes ? region_->take(size) : nullptr;
+      } else {
+        size = chunk_bytes(bytes);
+        chunk = region_->take(size);
+        if (!chunk) chunk = region_->take(size = bytes);
+      }
+      if (chunk) {
+        chunk_ = chunk;
+        chunk_left_ = size;
+      }
+    }
+    if (chunk_left_ >= bytes) {
+      page = chunk_;
+      chunk_ += bytes;
+      chunk_left_ -= bytes;
+      used_ += bytes;
+    } else {
+      page = static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{kAlign}));
+      outside_.push_back(page);
+    }
   }
   // Zeroed: unused slots decode to 0. (Fresh region bytes already are; reused ones are not.)
   return static_cast<uint8_t*>(std::memset(page, 0, bytes));
@@ -63,8 +121,10 @@ void PageArena::reset() {
   for (uint8_t* page : outside_) ::operator delete[](page, std::align_val_t{kAlign});
   outside_.clear();
   free_.clear();
-  if (used_ > 0) release_mapped_pages(region_.get(), used_);  // back to zero pages, memory returned
+  chunk_ = nullptr;
+  chunk_left_ = 0;
   used_ = 0;
+  if (own_) own_->reset();
 }
 
 }  // namespace kvbits
