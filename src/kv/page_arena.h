@@ -16,9 +16,10 @@
 //    pages: the arena takes chunks of up to 64 KiB of pages at a time, so a layer's pages are
 //    contiguous within a chunk and the chunks of all layers share the huge pages. With 4 KiB pages
 //    a decode step's attention walks ~6,600 of them at depth 8192 (int2, 30 layers), more than
-//    the TLB holds, and after the step's matmuls every walk misses; on huge pages the cache is a
-//    few dozen TLB entries. int2 at depth 8192, `bench` (docs/benchmarks.md, session 48): decode
-//    ~6.2 against ~7.0 ms per token. Huge pages per layer would keep whole layers contiguous but
+//    the TLB holds (our reading: the host has no PMU to count the misses); on huge pages the
+//    cache is a few dozen TLB entries. int2 at depth 8192, `bench`, 8 alternated pairs
+//    (docs/benchmarks.md, session 48): decode 6.74 against 7.48 ms per token, attention inside
+//    the steps 2.23 against 2.59 ms. Huge pages per layer would keep whole layers contiguous but
 //    make up to 2 MiB per layer resident (int2 at depth 8192: ~60 MB for a 27 MB cache); shared,
 //    the memory beyond the pages is at most one partly written huge page and one partly filled
 //    chunk per layer.
@@ -76,7 +77,7 @@ class PageArena {
   static constexpr size_t kAlign = 64;  // every page starts on a cache line
   // Bytes per chunk taken from a shared region, at most (whole pages of the size being allocated,
   // at least one): 9 int2 pages at SmolLM2's shape (6.9 KB each), one FP16 page (49 KB). Chunks of
-  // 8 int2 pages measured faster than whole contiguous layers, both on huge pages (kernel
+  // 8 int2 pages measured at least as fast as whole contiguous layers, both on huge pages (kernel
   // benchmark, session 48); each layer's partly filled chunk is memory beyond its pages.
   static constexpr size_t kChunkBytes = 64 * 1024;
   static size_t chunk_bytes(size_t page_bytes) { return std::max<size_t>(1, kChunkBytes / page_bytes) * page_bytes; }
