@@ -72,39 +72,47 @@ void MunmapDeleter::operator()(uint8_t* p) const noexcept {
   if (p != nullptr) ::munmap(p, size);
 }
 
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// `size` bytes (a multiple of align) of anonymous memory mapped with `flags`, starting on an
+// `align` boundary: when align exceeds the 4 KiB page, align bytes more are mapped and the
+// unaligned head and the tail unmapped. nullptr on failure, errno as mmap left it.
+void* map_aligned(size_t size, size_t align, int flags) noexcept {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t extra = align > page ? align : 0;
+  void* raw = ::mmap(nullptr, size + extra, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + align - 1) / align * align;
+  if (extra > 0) {
+    if (aligned > begin) ::munmap(raw, aligned - begin);
+    if (begin + extra > aligned) ::munmap(reinterpret_cast<void*>(aligned + size), begin + extra - aligned);
+  }
+  return reinterpret_cast<void*>(aligned);
+}
+
+}  // namespace
+
 HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t size = (std::max<size_t>(bytes, 1) + kHuge - 1) / kHuge * kHuge;
-  // Map one huge page more than needed and unmap the unaligned head and the tail.
-  void* raw = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) {
+  const size_t size = (std::max<size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = map_aligned(size, kHugePage, MAP_PRIVATE | MAP_ANONYMOUS);
+  if (p == nullptr) {
     throw Error("cannot map " + std::to_string(size >> 20) + " MiB of memory: " + std::strerror(errno));
   }
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (begin + kHuge - 1) / kHuge * kHuge;
-  if (aligned > begin) ::munmap(raw, aligned - begin);
-  const uintptr_t end = begin + size + kHuge;
-  if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
 #ifdef MADV_HUGEPAGE
-  madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);  // a hint; failure is harmless
+  madvise(p, size, MADV_HUGEPAGE);  // a hint; failure is harmless
 #endif
-  return HugePageBuffer(reinterpret_cast<uint8_t*>(aligned), MunmapDeleter{size});
+  return HugePageBuffer(static_cast<uint8_t*>(p), MunmapDeleter{size});
 }
 
 ReservedRegion reserve_memory_region(size_t bytes, bool huge_pages) noexcept {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t align = huge_pages ? std::max<size_t>(page, size_t{2} << 20) : page;
+  const size_t align = huge_pages ? std::max(page, kHugePage) : page;
   const size_t size = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
-  const size_t extra = align > page ? align : 0;  // mapped in excess, to start on an aligned boundary
-  void* raw = ::mmap(nullptr, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) return ReservedRegion(nullptr, MunmapDeleter{0});
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (begin + align - 1) / align * align;
-  if (extra > 0) {  // the unaligned head and the tail go back
-    if (aligned > begin) ::munmap(raw, aligned - begin);
-    if (begin + extra > aligned) ::munmap(reinterpret_cast<void*>(aligned + size), begin + extra - aligned);
-  }
-  void* region = reinterpret_cast<void*>(aligned);
+  void* region = map_aligned(size, align, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+  if (region == nullptr) return ReservedRegion(nullptr, MunmapDeleter{0});
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
   madvise(region, size, huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // a hint; failure is harmless
 #endif
