@@ -94,7 +94,8 @@ void attend_page(const PreparedQuery (*qs)[kAttentionQueryBlock], const SoftmaxS
                  int heads, int nq, int g, int hd, int group, const KvPageRef& page, int kvh0, bool rotated_v,
                  PrefetchSpan next, float* buf);
 // The softmax's 2^x forms of the dispatched target on x[0, n) (n a multiple of 16), for tests:
-// form 0 the portable one, 1 and 2 the VNNI kernel's accurate and coarse ones (AVX3_DL only).
+// form 0 the portable one, 1 and 2 the VNNI kernel's accurate and coarse ones, 3 the coarse one
+// without its range mask (full steps; AVX3_DL only).
 // Returns false where that form is not compiled for the target.
 bool softmax_exp2(int form, const float* x, size_t n, float* out);
 // Folds a task's lane-wise sums (the VNNI kernel's) into l and acc / acc_rot, at the end of a task.

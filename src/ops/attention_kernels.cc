@@ -43,10 +43,10 @@ using attention_detail::tile_floats;
 
 // 2^x for the softmax (x = s - max <= 0; scores are in base-2 units, top of this file), for every
 // path but the VNNI kernel's (Exp2Ps, attention_vnni-inl.h: a table form, for Zen 4's FMA slot;
-// both within ~1e-7 of 2^x; its fixed shapes with 2- and 4-bit V rows use Exp2PsCoarse, 7.5e-5;
-// tests/unit/attention_exp2_test.cc checks all three). x = n + r, n = round(x), |r| <= 1/2;
-// 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7, like std::exp2); 2^n
-// built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
+// both within ~1e-7 of 2^x; its fixed shapes with 2- and 4-bit V rows use Exp2PsCoarse, 7.5e-5,
+// unmasked in full steps; tests/unit/attention_exp2_test.cc checks all four). x = n + r,
+// n = round(x), |r| <= 1/2; 2^r = 1 + r P(r) with Cephes' exp2f polynomial (relative error ~2e-7,
+// like std::exp2); 2^n built in the exponent bits. x < -126 (-inf of masked lanes included) and NaN give exactly 0.
 // ~13 instructions against ~25 for hn::Exp and the ln 2 product (perf: the softmax was a third
 // of the AVX2 decode tile, 2026-12-05).
 // n by the shifter 1.5 * 2^23: t = x + 1.5 * 2^23 rounds x to the nearest integer, ties to even
@@ -311,8 +311,8 @@ void FinishPages(const SoftmaxState& st, int g, int hd, bool rotated_v) {
 }
 
 // The softmax's 2^x forms on x[0, n), n a multiple of 16, for their tests against std::exp2:
-// 0 Exp2 (every path but the VNNI kernel's), 1 Exp2Ps and 2 Exp2PsCoarse (the VNNI kernel's, on
-// AVX3_DL only). Returns false where the form is not compiled for this target.
+// 0 Exp2 (every path but the VNNI kernel's), 1 Exp2Ps, 2 Exp2PsCoarse and 3 Exp2PsCoarseFull (the
+// VNNI kernel's, on AVX3_DL only). Returns false where the form is not compiled for this target.
 bool SoftmaxExp2(int form, const float* x, size_t n, float* out) {
   if (form == 0) {
     const hn::ScalableTag<float> df;
@@ -321,10 +321,10 @@ bool SoftmaxExp2(int form, const float* x, size_t n, float* out) {
     return n % lanes == 0;
   }
 #if HWY_TARGET == HWY_AVX3_DL
-  if (form == 1 || form == 2) {
+  if (form >= 1 && form <= 3) {
     for (size_t i = 0; i + 16 <= n; i += 16) {
       const __m512 v = _mm512_loadu_ps(x + i);
-      _mm512_storeu_ps(out + i, form == 1 ? Exp2Ps(v) : Exp2PsCoarse(v));
+      _mm512_storeu_ps(out + i, form == 1 ? Exp2Ps(v) : form == 2 ? Exp2PsCoarse(v) : Exp2PsCoarseFull(v));
     }
     return n % 16 == 0;
   }

@@ -99,14 +99,28 @@ HWY_INLINE __m512 Exp2Ps(__m512 x) {
 // (g = 3) of ~1,050; the kernel benchmark 2.2-2.3 % faster in cache (session 46).
 // x < -125 (-inf of padding lanes included) and NaN give exactly 0, as Exp2Ps (masked away; an
 // unmasked vscalefps with a subnormal result took ~200 cycles, a microcode assist).
+// kMasked = false: Exp2PsCoarseFull below.
+template <bool kMasked = true>
 HWY_INLINE __m512 Exp2PsCoarse(__m512 x) {
-  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-125.0f), _CMP_GE_OQ);
   const __m512 r = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(7.80245215e-2f), r, _mm512_set1_ps(2.26067156e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.95833504e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99925196e-1f));
+  if constexpr (!kMasked) return _mm512_scalef_ps(p, x);
+  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-125.0f), _CMP_GE_OQ);
   return _mm512_maskz_scalef_ps(in_range, p, x);
 }
+
+// Exp2PsCoarse without the range mask, for the full steps of the fixed-shape kernels
+// (KernelShape::kStepTiles > 0), whose lanes are all tokens: no -inf padding there. 5 uops
+// instead of 6 (12 fewer per 64-token int2 page and KV head). Below x = -126 the result is
+// subnormal: vscalefps then took a ~165-cycle microcode assist per instruction on the Emerald
+// Rapids host (session 49, a /tmp probe), unless MXCSR's flush-to-zero is set, as the attention
+// driver does around its tasks (backend/fp_env.h): then those lanes are 0 at full speed, as with
+// the mask. NaN scores (a NaN or infinite query) give NaN weights here, where the mask gave 0;
+// the output is garbage either way, and NaN now reaches the logits, where it is caught
+// (engine/sampler.h).
+HWY_INLINE __m512 Exp2PsCoarseFull(__m512 x) { return Exp2PsCoarse<false>(x); }
 
 // Bits [j * kBits, (j + 1) * kBits) of every byte of raw, moved to the bottom of the byte: plane
 // j of a chunk of codes. Plane 0 is one vpandd; the others of 4-bit codes a 16-bit shift and an
@@ -361,11 +375,16 @@ HWY_INLINE void ScoreTileQuant(const PreparedQuery& q, Shape sh, const HeadBlock
 
 // Scores of `tiles` tiles of a step (tokens [t0, t0 + n)): s[i][h], lanes past the page's used
 // tokens = -inf. The K width is dispatched per tile (the same branch for a whole page).
-template <class Shape>
+// kTileLoop: the tiles in a loop even when their number is fixed (AttendHeadsPipelined), for code
+// size: the int2 page kernel's score tiles were 12 unrolled copies (4 tiles x 3 heads), ~5 KB of
+// its ~22 (session 46). Its scores then go through the stack to the softmax; in the pass-by-pass
+// A/B of session 49 that was 0-2 % faster when the host ran at its usual speed and 4-5 % in a
+// slow spell (docs/benchmarks.md).
+template <class Shape, bool kTileLoop = false>
 HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks& b, int t0, int n, int tiles,
                               __m512 (*s)[16], PrefetchCursor& pf) {
   const int g = sh.g();
-  ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
+  const auto tile = [&](int i) KVBITS_ALWAYS_INLINE {
     pf.issue();
     const int t = t0 + i * kKvTile;
     switch (sh.k_bits(b)) {
@@ -387,7 +406,13 @@ HWY_INLINE void ScoreStepVnni(const PreparedQuery& q, Shape sh, const HeadBlocks
       KVBITS_UNROLL_HEADS
       for (int h = 0; h < g; ++h) s[i][h] = _mm512_mask_blend_ps(valid, neg_inf, s[i][h]);
     }
-  });
+  };
+  if constexpr (kTileLoop) {
+#pragma GCC unroll 1
+    for (int i = 0; i < tiles; ++i) tile(i);
+  } else {
+    ForTiles<Shape::kStepTiles>(tiles, tile);
+  }
 }
 
 // Online-softmax update of one head with `tiles` tiles of scores s[i][h]: turns them into
@@ -423,8 +448,15 @@ HWY_INLINE void SoftmaxStep(__m512 (*s)[16], int tiles, Shape sh, const SoftmaxS
     __m512 sum = _mm512_setzero_ps();
     ForTiles<Shape::kStepTiles>(tiles, [&](int i) KVBITS_ALWAYS_INLINE {
       const __m512 x = _mm512_sub_ps(s[i][h], m);
-      s[i][h] = Shape::kCoarseExp ? Exp2PsCoarse(x) : Exp2Ps(x);  // 2^-inf = 0 for padding
-      sum = _mm512_add_ps(sum, s[i][h]);
+      if constexpr (Shape::kStepTiles > 0) {
+        // A full step: every lane a token (Exp2PsCoarseFull), and the sum starts from the first
+        // tile rather than from zero.
+        s[i][h] = Shape::kCoarseExp ? Exp2PsCoarseFull(x) : Exp2Ps(x);
+        sum = i == 0 ? s[i][h] : _mm512_add_ps(sum, s[i][h]);
+      } else {
+        s[i][h] = Shape::kCoarseExp ? Exp2PsCoarse(x) : Exp2Ps(x);  // 2^-inf = 0 for padding
+        sum = _mm512_add_ps(sum, s[i][h]);
+      }
     });
     _mm512_storeu_ps(st.lane_l + 16 * h, _mm512_add_ps(_mm512_loadu_ps(st.lane_l + 16 * h), sum));
     if (st.l2) {  // AttentionTap only

@@ -84,7 +84,7 @@ HWY_INLINE void AttendHeadsPipelined(const PreparedQuery (*qs)[kAttentionQueryBl
   const auto scores = [&](auto hc) KVBITS_ALWAYS_INLINE {
     constexpr int h = decltype(hc)::value;
     b[h] = ResolveHead(*page.layout, page.data, kvh0 + h);
-    ScoreStepVnni(qs[h][0], fs, b[h], 0, kStep, kVnniStepTiles, s[h], pf);
+    ScoreStepVnni<decltype(fs), /*kTileLoop=*/true>(qs[h][0], fs, b[h], 0, kStep, kVnniStepTiles, s[h], pf);
   };
   scores(std::integral_constant<int, 0>{});
   [&]<int... H>(std::integer_sequence<int, H...>) KVBITS_ALWAYS_INLINE {

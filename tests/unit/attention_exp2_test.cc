@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/fp_env.h"
 #include "hwy/targets.h"
 #include "ops/attention.h"
 #include "ops/attention_detail.h"
@@ -32,6 +33,36 @@ struct Form {
 // - Exp2Ps: table entry (<= 6e-8) times a Taylor term (< 1e-8) with ~3 roundings: 2.5e-7.
 // - Exp2PsCoarse: the degree-3 fit's 7.48e-5 (Remez, attention_vnni-inl.h) + ~3 roundings: 7.7e-5.
 const Form kForms[] = {{0, "Exp2", -126.0f, 3e-7}, {1, "Exp2Ps", -125.0f, 2.5e-7}, {2, "Exp2PsCoarse", -125.0f, 7.7e-5}};
+
+// Exp2PsCoarseFull (form 3): Exp2PsCoarse without its range mask, for full steps, whose lanes are
+// never -inf; the driver runs it under FlushDenormalsScope (backend/fp_env.h).
+TEST(AttentionExp2, TheUnmaskedCoarseFormMatchesTheMaskedOneAndFlushesBelowTheNormalRange) {
+  std::vector<float> x;
+  std::mt19937 rng(49);
+  std::uniform_real_distribution<float> wide(-200.0f, 0.0f);
+  for (int i = 0; i < (1 << 16); ++i) x.push_back(wide(rng));
+  for (float v : {0.0f, -0.0f, -125.0f, -125.5f, -126.0f, -126.5f, -127.0f, -149.0f, -150.0f, -1e30f}) x.push_back(v);
+  while (x.size() % 16 != 0) x.push_back(-3.0f);
+  std::vector<float> masked(x.size()), full(x.size());
+  {
+    const FlushDenormalsScope flush_denormals;
+    if (!attention_detail::softmax_exp2(3, x.data(), x.size(), full.data())) {
+      GTEST_SKIP() << "no VNNI kernel on this machine (" << attention_target_name() << ")";
+    }
+  }
+  ASSERT_TRUE(attention_detail::softmax_exp2(2, x.data(), x.size(), masked.data()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] >= -125.0f) {
+      ASSERT_EQ(full[i], masked[i]) << "x = " << x[i];  // the same operations on the same values
+    } else if (x[i] < -126.0f) {
+      ASSERT_EQ(full[i], 0.0f) << "x = " << x[i];  // subnormal results flushed
+    } else if (full[i] != 0.0f) {  // [-126, -125): normal, within the bound
+      ASSERT_NEAR(full[i] / std::exp2(static_cast<double>(x[i])), 1.0, 7.7e-5) << "x = " << x[i];
+    } else {  // or flushed where the polynomial's < 1 factor took it below 2^-126
+      ASSERT_LT(x[i], -125.99f);
+    }
+  }
+}
 
 std::vector<float> inputs() {
   std::vector<float> x;
