@@ -254,6 +254,11 @@ int bench(const BenchFlags& f) {
       shares.push_back(static_cast<double>(kv.kv_bytes) / attn_ms.back() / 1e6 / probe_gbps.back());
     }
     const std::optional<CpuTimes> attention_t1 = read_cpu_times();
+    // Whether the KV pages and the weights sit on the huge pages asked for (a fragmented host
+    // gives 4 KiB pages quietly, and attention then reads another layout: kv/page_arena.h).
+    const auto share_json = [](std::optional<double> v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    const nlohmann::json huge_pages = {{"kv", share_json(session.kv().huge_page_share())},
+                                       {"weights", share_json(m.model->huge_page_share())}};
     const double attention_ms = median(attn_ms);
     const double attention_share = median(shares);
     // The host's steal over the decode runs (prefills included) and over attention alone: a
@@ -295,6 +300,7 @@ int bench(const BenchFlags& f) {
                       {"attention_step_ms", step_attention},
                       {"attention_step_gbps", step_attention > 0 ? kv_bytes_mean / step_attention / 1e6 : 0.0},
                       {"policy_ms", median(policy_ms)}, {"policy_fraction", policy_fraction},
+                      {"huge_page_share", huge_pages},
                       {"host_steal_fraction", steal}});
     std::fprintf(stderr,
                  "bench: %s depth %lld: %.2f ms/token (roofline %.2f ms from memory, %.2f ms at the working set's "

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -127,6 +130,51 @@ bool transparent_huge_pages_available() noexcept {
   std::fclose(f);
   // The mode in use is the bracketed one: "always [madvise] never".
   return read && (std::strstr(line, "[always]") != nullptr || std::strstr(line, "[madvise]") != nullptr);
+}
+
+std::optional<size_t> parse_smaps_huge_page_bytes(std::string_view smaps, uintptr_t begin, uintptr_t end) {
+  // Each mapping starts with a line "start-end perms offset dev inode [path]" (hex addresses),
+  // followed by "Key:   value kB" lines, AnonHugePages among them.
+  bool any = false, inside = false;
+  size_t total = 0;
+  while (!smaps.empty()) {
+    const size_t eol = smaps.find('\n');
+    const std::string_view line = smaps.substr(0, eol);
+    smaps = eol == std::string_view::npos ? std::string_view{} : smaps.substr(eol + 1);
+    const size_t dash = line.find('-');
+    const size_t space = line.find(' ');
+    if (dash != std::string_view::npos && space != std::string_view::npos && dash < space &&
+        line.find(':') > space) {  // a mapping's header (its key lines have ':' before any space)
+      const std::string lo(line.substr(0, dash)), hi(line.substr(dash + 1, space - dash - 1));
+      char* stop = nullptr;
+      const uintptr_t a = std::strtoull(lo.c_str(), &stop, 16);
+      const bool ok_a = stop != lo.c_str() && *stop == '\0';
+      const uintptr_t b = std::strtoull(hi.c_str(), &stop, 16);
+      const bool ok_b = stop != hi.c_str() && *stop == '\0';
+      inside = ok_a && ok_b && a < end && b > begin;
+      any = any || inside;
+      continue;
+    }
+    constexpr std::string_view kKey = "AnonHugePages:";
+    if (inside && line.substr(0, kKey.size()) == kKey) {
+      total += static_cast<size_t>(std::strtoull(std::string(line.substr(kKey.size())).c_str(), nullptr, 10)) * 1024;
+    }
+  }
+  if (!any) return std::nullopt;
+  return std::min<size_t>(total, end - begin);
+}
+
+std::optional<size_t> huge_page_bytes(const void* data, size_t size) noexcept {
+  try {
+    std::ifstream in("/proc/self/smaps");
+    if (!in) return std::nullopt;
+    std::ostringstream text;
+    text << in.rdbuf();
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+    return parse_smaps_huge_page_bytes(text.str(), begin, begin + size);
+  } catch (...) {  // allocation failure while reading: no figure rather than no program
+    return std::nullopt;
+  }
 }
 
 }  // namespace kvbits

@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace kvbits {
 
@@ -67,5 +69,17 @@ ReservedRegion reserve_memory_region(size_t bytes, bool huge_pages = false) noex
 // Whether the kernel gives transparent huge pages to memory advised MADV_HUGEPAGE: its THP mode
 // (/sys/kernel/mm/transparent_hugepage/enabled) is "always" or "madvise". False when unknown.
 bool transparent_huge_pages_available() noexcept;
+
+// Bytes of the mappings that hold [data, data + size) which the kernel backs with transparent huge
+// pages right now (AnonHugePages in /proc/self/smaps), at most `size`. The advice is a hint: with
+// its free memory fragmented the kernel quietly gives 4 KiB pages instead, and a benchmark on them
+// measures a different layout (kv/page_arena.h). An upper bound when the kernel has merged a
+// neighbouring mapping with the same flags into ours (smaps counts per mapping). nullopt where
+// smaps cannot be read (not Linux, no procfs).
+std::optional<size_t> huge_page_bytes(const void* data, size_t size) noexcept;
+
+// The parser behind it, for tests: the AnonHugePages (kB) of the mappings of an smaps text that
+// overlap [begin, end), in bytes, at most end - begin; nullopt when no mapping overlaps.
+std::optional<size_t> parse_smaps_huge_page_bytes(std::string_view smaps, uintptr_t begin, uintptr_t end);
 
 }  // namespace kvbits

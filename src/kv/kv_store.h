@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -143,6 +144,12 @@ class KvStore {
   // The precision the token at `pos` is stored at in layer l (the window is 16/16).
   KvPrecision precision_at(int layer, int64_t pos) const;
   KvStats stats() const;
+  // Share of the shared page region's written bytes that lie on transparent huge pages now, in
+  // [0, 1] (io/mapped_file.h huge_page_bytes; the written bytes rounded up to whole 2 MiB pages).
+  // nullopt without a huge-page region (THP off, AddressSanitizer: a region per layer on 4 KiB
+  // pages), before any page is written, or where /proc/self/smaps cannot be read. Reads smaps:
+  // for reports, not for a decode loop.
+  std::optional<double> huge_page_share() const;
 
  private:
   struct Layer;

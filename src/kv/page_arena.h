@@ -61,6 +61,7 @@ class PageRegion {
   void reset() noexcept;
 
   bool contains(const uint8_t* p) const { return region_ && p >= region_.get() && p < region_.get() + size_; }
+  const uint8_t* data() const { return region_.get(); }
   size_t size() const { return size_; }
   size_t used() const { return std::min(used_.load(std::memory_order_relaxed), size_); }
   bool huge_pages() const { return huge_pages_; }

@@ -37,6 +37,14 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
   return model;
 }
 
+std::optional<double> LlamaModel::huge_page_share() const {
+  const size_t bytes = repacked_.get_deleter().size;
+  if (!repacked_ || bytes == 0) return std::nullopt;
+  const std::optional<size_t> huge = huge_page_bytes(repacked_.get(), bytes);
+  if (!huge) return std::nullopt;
+  return static_cast<double>(*huge) / static_cast<double>(bytes);
+}
+
 void LlamaModel::repack_weights() {
   std::vector<MatrixView*> mats;
   auto consider = [&](MatrixView& m) {

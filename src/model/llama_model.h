@@ -6,6 +6,7 @@
 // matrix-matrix kernels, appends their K/V to the cache, and returns logits for the rows asked.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,6 +68,9 @@ class LlamaModel {
   const LlamaConfig& config() const { return config_; }
   const LlamaWeights& weights() const { return weights_; }
   const GgufFile& file() const { return file_; }
+  // Share of the repacked matrices' bytes on transparent huge pages now (io/mapped_file.h
+  // huge_page_bytes), in [0, 1]; nullopt when nothing was repacked or smaps cannot be read.
+  std::optional<double> huge_page_share() const;
 
   // Runs the tokens, appending their K/V to the store's window (the engine commits them later),
   // and returns logits: [n_out, vocab] with n_out = 0, 1 or n per `which`. Throws Error if the

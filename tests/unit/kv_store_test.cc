@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "kv/kv_store.h"
@@ -63,6 +64,25 @@ TEST(KvStore, StaticAccountingIsExact) {
         EXPECT_EQ(pages[i].data, pages[i - 1].data + pages[i - 1].layout->page_bytes()) << to_string(k.p);
       }
     }
+  }
+}
+
+// huge_page_share: nothing to say for an empty store; after pages are written, a share in [0, 1]
+// where the store has a huge-page region and smaps is readable (whether the kernel gave huge
+// pages is the host's business), nullopt where it has none (THP off, AddressSanitizer).
+TEST(KvStore, HugePageShareIsAFractionOfTheWrittenRegion) {
+  ThreadPool pool(2);
+  const LlamaConfig c = kv_test_config(3, 6, 2, 64);
+  KvStore store(c, options(1000));
+  EXPECT_EQ(store.huge_page_share(), std::nullopt);
+  fill_store(store, c, 300, 64, 0, {KvPrecision{2, 2}}, 1, pool);
+  const std::optional<double> share = store.huge_page_share();
+  const bool region = PageArena(4096).region_size() > 0 && transparent_huge_pages_available();
+  if (!region) {
+    EXPECT_EQ(share, std::nullopt);
+  } else if (share) {
+    EXPECT_GE(*share, 0.0);
+    EXPECT_LE(*share, 1.0);
   }
 }
 
