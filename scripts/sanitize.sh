@@ -15,4 +15,4 @@ cmake --build build-asan -j"$(nproc)" --target kvbits_unit_tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions="$here/scripts/ubsan.supp"
 ./build-asan/tests/kvbits_unit_tests \
-  --gtest_filter='Kv*:PageArena*:Attention*:ChunkLanes*:DecodeSplit*:DamageProbe*:SessionFeatures*:Hadamard*:Matmul*:Planar*:Quant*:Controller*:HugePageBuffer*:MemoryBandwidth*'
+  --gtest_filter='Kv*:PageArena*:Attention*:ChunkLanes*:DecodeSplit*:DamageProbe*:SessionFeatures*:Hadamard*:Matmul*:Planar*:Quant*:Controller*:HugePageBuffer*:HugePageBytes*:FlushDenormalsScope*:MemoryBandwidth*'
