@@ -77,8 +77,6 @@ void MunmapDeleter::operator()(uint8_t* p) const noexcept {
 
 namespace {
 
-constexpr size_t kHugePage = size_t{2} << 20;
-
 // `size` bytes (a multiple of align) of anonymous memory mapped with `flags`, starting on an
 // `align` boundary: when align exceeds the 4 KiB page, align bytes more are mapped and the
 // unaligned head and the tail unmapped. nullptr on failure, errno as mmap left it.
@@ -99,8 +97,8 @@ void* map_aligned(size_t size, size_t align, int flags) noexcept {
 }  // namespace
 
 HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
-  const size_t size = (std::max<size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = map_aligned(size, kHugePage, MAP_PRIVATE | MAP_ANONYMOUS);
+  const size_t size = (std::max<size_t>(bytes, 1) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  void* p = map_aligned(size, kHugePageBytes, MAP_PRIVATE | MAP_ANONYMOUS);
   if (p == nullptr) {
     throw Error("cannot map " + std::to_string(size >> 20) + " MiB of memory: " + std::strerror(errno));
   }
@@ -112,7 +110,7 @@ HugePageBuffer allocate_huge_page_buffer(size_t bytes) {
 
 ReservedRegion reserve_memory_region(size_t bytes, bool huge_pages) noexcept {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t align = huge_pages ? std::max(page, kHugePage) : page;
+  const size_t align = huge_pages ? std::max(page, kHugePageBytes) : page;
   const size_t size = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
   void* region = map_aligned(size, align, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   if (region == nullptr) return ReservedRegion(nullptr, MunmapDeleter{0});

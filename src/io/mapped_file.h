@@ -42,6 +42,10 @@ class MappedFile {
 // Used after weights were repacked into memory of our own. Best effort: errors are ignored.
 void release_mapped_pages(const void* data, size_t size) noexcept;
 
+// The size of an x86-64 transparent huge page, which allocate_huge_page_buffer and
+// reserve_memory_region(..., huge_pages) align and round to.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+
 // Anonymous, zero-filled memory aligned to 2 MiB and marked for transparent huge pages
 // (MADV_HUGEPAGE: hosts whose THP mode is "madvise" give plain allocations 4 KiB pages). Decode
 // streams ~100 MB of weights per token; with 4 KiB pages that is a TLB miss every 4 KiB, and the

@@ -500,12 +500,7 @@ KvPrecision KvStore::precision_at(int layer, int64_t pos) const {
 }
 
 std::optional<double> KvStore::huge_page_share() const {
-  if (!region_ || !region_->huge_pages() || region_->used() == 0) return std::nullopt;
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t written = (region_->used() + kHugePage - 1) / kHugePage * kHugePage;
-  const std::optional<size_t> huge = huge_page_bytes(region_->data(), std::min(written, region_->size()));
-  if (!huge) return std::nullopt;
-  return std::min(1.0, static_cast<double>(*huge) / static_cast<double>(written));
+  return region_ ? region_->huge_page_share() : std::nullopt;
 }
 
 uint64_t KvStore::page_bytes_allocated() const {

@@ -14,10 +14,6 @@ namespace kvbits {
 #endif
 #endif
 
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-}  // namespace
-
 PageRegion::PageRegion(size_t reserve_bytes, bool huge_pages) {
 #ifdef KVBITS_ASAN
   // Under AddressSanitizer every page is a heap allocation of its own, with redzones: in one
@@ -26,7 +22,7 @@ PageRegion::PageRegion(size_t reserve_bytes, bool huge_pages) {
 #endif
   if (reserve_bytes == 0) return;
   // Whole huge pages, as mapped: reset() then never returns part of one.
-  if (huge_pages) reserve_bytes = (reserve_bytes + kHugePage - 1) / kHugePage * kHugePage;
+  if (huge_pages) reserve_bytes = (reserve_bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   region_ = reserve_memory_region(reserve_bytes, huge_pages);
   if (region_) {
     size_ = reserve_bytes;  // the mapping's start is page-aligned, so 64-byte aligned
@@ -41,14 +37,24 @@ uint8_t* PageRegion::take(size_t bytes) noexcept {
   return region_.get() + at;
 }
 
-void PageRegion::reset() noexcept {
+size_t PageRegion::touched() const {
   const size_t used = this->used();
-  if (used > 0) {  // back to zero pages, memory returned
-    // Whole huge pages (size_ is a whole number of them too).
-    const size_t whole = huge_pages_ ? std::min((used + kHugePage - 1) / kHugePage * kHugePage, size_) : used;
-    release_mapped_pages(region_.get(), whole);
-  }
+  // Whole huge pages (size_ is a whole number of them too).
+  return huge_pages_ ? std::min((used + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes, size_) : used;
+}
+
+void PageRegion::reset() noexcept {
+  // Back to zero pages, memory returned.
+  if (const size_t touched = this->touched(); touched > 0) release_mapped_pages(region_.get(), touched);
   used_.store(0, std::memory_order_relaxed);
+}
+
+std::optional<double> PageRegion::huge_page_share() const {
+  const size_t touched = this->touched();
+  if (!huge_pages_ || touched == 0) return std::nullopt;
+  const std::optional<size_t> huge = huge_page_bytes(region_.get(), touched);
+  if (!huge) return std::nullopt;
+  return std::min(1.0, static_cast<double>(*huge) / static_cast<double>(touched));
 }
 
 PageArena::PageArena(size_t reserve_bytes) {

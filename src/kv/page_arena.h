@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -61,12 +62,19 @@ class PageRegion {
   void reset() noexcept;
 
   bool contains(const uint8_t* p) const { return region_ && p >= region_.get() && p < region_.get() + size_; }
-  const uint8_t* data() const { return region_.get(); }
   size_t size() const { return size_; }
   size_t used() const { return std::min(used_.load(std::memory_order_relaxed), size_); }
   bool huge_pages() const { return huge_pages_; }
+  // Share of the written bytes (in whole 2 MiB pages) that the kernel backs with transparent huge
+  // pages now, in [0, 1] (io/mapped_file.h huge_page_bytes); nullopt for a region not on huge
+  // pages, before any take(), or where /proc/self/smaps cannot be read.
+  std::optional<double> huge_page_share() const;
 
  private:
+  // The bytes taken since reset(), in whole huge pages on a huge-page region: what reset() returns
+  // to the OS and what huge_page_share() reads.
+  size_t touched() const;
+
   ReservedRegion region_;
   size_t size_ = 0;
   bool huge_pages_ = false;
